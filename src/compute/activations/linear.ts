@@ -1,0 +1,14 @@
+import type { ActivationRule } from './rule.js';
+
+/** f(z) = z: identity Jacobian, no curvature. */
+export const linear: ActivationRule = {
+  name: 'linear',
+  aliases: [],
+  apply: (z) => ({
+    output: z,
+    backward: (g) => g,
+    jvp: (rz) => rz,
+    vjp: (rg) => rg,
+    curvature: () => null,
+  }),
+};

@@ -1,0 +1,118 @@
+import { BasisDirections, DenseDirections, type DirectionSeed } from './directions.js';
+import { NumericalError } from './errors.js';
+import type { PreparedModel } from './model.js';
+import type { ParameterTensor } from './parameters.js';
+import { tf, type Tensor3D } from './tf.js';
+
+/**
+ * Exact Hessian-vector products by the R-operator (Pearlmutter's forward-over-reverse), K directions
+ * at a time: a forward pass of R(z), R(a) from the first layer the directions touch, the loss's
+ * curvature at the output, then a backward pass of R(delta) that yields H v for every column tensor.
+ * The full Hessian is this with unit vectors, P/K times.
+ */
+export function hessianVectorProducts(model: PreparedModel, seed: DirectionSeed, columns: readonly ParameterTensor[] = model.parameters): Float32Array {
+  const width = columns.reduce((n, t) => Math.max(n, t.offset + t.size), 0);
+  const rows = new Float32Array(seed.count * width);
+  const lowestColumnLayer = Math.min(...columns.map((t) => t.layer));
+  tf.tidy(() => {
+    const { layers } = model;
+    const rInputs: (Tensor3D | null)[] = [];
+    const rZ: (Tensor3D | null)[] = [];
+    let rActivation: Tensor3D | null = null;
+    for (let l = seed.firstLayer; l < layers.length; l++) {
+      rInputs[l] = rActivation;
+      rZ[l] = layers[l].rForward(rActivation, seed.inputTerm(l, layers[l]));
+      rActivation = rZ[l] ? layers[l].activation.jvp(rZ[l]!) : null;
+    }
+    let rGradient = model.lossState.hvp(rActivation!);
+    for (let l = layers.length - 1; l >= lowestColumnLayer; l--) {
+      const layer = layers[l];
+      const rDelta = layer.rDelta(rGradient, rZ[l] ?? null);
+      const layerColumns = columns.filter((t) => t.layer === l);
+      if (layerColumns.length) {
+        const needsInputTerm = layerColumns.some((t) => t.kind === 'kernel');
+        const parts = layer.rowContributions(rDelta, needsInputTerm ? (rInputs[l] ?? null) : null);
+        for (const t of layerColumns) placeColumns(rows, width, seed.count, t, layer.inputs, layer.units, parts);
+      }
+      if (l > lowestColumnLayer) rGradient = layer.rBackward(rDelta, seed.outputTerm(l, layer));
+    }
+  });
+  seed.addRegularizer(rows, width, columns, model.layers);
+  return rows;
+}
+
+/** Copies one tensor's columns of the K rows out of the layouts DenseLayer.rowContributions gives. */
+function placeColumns(
+  rows: Float32Array,
+  width: number,
+  count: number,
+  tensor: ParameterTensor,
+  n: number,
+  m: number,
+  { fromDelta, fromInput }: { fromDelta: Float32Array; fromInput: Float32Array | null },
+): void {
+  const km = count * m;
+  const kn = count * n;
+  for (let d = 0; d < count; d++) {
+    const rowStart = d * width + tensor.offset;
+    if (tensor.kind === 'bias') {
+      rows.set(fromDelta.subarray(n * km + d * m, n * km + d * m + m), rowStart);
+      continue;
+    }
+    for (let i = 0; i < n; i++) {
+      const out = rowStart + i * m;
+      const src = i * km + d * m;
+      if (fromInput) {
+        for (let j = 0; j < m; j++) rows[out + j] = fromDelta[src + j] + fromInput[j * kn + d * n + i];
+      } else {
+        rows.set(fromDelta.subarray(src, src + m), out);
+      }
+    }
+  }
+}
+
+/** A run of consecutive Hessian rows inside one parameter tensor. */
+export interface RowBlock {
+  /** Index into model.parameters. */
+  tensor: number;
+  /** First element of the tensor. */
+  start: number;
+  count: number;
+  /** First row of the Hessian (= tensor offset + start). */
+  row: number;
+}
+
+/** Splits the P rows into blocks of at most `blockSize` that never straddle two tensors. */
+export function planRowBlocks(parameters: readonly ParameterTensor[], blockSize: number): RowBlock[] {
+  const blocks: RowBlock[] = [];
+  parameters.forEach((t, tensor) => {
+    for (let start = 0; start < t.size; start += blockSize) {
+      blocks.push({ tensor, start, count: Math.min(blockSize, t.size - start), row: t.offset + start });
+    }
+  });
+  return blocks;
+}
+
+/**
+ * How many directions to carry at once: enough rows (B*K) for efficient matMuls, few enough that the
+ * working set of [B, K, width] tensors stays around 64 MB.
+ */
+export function defaultBlockSize(batch: number, widestLayer: number): number {
+  const byRows = Math.ceil(32768 / batch);
+  const byMemory = Math.floor((2 * 1024 * 1024) / (batch * Math.max(widestLayer, 1)));
+  return Math.max(1, Math.min(512, byRows, byMemory));
+}
+
+/** Rows [block.count x P] of the Hessian. */
+export function hessianRows(model: PreparedModel, block: RowBlock): Float32Array {
+  const tensor = model.parameters[block.tensor];
+  const seed = new BasisDirections(tensor, block.start, block.count, model.layers[tensor.layer]);
+  const rows = hessianVectorProducts(model, seed);
+  if (!rows.every(Number.isFinite)) throw new NumericalError(`Hessian rows ${block.row}..${block.row + block.count - 1} are not finite on this data`);
+  return rows;
+}
+
+/** H V for K arbitrary directions V [K x P] (row-major) over the selected parameters. */
+export function hessianTimes(model: PreparedModel, vectors: Float32Array, count: number): Float32Array {
+  return hessianVectorProducts(model, new DenseDirections(vectors, count, model.parameters, model.layers));
+}

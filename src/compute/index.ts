@@ -1,0 +1,77 @@
+/**
+ * The Hessian engine: exact loss, gradient and full Hessian over all parameters of a sequential dense
+ * model, flattened into one vector. Knows nothing of HTTP; the service calls it from worker threads.
+ */
+import { HessianRequest } from '../schemas/model.js';
+import { activeBackend, initBackend, type BackendInfo } from './backend.js';
+import { defaultBlockSize, hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
+import { SpecError } from './errors.js';
+import { PreparedModel } from './model.js';
+import type { ParameterTensor } from './parameters.js';
+
+export { initBackend, activeBackend, type BackendInfo } from './backend.js';
+export { hessianRows, hessianTimes, planRowBlocks, defaultBlockSize, type RowBlock } from './curvature.js';
+export { SpecError, NumericalError, type FieldIssue } from './errors.js';
+export { PreparedModel } from './model.js';
+export { allParameters, selectParameters, totalSize, type ParameterTensor } from './parameters.js';
+
+/** Validates a request body; throws SpecError naming each bad field. */
+export function parseRequest(body: unknown): HessianRequest {
+  const parsed = HessianRequest.safeParse(body);
+  if (parsed.success) return parsed.data;
+  throw new SpecError(parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: issueMessage(i.path, i.message) })));
+}
+
+/** ["model","layers",1,"kernel"] -> "model.layers[1].kernel" */
+export function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((s, key) => (typeof key === 'number' ? `${s}[${key}]` : s ? `${s}.${String(key)}` : String(key)), '');
+}
+
+/** Messages from the consistency checks already name their field; zod's own do not. */
+const issueMessage = (path: readonly PropertyKey[], message: string) => {
+  const where = formatPath(path);
+  return !where || message.startsWith(where) ? message : `${where}: ${message}`;
+};
+
+export interface HessianSummary {
+  parameters: ParameterTensor[];
+  size: number;
+  loss: number;
+  gradient: Float32Array;
+}
+
+export interface HessianResult extends HessianSummary {
+  /** P x P row-major; absent when rows went to onRows instead. */
+  hessian?: Float32Array;
+  meta: BackendInfo & { elapsedMs: number };
+}
+
+export interface ComputeOptions {
+  blockSize?: number;
+  /** Receives each row block as it is ready ([count x P] rows from `row`); the matrix is then not kept. */
+  onRows?: (row: number, count: number, rows: Float32Array) => void;
+}
+
+/** Computes the whole result in this thread (the service spreads the row blocks over workers instead). */
+export async function computeHessian(body: unknown, options: ComputeOptions = {}): Promise<HessianResult> {
+  const started = performance.now();
+  const backend = activeBackend() ?? (await initBackend());
+  const model = new PreparedModel(parseRequest(body));
+  try {
+    const hessian = options.onRows ? undefined : new Float32Array(model.size * model.size);
+    for (const block of planRowBlocks(model.parameters, options.blockSize ?? blockSizeFor(model))) {
+      const rows = hessianRows(model, block);
+      if (hessian) hessian.set(rows, block.row * model.size);
+      else options.onRows!(block.row, block.count, rows);
+    }
+    const { parameters, size, loss, gradient } = model;
+    return { parameters, size, loss, gradient, hessian, meta: { ...backend, elapsedMs: performance.now() - started } };
+  } finally {
+    model.dispose();
+  }
+}
+
+export const blockSizeFor = (model: PreparedModel): number =>
+  defaultBlockSize(model.batch, Math.max(...model.layers.map((l) => Math.max(l.inputsAug, l.units))));
+
+

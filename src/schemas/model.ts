@@ -1,0 +1,161 @@
+import { z } from 'zod';
+import { ACTIVATION_NAMES } from '../compute/activations/index.js';
+import { LOSS_NAMES, lossRule } from '../compute/losses/index.js';
+import { allParameters, layerInputs, layerName } from '../compute/parameters.js';
+
+/**
+ * The request the engine and the API take: a sequential model of dense layers (Keras conventions),
+ * a loss, a data batch and optionally the parameter tensors to differentiate with respect to.
+ * These schemas are the one source of validation, TypeScript types and the OpenAPI document.
+ */
+
+const activationName = z.enum(ACTIVATION_NAMES).describe('Activation name (camelCase, or the Keras snake_case alias)');
+
+export const ActivationSpec = z
+  .union([
+    activationName,
+    z
+      .object({ type: activationName, alpha: z.number().optional().describe('leakyRelu slope (default 0.2) or elu alpha (default 1)') })
+      .strict(),
+  ])
+  .describe('An activation name, or {type, alpha} for leakyRelu and elu');
+
+export const DenseLayer = z
+  .object({
+    type: z.literal('dense'),
+    units: z.number().int().min(1).max(1_000_000),
+    activation: ActivationSpec.default('linear'),
+    useBias: z.boolean().default(true),
+    kernel: z
+      .array(z.array(z.number()))
+      .optional()
+      .describe('[inputs][units]: y = x · kernel + bias. Omitted: Glorot-uniform from the model seed'),
+    bias: z.array(z.number()).optional().describe('[units]. Omitted: zeros'),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only, at most 64 characters')
+      .optional()
+      .describe('Defaults to dense_1, dense_2, ...'),
+    kernelRegularizer: z
+      .object({ l2: z.number().min(0).describe('adds l2 · Σ kernel² to the loss (Keras: no 1/2, biases not regularized)') })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const Model = z
+  .object({
+    inputShape: z.tuple([z.number().int().min(1).max(1_000_000)]).describe('[features]'),
+    layers: z.array(DenseLayer).min(1).max(64),
+    seed: z.number().int().min(0).max(2 ** 31).default(0).describe('Seed for weights the request leaves out'),
+  })
+  .strict();
+
+const lossName = z.enum(LOSS_NAMES);
+export const LossSpec = z.union([
+  lossName,
+  z
+    .object({
+      type: lossName,
+      fromLogits: z.boolean().optional().describe('Cross-entropies only: the output is logits (default false, as Keras)'),
+      delta: z.number().positive().optional().describe('huber only (default 1)'),
+    })
+    .strict(),
+]);
+
+export const Data = z
+  .object({
+    x: z.array(z.array(z.number())).min(1).describe('[batch][features]'),
+    y: z
+      .array(z.union([z.number(), z.array(z.number())]))
+      .describe('[batch][units] targets, or [batch] integer labels for sparseCategoricalCrossentropy'),
+  })
+  .strict();
+
+export const HessianRequest = z
+  .object({
+    model: Model,
+    loss: LossSpec,
+    data: Data,
+    wrt: z
+      .array(z.string())
+      .min(1)
+      .optional()
+      .describe('Parameter tensors to keep, e.g. ["dense_2/kernel"], in this order; default: all'),
+  })
+  .strict()
+  .superRefine(checkConsistency);
+
+export type Model = z.infer<typeof Model>;
+export type DenseLayer = z.infer<typeof DenseLayer>;
+export type ActivationSpec = z.infer<typeof ActivationSpec>;
+export type LossSpec = z.infer<typeof LossSpec>;
+export type HessianRequest = z.infer<typeof HessianRequest>;
+export type HessianRequestInput = z.input<typeof HessianRequest>;
+
+/** The loss spec in its object form. */
+export const normalizeLoss = (loss: LossSpec) => (typeof loss === 'string' ? { type: loss } : loss);
+
+/** Checks that need more than one field: shapes that must chain, targets that must fit the loss. */
+function checkConsistency(request: HessianRequest, ctx: z.RefinementCtx): void {
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+  const { model, data } = request;
+  const inputs = layerInputs(model);
+  model.layers.forEach((layer, l) => {
+    const at = (field: string) => `model.layers[${l}].${field}`;
+    const source = l === 0 ? `the input has ${inputs[0]} features` : `the previous layer has ${inputs[l]} units`;
+    if (layer.kernel) {
+      if (layer.kernel.length !== inputs[l]) {
+        issue(['model', 'layers', l, 'kernel'], `${at('kernel')} has ${layer.kernel.length} rows but ${source}`);
+      } else {
+        const bad = layer.kernel.findIndex((row) => row.length !== layer.units);
+        if (bad >= 0) {
+          issue(['model', 'layers', l, 'kernel', bad], `${at(`kernel[${bad}]`)} has ${layer.kernel[bad].length} entries but the layer has ${layer.units} units`);
+        }
+      }
+    }
+    if (layer.bias && !layer.useBias) issue(['model', 'layers', l, 'bias'], `${at('bias')} is given but useBias is false`);
+    if (layer.bias && layer.bias.length !== layer.units) {
+      issue(['model', 'layers', l, 'bias'], `${at('bias')} has ${layer.bias.length} entries but the layer has ${layer.units} units`);
+    }
+  });
+  const names = model.layers.map((_, l) => layerName(model, l));
+  names.forEach((name, l) => {
+    if (names.indexOf(name) !== l) issue(['model', 'layers', l, 'name'], `model.layers[${l}].name '${name}' is used by an earlier layer`);
+  });
+
+  const features = inputs[0];
+  const badRow = data.x.findIndex((row) => row.length !== features);
+  if (badRow >= 0) issue(['data', 'x', badRow], `data.x[${badRow}] has ${data.x[badRow].length} features but model.inputShape is [${features}]`);
+  if (data.y.length !== data.x.length) issue(['data', 'y'], `data.y has ${data.y.length} rows but data.x has ${data.x.length}`);
+  checkTargets(request, issue);
+
+  if (request.wrt) {
+    const known = new Set(allParameters(model).map((t) => t.name));
+    request.wrt.forEach((name, i) => {
+      if (!known.has(name)) issue(['wrt', i], `wrt[${i}] '${name}' is not a parameter tensor; the model has ${[...known].join(', ')}`);
+      else if (request.wrt!.indexOf(name) !== i) issue(['wrt', i], `wrt[${i}] '${name}' is listed twice`);
+    });
+  }
+}
+
+function checkTargets(request: HessianRequest, issue: (path: (string | number)[], message: string) => void): void {
+  const loss = normalizeLoss(request.loss);
+  const rule = lossRule(loss.type);
+  const units = request.model.layers[request.model.layers.length - 1].units;
+  if ('fromLogits' in loss && loss.fromLogits !== undefined && !rule.takesLogits) {
+    issue(['loss', 'fromLogits'], `loss.fromLogits does not apply to ${loss.type}`);
+  }
+  if ('delta' in loss && loss.delta !== undefined && rule.name !== 'huber') issue(['loss', 'delta'], `loss.delta applies only to huber`);
+  request.data.y.forEach((target, b) => {
+    const at = `data.y[${b}]`;
+    if (rule.targets === 'labels') {
+      const label = Array.isArray(target) && target.length === 1 ? target[0] : target;
+      if (typeof label !== 'number' || !Number.isInteger(label) || label < 0 || label >= units) {
+        issue(['data', 'y', b], `${at} must be an integer class label in [0, ${units - 1}] for ${rule.name}`);
+      }
+    } else if (Array.isArray(target) ? target.length !== units : units !== 1) {
+      issue(['data', 'y', b], `${at} must have ${units} entries (the last layer's units) for ${rule.name}`);
+    }
+  });
+}

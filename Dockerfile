@@ -36,19 +36,22 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN set -e; \
     bundle=/usr/local/share/hessian-build-ca.pem; \
     : > "$bundle"; \
-    if [ -n "${EXTRA_CA_CERTS_B64}" ]; then \
-      if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r "${NODE_EXTRA_CA_CERTS}" ]; then cat "${NODE_EXTRA_CA_CERTS}" >> "$bundle"; fi; \
-      printf '%s' "${EXTRA_CA_CERTS_B64}" | base64 -d > /tmp/extra-ca.pem; \
-      grep -q 'BEGIN CERTIFICATE' /tmp/extra-ca.pem || { echo 'EXTRA_CA_CERTS_B64 holds no PEM certificate' >&2; exit 1; }; \
+    printenv EXTRA_CA_CERTS_B64 | base64 -d > /tmp/extra-ca.pem || true; \
+    if [ -s /tmp/extra-ca.pem ]; then \
+      given=$(grep -c 'BEGIN CERTIFICATE' /tmp/extra-ca.pem || true); \
+      [ "$given" -gt 0 ] || { echo 'EXTRA_CA_CERTS_B64 holds no PEM certificate' >&2; exit 1; }; \
+      if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r "${NODE_EXTRA_CA_CERTS:-}" ]; then cat "${NODE_EXTRA_CA_CERTS}" >> "$bundle"; fi; \
       cat /tmp/extra-ca.pem >> "$bundle"; \
       if command -v update-ca-certificates >/dev/null 2>&1; then \
         mkdir -p /usr/local/share/ca-certificates; \
         cp /tmp/extra-ca.pem /usr/local/share/ca-certificates/hessian-build-extra.crt; \
         update-ca-certificates >/dev/null 2>&1 || true; \
       fi; \
-      rm -f /tmp/extra-ca.pem; \
-      echo "build: trusting $(grep -c 'BEGIN CERTIFICATE' "$bundle") extra CA certificate(s) via NODE_EXTRA_CA_CERTS"; \
+      echo "build: trusting ${given} extra CA certificate(s) from EXTRA_CA_CERTS_B64 (NODE_EXTRA_CA_CERTS)"; \
+    else \
+      echo 'build: no EXTRA_CA_CERTS_B64 given'; \
     fi; \
+    rm -f /tmp/extra-ca.pem; \
     printf '%s\n' \
       "if [ -s $bundle ]; then export NODE_EXTRA_CA_CERTS=$bundle; fi" \
       'export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false' \
@@ -81,7 +84,7 @@ RUN if node -e "require('@tensorflow/tfjs-node')" >/tmp/tfjs-node.log 2>&1; then
       echo 'tfjs backend check: @tensorflow/tfjs-node loaded -> native (tensorflow) backend'; \
     else \
       echo 'tfjs backend check: @tensorflow/tfjs-node not available -> falling back to wasm'; \
-      head -n 3 /tmp/tfjs-node.log | sed 's/^/  (node) /'; \
+      grep -m 1 -E 'Error|Cannot' /tmp/tfjs-node.log | sed 's/^/  (node) /'; \
     fi; rm -f /tmp/tfjs-node.log
 
 # ---------------------------------------------------------------------------

@@ -60,13 +60,14 @@ function placeColumns(
       continue;
     }
     for (let i = 0; i < n; i++) {
-      const out = rowStart + i * m;
       const src = i * km + d * m;
-      if (fromInput) {
-        for (let j = 0; j < m; j++) rows[out + j] = fromDelta[src + j] + fromInput[j * kn + d * n + i];
-      } else {
-        rows.set(fromDelta.subarray(src, src + m), out);
-      }
+      rows.set(fromDelta.subarray(src, src + m), rowStart + i * m);
+    }
+    if (!fromInput) continue;
+    // fromInput is contiguous along i: read it in that order, writing with the short stride m.
+    for (let j = 0; j < m; j++) {
+      const src = j * kn + d * n;
+      for (let i = 0; i < n; i++) rows[rowStart + i * m + j] += fromInput[src + i];
     }
   }
 }
@@ -108,8 +109,13 @@ export function hessianRows(model: PreparedModel, block: RowBlock): Float32Array
   const tensor = model.parameters[block.tensor];
   const seed = new BasisDirections(tensor, block.start, block.count, model.layers[tensor.layer]);
   const rows = hessianVectorProducts(model, seed);
-  if (!rows.every(Number.isFinite)) throw new NumericalError(`Hessian rows ${block.row}..${block.row + block.count - 1} are not finite on this data`);
+  if (!allFinite(rows)) throw new NumericalError(`Hessian rows ${block.row}..${block.row + block.count - 1} are not finite on this data`);
   return rows;
+}
+
+function allFinite(values: Float32Array): boolean {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
+  return true;
 }
 
 /** H V for K arbitrary directions V [K x P] (row-major) over the selected parameters. */

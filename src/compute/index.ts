@@ -2,6 +2,7 @@
  * The Hessian engine: exact loss, gradient and full Hessian over all parameters of a sequential dense
  * model, flattened into one vector. Knows nothing of HTTP; the service calls it from worker threads.
  */
+import type { z } from 'zod';
 import { HessianRequest } from '../schemas/model.js';
 import { activeBackend, initBackend, type BackendInfo } from './backend.js';
 import { defaultBlockSize, hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
@@ -19,8 +20,12 @@ export { allParameters, selectParameters, totalSize, type ParameterTensor } from
 export function parseRequest(body: unknown): HessianRequest {
   const parsed = HessianRequest.safeParse(body);
   if (parsed.success) return parsed.data;
-  throw new SpecError(parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: issueMessage(i.path, i.message) })));
+  throw specError(parsed.error);
 }
+
+/** A zod failure as a SpecError whose issues name their fields ("model.layers[1].kernel"). */
+export const specError = (error: z.ZodError): SpecError =>
+  new SpecError(error.issues.map((i) => ({ path: formatPath(i.path), message: issueMessage(i.path, i.message) })));
 
 /** ["model","layers",1,"kernel"] -> "model.layers[1].kernel" */
 export function formatPath(path: readonly PropertyKey[]): string {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ACTIVATION_NAMES } from '../compute/activations/index.js';
 import { LOSS_NAMES, lossRule } from '../compute/losses/index.js';
 import { allParameters, layerInputs, layerName } from '../compute/parameters.js';
+import { EXAMPLE_REQUEST } from './examples.js';
 
 /**
  * The request the engine and the API take: a sequential model of dense layers (Keras conventions),
@@ -72,7 +73,7 @@ export const Data = z
   })
   .strict();
 
-export const HessianRequest = z
+const RequestFields = z
   .object({
     model: Model,
     loss: LossSpec,
@@ -83,14 +84,15 @@ export const HessianRequest = z
       .optional()
       .describe('Parameter tensors to keep, e.g. ["dense_2/kernel"], in this order; default: all'),
   })
-  .strict()
-  .superRefine(checkConsistency);
+  .strict();
+
+export const HessianRequest = RequestFields.superRefine(checkConsistency).meta({ id: 'HessianRequest', examples: [EXAMPLE_REQUEST] });
 
 export type Model = z.infer<typeof Model>;
 export type DenseLayer = z.infer<typeof DenseLayer>;
 export type ActivationSpec = z.infer<typeof ActivationSpec>;
 export type LossSpec = z.infer<typeof LossSpec>;
-export type HessianRequest = z.infer<typeof HessianRequest>;
+export type HessianRequest = z.infer<typeof RequestFields>;
 export type HessianRequestInput = z.input<typeof HessianRequest>;
 
 /** The loss spec in its object form. */

@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler } from 'fastify-type-provider-zod';
+import { pino } from 'pino';
+import type { ZodType } from 'zod';
+import { specError, type BackendInfo } from './compute/index.js';
+import type { Config } from './config.js';
+import { JobManager } from './jobs/manager.js';
+import { ComputePool } from './jobs/pool.js';
+import { ResultStore } from './jobs/store.js';
+import { createMetrics } from './metrics.js';
+import type { ServiceContext } from './routes/context.js';
+import { errorHandler } from './routes/errors.js';
+import { hessianRoutes } from './routes/hessian.js';
+import { jobRoutes } from './routes/jobs.js';
+import { opsRoutes } from './routes/ops.js';
+
+export const API_DESCRIPTION = `Exact Hessian of a model's loss with respect to all its parameters flattened into one vector,
+every block included (also the cross-layer ones), with a map from each row to its tensor and index.
+Send a sequential dense model (Keras conventions: kernel [inputs][units]), a loss and a data batch.`;
+
+/**
+ * Builds the service: result store, worker pool, job manager, metrics and the HTTP routes.
+ * Resolves once the store has been recovered; the pool's backend loads in the background (/ready).
+ */
+export async function buildApp(config: Config): Promise<FastifyInstance> {
+  const store = new ResultStore(config.RESULTS_DIR);
+  const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND);
+  let manager: JobManager;
+  const metrics = createMetrics(() => manager);
+  manager = new JobManager(
+    store,
+    pool,
+    { maxQueued: config.MAX_QUEUED_JOBS, ttlSeconds: config.RESULT_TTL_SECONDS },
+    { rowsComputed: (n) => metrics.rows.inc(n) },
+  );
+  await manager.init();
+
+  const app = Fastify({
+    loggerInstance: pino({ level: config.LOG_LEVEL }),
+    bodyLimit: config.MAX_BODY_BYTES,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+  });
+
+  let backend: BackendInfo | null = null;
+  pool.backend().then(
+    (info) => {
+      backend = info;
+      app.log.info({ backend: info.backend, fallbacks: info.fallbacks }, `compute backend: ${info.backend}`);
+    },
+    (error) => app.log.error({ err: error }, 'the worker pool could not load a TF.js backend'),
+  );
+  const ctx: ServiceContext = { config, manager, store, metrics, backend: () => backend };
+
+  // Request bodies are checked by the same zod schemas that document them; failures name their field.
+  app.setValidatorCompiler(({ schema }) => (data) => {
+    const parsed = (schema as ZodType).safeParse(data);
+    return parsed.success ? { value: parsed.data } : { error: specError(parsed.error) };
+  });
+  app.setSerializerCompiler(serializerCompiler);
+  app.setErrorHandler(errorHandler);
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) };
+    metrics.requests.inc(labels);
+    metrics.duration.observe(labels, reply.elapsedTime / 1000);
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Hessian service', version: '0.1.0', description: API_DESCRIPTION },
+      tags: [
+        { name: 'hessian', description: 'Compute and answer in one request' },
+        { name: 'jobs', description: 'Queue, watch, stream, download and cancel' },
+        { name: 'operations', description: 'Health, readiness, metrics, this document' },
+      ],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  await app.register(hessianRoutes(ctx));
+  await app.register(jobRoutes(ctx));
+  await app.register(opsRoutes(ctx));
+
+  const sweeper = setInterval(() => void manager.sweep(), Math.min(config.RESULT_TTL_SECONDS, 60) * 1000);
+  sweeper.unref();
+  // Graceful shutdown: queued jobs are cancelled, the running one gets the grace period, results stay.
+  app.addHook('preClose', async () => {
+    clearInterval(sweeper);
+    await manager.shutdown(config.SHUTDOWN_GRACE_SECONDS * 1000);
+  });
+  app.addHook('onClose', async () => {
+    await pool.destroy();
+  });
+  return app as unknown as FastifyInstance;
+}

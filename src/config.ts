@@ -1,0 +1,30 @@
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+const intFrom = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+
+/** Every setting comes from the environment; the README's configuration table mirrors this. */
+export const ConfigSchema = z.object({
+  PORT: intFrom(3000),
+  HOST: z.string().default('127.0.0.1'),
+  WORKERS: intFrom(availableParallelism(), 1),
+  MAX_BODY_BYTES: intFrom(32 * 1024 * 1024, 1024),
+  MAX_PARAMETERS: intFrom(20000, 1),
+  MAX_QUEUED_JOBS: intFrom(16, 1),
+  RESULTS_DIR: z.string().default(join(tmpdir(), 'hessian-results')),
+  RESULT_TTL_SECONDS: intFrom(3600, 1),
+  SHUTDOWN_GRACE_SECONDS: intFrom(30, 0),
+  HESSIAN_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const parsed = ConfigSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new Error(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return { ...parsed.data, ...overrides };
+}

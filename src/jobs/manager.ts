@@ -1,0 +1,228 @@
+import { randomUUID } from 'node:crypto';
+import { planRowBlocks, selectParameters, totalSize } from '../compute/index.js';
+import type { HessianRequest } from '../schemas/model.js';
+import type { ComputePool } from './pool.js';
+import { isFailure, type Summary, type WorkerFailure } from './protocol.js';
+import { isFinished, type JobRecord, type ResultStore } from './store.js';
+
+export class QueueFullError extends Error {
+  constructor(readonly limit: number) {
+    super(`the job queue is full (${limit} jobs waiting); retry later`);
+  }
+}
+
+/** A job the manager knows: its persisted record plus what only lives while the server runs. */
+export interface Job {
+  record: JobRecord;
+  request: HessianRequest | null;
+  /** Rows [0, contiguousRows) are on disk: what a stream may send. */
+  contiguousRows: number;
+  cancelled: boolean;
+  listeners: Set<() => void>;
+}
+
+export interface JobEvents {
+  rowsComputed?(count: number): void;
+  jobFinished?(record: JobRecord): void;
+}
+
+/**
+ * Runs Hessian jobs first in, first out, one at a time, each spread over every worker of the pool
+ * (row blocks are handed out as workers free up). Rows go to the result store as they arrive.
+ */
+export class JobManager {
+  private readonly jobs = new Map<string, Job>();
+  private readonly queue: Job[] = [];
+  private running: Job | null = null;
+  private accepting = true;
+  private idle: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly store: ResultStore,
+    private readonly pool: ComputePool,
+    private readonly options: { maxQueued: number; ttlSeconds: number },
+    private readonly events: JobEvents = {},
+  ) {}
+
+  async init(): Promise<void> {
+    for (const record of await this.store.recover()) {
+      this.jobs.set(record.id, { record, request: null, contiguousRows: record.status === 'succeeded' ? record.size : 0, cancelled: false, listeners: new Set() });
+    }
+  }
+
+  /** Queues a validated request. Throws QueueFullError when MAX_QUEUED_JOBS are already waiting. */
+  submit(request: HessianRequest): Job {
+    if (!this.accepting) throw new QueueFullError(0);
+    if (this.queue.length >= this.options.maxQueued) throw new QueueFullError(this.options.maxQueued);
+    const parameters = selectParameters(request.model, request.wrt);
+    const record: JobRecord = {
+      id: randomUUID(),
+      status: 'queued',
+      createdAt: new Date().toISOString(),
+      startedAt: null,
+      finishedAt: null,
+      expiresAt: null,
+      size: totalSize(parameters),
+      rowsDone: 0,
+      parameters: parameters.map(({ name, shape, offset, size }) => ({ name, shape, offset, size })),
+      loss: null,
+      gradient: null,
+      meta: null,
+    };
+    const job: Job = { record, request, contiguousRows: 0, cancelled: false, listeners: new Set() };
+    this.jobs.set(record.id, job);
+    this.queue.push(job);
+    this.pump();
+    return job;
+  }
+
+  get(id: string): Job | undefined {
+    const job = this.jobs.get(id);
+    if (job?.record.expiresAt && Date.parse(job.record.expiresAt) <= Date.now()) {
+      void this.forget(job);
+      return undefined;
+    }
+    return job;
+  }
+
+  get queueDepth(): number {
+    return this.queue.length;
+  }
+
+  countByStatus(): Record<string, number> {
+    const counts: Record<string, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
+    for (const job of this.jobs.values()) counts[job.record.status]++;
+    return counts;
+  }
+
+  /** Resolves at the job's next progress or state change. */
+  changed(job: Job): Promise<void> {
+    return new Promise((resolve) => {
+      const listener = () => {
+        job.listeners.delete(listener);
+        resolve();
+      };
+      job.listeners.add(listener);
+    });
+  }
+
+  /** Resolves when the job has finished, whatever the outcome. */
+  async finished(job: Job): Promise<JobRecord> {
+    while (!isFinished(job.record.status)) await this.changed(job);
+    return job.record;
+  }
+
+  /** Stops an unfinished job: a queued one never starts, a running one stops after its blocks in flight. */
+  cancel(job: Job): void {
+    if (isFinished(job.record.status)) return;
+    job.cancelled = true;
+    const queued = this.queue.indexOf(job);
+    if (queued >= 0) this.queue.splice(queued, 1);
+    void this.finish(job, 'cancelled');
+  }
+
+  /** Deletes a finished job and its files. */
+  async forget(job: Job): Promise<void> {
+    this.jobs.delete(job.record.id);
+    await this.store.remove(job.record.id);
+  }
+
+  /** Deletes every finished result whose TTL has passed. */
+  async sweep(now = Date.now()): Promise<void> {
+    for (const job of [...this.jobs.values()]) {
+      if (job.record.expiresAt && Date.parse(job.record.expiresAt) <= now) await this.forget(job);
+    }
+  }
+
+  /**
+   * Graceful shutdown: no new jobs; queued ones are cancelled; the running one may finish within
+   * `graceMs`, after which it is cancelled. Finished results stay on disk for the next start.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.accepting = false;
+    for (const job of [...this.queue]) this.cancel(job);
+    const running = this.running;
+    if (running) {
+      const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+      await Promise.race([this.finished(running), timer]);
+      this.cancel(running);
+    }
+    await this.idle;
+  }
+
+  private pump(): void {
+    if (this.running || !this.queue.length) return;
+    const job = this.queue.shift()!;
+    this.running = job;
+    this.idle = this.execute(job)
+      .catch((error) => this.finish(job, 'failed', { kind: 'internal', message: (error as Error).message }))
+      .finally(() => {
+        this.running = null;
+        this.pump();
+      });
+  }
+
+  private async execute(job: Job): Promise<void> {
+    const { record } = job;
+    const started = performance.now();
+    record.status = 'running';
+    record.startedAt = new Date().toISOString();
+    this.notify(job);
+    const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request! });
+    if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
+    const { parameters, loss, gradient, blockSize, backend } = summary as Summary;
+    Object.assign(record, { loss, gradient });
+    await this.store.createMatrix(record.id, record.size);
+
+    const blocks = planRowBlocks(parameters, blockSize); // in row order
+    const done = new Array<boolean>(blocks.length).fill(false);
+    let next = 0;
+    let firstPending = 0;
+    let failure: WorkerFailure['error'] | null = null;
+    const workerLoop = async () => {
+      while (next < blocks.length && !job.cancelled && !failure) {
+        const index = next++;
+        const block = blocks[index];
+        const rows = await this.pool.run({ kind: 'rows', jobId: record.id, request: job.request!, block });
+        if (job.cancelled) return;
+        if (isFailure(rows)) {
+          failure = rows.error;
+          return;
+        }
+        await this.store.writeRows(record.id, record.size, block.row, rows as Float32Array);
+        done[index] = true;
+        record.rowsDone += block.count;
+        while (firstPending < blocks.length && done[firstPending]) job.contiguousRows += blocks[firstPending++].count;
+        this.events.rowsComputed?.(block.count);
+        this.notify(job);
+      }
+    };
+    await Promise.all(Array.from({ length: this.pool.threads }, workerLoop));
+    await this.store.closeMatrix(record.id);
+    if (job.cancelled) return;
+    if (failure) return this.finish(job, 'failed', failure);
+    record.meta = { backend: backend.backend, dtype: backend.dtype, elapsedMs: performance.now() - started };
+    await this.finish(job, 'succeeded');
+  }
+
+  private async finish(job: Job, status: 'succeeded' | 'failed' | 'cancelled', error?: JobRecord['error']): Promise<void> {
+    const { record } = job;
+    if (isFinished(record.status)) return;
+    const now = Date.now();
+    Object.assign(record, {
+      status,
+      finishedAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + this.options.ttlSeconds * 1000).toISOString(),
+      ...(error ? { error } : {}),
+    });
+    job.request = null;
+    if (status !== 'succeeded') await this.store.removeMatrix(record.id);
+    await this.store.save(record);
+    this.events.jobFinished?.(record);
+    this.notify(job);
+  }
+
+  private notify(job: Job): void {
+    for (const listener of [...job.listeners]) listener();
+  }
+}

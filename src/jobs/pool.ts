@@ -1,0 +1,48 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { BackendInfo } from '../compute/index.js';
+import type { WorkerResult, WorkerTask } from './protocol.js';
+
+/**
+ * The compiled worker: next to this file when running from dist/, or in dist/ when this module is
+ * loaded from source (tests import src/ directly; `npm test` builds first).
+ */
+function workerFile(): string {
+  const beside = new URL('./worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(beside))) return fileURLToPath(beside);
+  return fileURLToPath(new URL('../../dist/jobs/worker.js', import.meta.url));
+}
+
+/** A fixed-size piscina pool of compute threads, each with its own TF.js backend instance. */
+export class ComputePool {
+  private readonly piscina: Piscina<WorkerTask, WorkerResult>;
+  readonly threads: number;
+
+  constructor(threads: number, backend: string) {
+    this.threads = threads;
+    this.piscina = new Piscina({
+      filename: workerFile(),
+      minThreads: threads,
+      maxThreads: threads,
+      workerData: { backend },
+    });
+  }
+
+  run(task: WorkerTask): Promise<WorkerResult> {
+    return this.piscina.run(task);
+  }
+
+  /** Resolves once a worker has loaded its backend; reports which one. */
+  async backend(): Promise<BackendInfo> {
+    return (await this.run({ kind: 'ping' })) as BackendInfo;
+  }
+
+  get queued(): number {
+    return this.piscina.queueSize;
+  }
+
+  destroy(): Promise<void> {
+    return this.piscina.destroy();
+  }
+}

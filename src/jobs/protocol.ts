@@ -1,0 +1,26 @@
+import type { BackendInfo, ParameterTensor, RowBlock } from '../compute/index.js';
+import type { HessianRequest } from '../schemas/model.js';
+
+/** Messages between the job manager (main thread) and the compute workers. */
+export type WorkerTask =
+  | { kind: 'ping' }
+  | { kind: 'summary'; jobId: string; request: HessianRequest }
+  | { kind: 'rows'; jobId: string; request: HessianRequest; block: RowBlock };
+
+/** A failure the worker reports instead of throwing, so that its kind survives the thread boundary. */
+export interface WorkerFailure {
+  error: { kind: 'spec' | 'numerical' | 'internal'; message: string };
+}
+
+export interface Summary {
+  parameters: ParameterTensor[];
+  size: number;
+  loss: number;
+  gradient: number[];
+  blockSize: number;
+  backend: BackendInfo;
+}
+
+export type WorkerResult = BackendInfo | Summary | Float32Array | WorkerFailure;
+
+export const isFailure = (r: unknown): r is WorkerFailure => typeof r === 'object' && r !== null && 'error' in r;

@@ -1,0 +1,116 @@
+import { Readable } from 'node:stream';
+import type { JobManager, Job } from './manager.js';
+import { ResultStore, type JobRecord } from './store.js';
+
+/** The three forms a finished matrix is served in. */
+export const RESULT_TYPES = {
+  json: 'application/json',
+  binary: 'application/octet-stream',
+  npy: 'application/x-npy',
+} as const;
+export type ResultFormat = keyof typeof RESULT_TYPES;
+
+/**
+ * Picks the response form from an Accept header: the first listed type we serve (q-values are not
+ * weighed); a missing header or a wildcard means JSON; null when nothing listed is served.
+ */
+export function negotiate(accept: string | undefined, offered: Record<string, string> = RESULT_TYPES): string | null {
+  if (!accept) return Object.keys(offered)[0];
+  for (const part of accept.split(',')) {
+    const type = part.split(';')[0].trim().toLowerCase();
+    if (type === '*/*' || type === 'application/*') return Object.keys(offered)[0];
+    const match = Object.entries(offered).find(([, t]) => t === type);
+    if (match) return match[0];
+  }
+  return null;
+}
+
+/** The shortest decimal that reads back as the same float32 (e.g. 0.1, not 0.10000000149011612). */
+export function formatFloat32(v: number): string {
+  for (let digits = 6; digits < 9; digits++) {
+    const s = v.toPrecision(digits);
+    if (Math.fround(Number(s)) === v) return String(Number(s));
+  }
+  return String(Number(v.toPrecision(9)));
+}
+
+const formatRow = (values: Float32Array, start: number, length: number): string => {
+  const parts = new Array<string>(length);
+  for (let i = 0; i < length; i++) parts[i] = formatFloat32(values[start + i]);
+  return `[${parts.join(',')}]`;
+};
+
+/** About 1 MB of float32 per read, at least one row. */
+const rowsPerRead = (size: number) => Math.max(1, Math.floor(262144 / Math.max(size, 1)));
+
+/** Headers that describe the matrix in the binary forms, whose body holds nothing else. */
+export function matrixHeaders(record: JobRecord): Record<string, string> {
+  return {
+    'x-hessian-size': String(record.size),
+    'x-hessian-parameters': JSON.stringify(record.parameters),
+    'x-hessian-loss': String(record.loss),
+    'x-hessian-backend': record.meta?.backend ?? '',
+    'x-hessian-dtype': 'float32',
+  };
+}
+
+/** A finished result as a readable stream in the asked form, read from disk, never whole in memory. */
+export function resultStream(store: ResultStore, record: JobRecord, format: ResultFormat): { body: Readable; length?: number } {
+  const header = ResultStore.headerLength(record.size);
+  const matrixBytes = record.size * record.size * 4;
+  if (format === 'npy') return { body: store.readStream(record.id), length: header + matrixBytes };
+  if (format === 'binary') return { body: store.readStream(record.id, header), length: matrixBytes };
+  return { body: Readable.from(jsonDocument(store, record)) };
+}
+
+async function* jsonDocument(store: ResultStore, record: JobRecord): AsyncGenerator<string> {
+  const { size, parameters, loss, gradient, meta } = record;
+  yield `{"parameters":${JSON.stringify(parameters)},"size":${size},"loss":${formatFloat32(Math.fround(loss!))},`;
+  yield `"gradient":${formatRow(Float32Array.from(gradient!), 0, size)},"hessian":[`;
+  const step = rowsPerRead(size);
+  for (let first = 0; first < size; first += step) {
+    const count = Math.min(step, size - first);
+    const rows = await store.readRows(record.id, size, first, count);
+    const lines = [];
+    for (let r = 0; r < count; r++) lines.push(formatRow(rows, r * size, size));
+    yield (first > 0 ? ',' : '') + lines.join(',');
+  }
+  yield `],"meta":${JSON.stringify(meta)}}`;
+}
+
+/**
+ * The rows of a job in row order as they are computed, from the first row whenever the client
+ * connects: NDJSON lines {"offset","rows"} or raw little-endian float32. A job that fails or is
+ * cancelled midway ends an NDJSON stream with an {"error"} line and aborts a binary one.
+ */
+export function rowStream(manager: JobManager, store: ResultStore, job: Job, format: 'ndjson' | 'binary'): Readable {
+  async function* rows(): AsyncGenerator<string | Buffer> {
+    const { size, id } = job.record;
+    let sent = 0;
+    while (sent < size) {
+      const status = job.record.status;
+      if (status === 'failed' || status === 'cancelled') {
+        const message = job.record.error?.message ?? `the job was ${status}`;
+        if (format === 'ndjson') {
+          yield `${JSON.stringify({ error: status, message })}\n`;
+          return;
+        }
+        throw new Error(message);
+      }
+      if (job.contiguousRows <= sent) {
+        await manager.changed(job);
+        continue;
+      }
+      const count = Math.min(job.contiguousRows - sent, rowsPerRead(size));
+      const values = await store.readRows(id, size, sent, count);
+      if (format === 'binary') yield Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+      else {
+        const lines = [];
+        for (let r = 0; r < count; r++) lines.push(formatRow(values, r * size, size));
+        yield `{"offset":${sent},"rows":[${lines.join(',')}]}\n`;
+      }
+      sent += count;
+    }
+  }
+  return Readable.from(rows());
+}

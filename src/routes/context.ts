@@ -1,0 +1,15 @@
+import type { BackendInfo } from '../compute/index.js';
+import type { Config } from '../config.js';
+import type { JobManager } from '../jobs/manager.js';
+import type { ResultStore } from '../jobs/store.js';
+import type { Metrics } from '../metrics.js';
+
+/** What the route handlers are given: everything else stays out of the HTTP layer. */
+export interface ServiceContext {
+  config: Config;
+  manager: JobManager;
+  store: ResultStore;
+  metrics: Metrics;
+  /** Set once a worker has loaded its TF.js backend. */
+  backend: () => BackendInfo | null;
+}

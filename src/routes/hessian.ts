@@ -1,0 +1,71 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { selectParameters, totalSize } from '../compute/index.js';
+import type { Job } from '../jobs/manager.js';
+import { HessianRequest } from '../schemas/model.js';
+import type { ServiceContext } from './context.js';
+import { ApiError } from './errors.js';
+import { errorResponse, resultFormat, resultResponse, sendResult } from './results.js';
+
+/** 413 when the matrix would exceed MAX_PARAMETERS rows, saying what was asked and what it would weigh. */
+export function checkSize(request: HessianRequest, maxParameters: number): void {
+  const size = totalSize(selectParameters(request.model, request.wrt));
+  if (size > maxParameters) {
+    const bytes = size * size * 4;
+    throw new ApiError(
+      413,
+      'too_many_parameters',
+      `the Hessian would be ${size} x ${size} (P = ${size}); the limit MAX_PARAMETERS is ${maxParameters}; as float32 it would take ${bytes} bytes (${(bytes / 2 ** 30).toFixed(2)} GiB)`,
+    );
+  }
+}
+
+/** Maps a job that did not succeed to the error its client gets. */
+export function failureOf(job: Job): ApiError {
+  const { error, status } = job.record;
+  if (error?.kind === 'spec') return new ApiError(400, 'invalid_request', error.message);
+  if (error?.kind === 'numerical') return new ApiError(422, 'numerical_error', error.message);
+  if (status === 'cancelled') return new ApiError(503, 'cancelled', 'the computation was cancelled (server shutting down)');
+  return new ApiError(500, 'internal', error?.message ?? 'the computation failed');
+}
+
+export const hessianRoutes =
+  (ctx: ServiceContext): FastifyPluginAsync =>
+  async (app) => {
+    app.withTypeProvider<ZodTypeProvider>().post(
+      '/v1/hessian',
+      {
+        schema: {
+          summary: 'Compute a Hessian and answer with it',
+          description:
+            'Computes loss, gradient and the full P x P Hessian over all parameters (or the `wrt` tensors) in this request, on the worker pool. Any P up to MAX_PARAMETERS; for large P prefer a job.',
+          tags: ['hessian'],
+          body: HessianRequest,
+          response: {
+            200: resultResponse,
+            400: errorResponse('Malformed JSON or a field that does not fit (the message names it)'),
+            406: errorResponse('The Accept header names no form the service serves'),
+            413: errorResponse('Body over MAX_BODY_BYTES or P over MAX_PARAMETERS'),
+            422: errorResponse('The loss, gradient or Hessian is not finite on this data'),
+            429: errorResponse('The job queue is full; see Retry-After'),
+          },
+        },
+      },
+      async (request, reply) => {
+        const format = resultFormat(request.headers.accept);
+        checkSize(request.body, ctx.config.MAX_PARAMETERS);
+        const job = ctx.manager.submit(request.body);
+        // A client that goes away before its answer does not leave its computation running.
+        const abandon = () => ctx.manager.cancel(job);
+        reply.raw.once('close', abandon);
+        const record = await ctx.manager.finished(job);
+        reply.raw.off('close', abandon);
+        if (record.status !== 'succeeded') {
+          void ctx.manager.forget(job);
+          throw failureOf(job);
+        }
+        reply.raw.once('close', () => void ctx.manager.forget(job));
+        return sendResult(reply, ctx.store, record, format);
+      },
+    );
+  };

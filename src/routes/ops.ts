@@ -1,0 +1,45 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { ServiceContext } from './context.js';
+
+export const opsRoutes =
+  (ctx: ServiceContext): FastifyPluginAsync =>
+  async (app) => {
+    const api = app.withTypeProvider<ZodTypeProvider>();
+    api.get(
+      '/health',
+      { schema: { summary: 'Liveness', tags: ['operations'], response: { 200: z.object({ status: z.literal('ok') }) } } },
+      async () => ({ status: 'ok' as const }),
+    );
+
+    const Ready = z.object({
+      status: z.enum(['ready', 'starting']),
+      backend: z.string().nullable(),
+      dtype: z.string().nullable(),
+      workers: z.number().int(),
+      fallbacks: z.array(z.string()).describe('Why preferred backends were skipped'),
+    });
+    api.get(
+      '/ready',
+      { schema: { summary: 'Readiness: the worker pool is up and its TF.js backend loaded', tags: ['operations'], response: { 200: Ready, 503: Ready } } },
+      async (_request, reply) => {
+        const info = ctx.backend();
+        return reply.code(info ? 200 : 503).send({
+          status: info ? 'ready' : 'starting',
+          backend: info?.backend ?? null,
+          dtype: info?.dtype ?? null,
+          workers: ctx.config.WORKERS,
+          fallbacks: info?.fallbacks ?? [],
+        });
+      },
+    );
+
+    api.get(
+      '/metrics',
+      { schema: { summary: 'Prometheus metrics', tags: ['operations'], produces: ['text/plain'] } },
+      async (_request, reply) => reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics()),
+    );
+
+    api.get('/openapi.json', { schema: { summary: 'This OpenAPI document', tags: ['operations'] } }, async () => app.swagger());
+  };

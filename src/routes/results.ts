@@ -1,0 +1,37 @@
+import type { FastifyReply } from 'fastify';
+import { z } from 'zod';
+import { negotiate, matrixHeaders, RESULT_TYPES, resultStream, type ResultFormat } from '../jobs/results.js';
+import type { JobRecord, ResultStore } from '../jobs/store.js';
+import { ErrorBody, HessianJson } from '../schemas/api.js';
+import { ApiError } from './errors.js';
+
+/** The result form the client accepts, or 406. */
+export function resultFormat(accept: string | undefined): ResultFormat {
+  const format = negotiate(accept);
+  if (!format) throw new ApiError(406, 'not_acceptable', `Accept one of ${Object.values(RESULT_TYPES).join(', ')}`);
+  return format as ResultFormat;
+}
+
+/** Sends a finished result from disk in the negotiated form. */
+export function sendResult(reply: FastifyReply, store: ResultStore, record: JobRecord, format: ResultFormat) {
+  const { body, length } = resultStream(store, record, format);
+  reply.type(RESULT_TYPES[format]);
+  if (format !== 'json') reply.headers(matrixHeaders(record));
+  if (format === 'npy') reply.header('content-disposition', `attachment; filename="hessian-${record.id}.npy"`);
+  if (length !== undefined) reply.header('content-length', String(length));
+  return reply.send(body);
+}
+
+const binary = z.string().meta({ format: 'binary' });
+
+/** OpenAPI description of a result response in its three forms. */
+export const resultResponse = {
+  description: 'The Hessian: JSON by default; Accept application/octet-stream for the P x P float32 matrix (little-endian, row-major, nothing else; X-Hessian-Size and X-Hessian-Parameters headers describe it), or application/x-npy for a NumPy .npy file',
+  content: {
+    'application/json': { schema: HessianJson },
+    'application/octet-stream': { schema: binary },
+    'application/x-npy': { schema: binary },
+  },
+};
+
+export const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: ErrorBody } } });

@@ -1,0 +1,58 @@
+import { z } from 'zod';
+
+/** Shapes of what the API answers; the OpenAPI document is generated from these. */
+
+export const ParameterEntry = z
+  .object({
+    name: z.string().describe('"<layer>/kernel" or "<layer>/bias"'),
+    shape: z.array(z.number().int()),
+    offset: z.number().int().describe('First row/column of this tensor in the matrix'),
+    size: z.number().int(),
+  })
+  .describe('Rows offset .. offset+size-1 of the matrix belong to this tensor, flattened row-major');
+
+export const ResultMeta = z.object({
+  backend: z.enum(['tensorflow', 'wasm', 'cpu']),
+  dtype: z.literal('float32'),
+  elapsedMs: z.number(),
+});
+
+export const HessianJson = z.object({
+  parameters: z.array(ParameterEntry),
+  size: z.number().int().describe('P, the number of rows and columns'),
+  loss: z.number(),
+  gradient: z.array(z.number()).describe('dL/dθ, length P'),
+  hessian: z.array(z.array(z.number())).describe('P rows of P numbers, symmetric, every block'),
+  meta: ResultMeta,
+});
+
+export const FieldIssue = z.object({ path: z.string(), message: z.string() });
+
+export const ErrorBody = z.object({
+  error: z.string().describe('A short machine-readable code, e.g. invalid_request'),
+  message: z.string(),
+  details: z.array(FieldIssue).optional().describe('One entry per bad field'),
+});
+
+export const JobStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
+
+export const Job = z.object({
+  id: z.string(),
+  status: JobStatus,
+  progress: z.number().min(0).max(1).describe('Rows done / P'),
+  size: z.number().int().describe('P'),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  expiresAt: z.string().nullable().describe('When a finished result is deleted (RESULT_TTL_SECONDS after it finished)'),
+  error: z.object({ kind: z.string(), message: z.string() }).optional(),
+  links: z.object({ self: z.string(), result: z.string(), stream: z.string() }),
+});
+
+export const JobId = z.object({ id: z.string().regex(/^[A-Za-z0-9-]{1,64}$/) });
+
+export type JobStatus = z.infer<typeof JobStatus>;
+export type Job = z.infer<typeof Job>;
+export type ParameterEntry = z.infer<typeof ParameterEntry>;
+export type ResultMeta = z.infer<typeof ResultMeta>;
+export type ErrorBody = z.infer<typeof ErrorBody>;

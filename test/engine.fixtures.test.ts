@@ -1,22 +1,5 @@
-import { beforeAll, describe, expect, it } from 'vitest';
-import { computeHessian, initBackend } from '../src/compute/index.js';
-import { fixtures, relativeError } from './helpers.js';
+import { fixtureSuite } from './fixture-suite.js';
 
-// Every case was computed in float64 by PyTorch autograd (test/fixtures/generate.py), which shares
-// no code with the engine's explicit derivative rules.
-const TOLERANCE = 1e-4;
-
-beforeAll(async () => {
-  await initBackend();
-});
-
-describe.each(fixtures())('$name', ({ request, expected }) => {
-  it('matches the float64 reference: parameters, loss, gradient and every Hessian block', async () => {
-    const result = await computeHessian(request);
-    expect(result.parameters.map(({ name, shape, offset, size }) => ({ name, shape, offset, size }))).toEqual(expected.parameters);
-    expect(result.size).toBe(expected.gradient.length);
-    expect(Math.abs(result.loss - expected.loss) / Math.max(1, Math.abs(expected.loss))).toBeLessThan(TOLERANCE);
-    expect(relativeError(result.gradient, expected.gradient)).toBeLessThan(TOLERANCE);
-    expect(relativeError(result.hessian!, expected.hessian.flat())).toBeLessThan(TOLERANCE);
-  });
-});
+// The backend this machine selects by itself: native TensorFlow where @tensorflow/tfjs-node is
+// installed, else wasm (HESSIAN_BACKEND overrides).
+fixtureSuite('auto');

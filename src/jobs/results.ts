@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { JobManager, Job } from './manager.js';
+import { formatFloat32 } from './float-format.js';
 import { ResultStore, type JobRecord } from './store.js';
 
 /** The three forms a finished matrix is served in. */
@@ -23,15 +24,6 @@ export function negotiate(accept: string | undefined, offered: Record<string, st
     if (match) return match[0];
   }
   return null;
-}
-
-/** The shortest decimal that reads back as the same float32 (e.g. 0.1, not 0.10000000149011612). */
-export function formatFloat32(v: number): string {
-  for (let digits = 6; digits < 9; digits++) {
-    const s = v.toPrecision(digits);
-    if (Math.fround(Number(s)) === v) return String(Number(s));
-  }
-  return String(Number(v.toPrecision(9)));
 }
 
 const formatRow = (values: Float32Array, start: number, length: number): string => {

@@ -1,0 +1,226 @@
+/**
+ * Shared helpers of the API tests (test/api.*.test.ts): an app on a fresh RESULTS_DIR, binary bodies,
+ * an independent .npy header check, job polling and deterministic random requests.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import request from 'supertest';
+import { expect } from 'vitest';
+import { buildApp } from '../src/app.js';
+import { loadConfig, type Config } from '../src/config.js';
+import { relativeError, type FixtureCase } from './helpers.js';
+
+export const TOLERANCE = 1e-4;
+
+export interface TestApp {
+  app: FastifyInstance;
+  dir: string;
+  config: Config;
+  /** A supertest client of the app's server. */
+  http: () => ReturnType<typeof request>;
+  close: () => Promise<void>;
+}
+
+export const freshDir = () => mkdtemp(join(tmpdir(), 'hessian-api-test-'));
+
+/** Builds an app (its own RESULTS_DIR unless given), waits for /ready to answer 200. */
+export async function startApp(overrides: Partial<Config> = {}): Promise<TestApp> {
+  const dir = overrides.RESULTS_DIR ?? (await freshDir());
+  const config = loadConfig({}, { WORKERS: 2, LOG_LEVEL: 'silent', ...overrides, RESULTS_DIR: dir });
+  const app = await buildApp(config);
+  await app.ready();
+  const http = () => request(app.server);
+  await waitForReady(http);
+  let closed = false;
+  return {
+    app,
+    dir,
+    config,
+    http,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await app.close();
+    },
+  };
+}
+
+/** Polls /ready until 200 (503 while the workers load their backend). */
+export async function waitForReady(http: () => ReturnType<typeof request>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await http().get('/ready');
+    if (res.status === 200) return;
+    expect(res.status).toBe(503);
+    expect(res.body.status).toBe('starting');
+    if (Date.now() > deadline) throw new Error('the app did not become ready');
+    await sleep(50);
+  }
+}
+
+export const removeDir = (dir: string) => rm(dir, { recursive: true, force: true });
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** supertest parser that keeps the raw body as a Buffer, whatever the content type. */
+export const rawBody = (res: NodeJS.ReadableStream, cb: (err: Error | null, body: Buffer) => void) => {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => cb(null, Buffer.concat(chunks)));
+  res.on('error', (e: Error) => cb(e, Buffer.concat(chunks)));
+};
+
+/** Little-endian float32 values of a byte buffer (copied, so alignment does not matter). */
+export function decodeFloat32LE(bytes: Buffer): Float32Array {
+  expect(bytes.length % 4).toBe(0);
+  const out = new Float32Array(bytes.length / 4);
+  for (let i = 0; i < out.length; i++) out[i] = bytes.readFloatLE(i * 4);
+  return out;
+}
+
+/**
+ * Checks the .npy 1.0 header by the format's definition (independent of src/jobs/npy.ts):
+ * magic \x93NUMPY, version 1.0, uint16 LE header length, a dict literal with descr '<f4',
+ * fortran_order False and shape (rows, columns), padded with spaces to a multiple of 64 bytes
+ * and ending in a newline. Returns the data's byte offset.
+ */
+export function checkNpyHeader(bytes: Buffer, rows: number, columns: number): number {
+  expect(bytes.subarray(0, 6).equals(Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]))).toBe(true);
+  expect(bytes[6]).toBe(1);
+  expect(bytes[7]).toBe(0);
+  const headerLength = bytes.readUInt16LE(8);
+  const dataOffset = 10 + headerLength;
+  expect(dataOffset % 64).toBe(0);
+  const dict = bytes.subarray(10, dataOffset).toString('latin1');
+  expect(dict.endsWith('\n')).toBe(true);
+  expect(dict.trimEnd()).toMatch(/^\{.*\}$/);
+  expect(dict).toMatch(/'descr':\s*'<f4'/);
+  expect(dict).toMatch(/'fortran_order':\s*False/);
+  const shape = /'shape':\s*\((\d+),\s*(\d+),?\)/.exec(dict);
+  expect(shape).not.toBeNull();
+  expect([Number(shape![1]), Number(shape![2])]).toEqual([rows, columns]);
+  expect(bytes.length - dataOffset).toBe(rows * columns * 4);
+  return dataOffset;
+}
+
+/** Relative error of the loss as the engine tests measure it. */
+export const lossError = (actual: number, expected: number) => Math.abs(actual - expected) / Math.max(1, Math.abs(expected));
+
+/** Asserts a JSON result of POST /v1/hessian or GET result against a fixture's float64 reference. */
+export function expectJsonMatchesFixture(body: any, fixture: FixtureCase): void {
+  const { expected } = fixture;
+  const P = expected.gradient.length;
+  expect(body.parameters).toEqual(expected.parameters);
+  expect(body.size).toBe(P);
+  expect(lossError(body.loss, expected.loss)).toBeLessThan(TOLERANCE);
+  expect(body.gradient).toHaveLength(P);
+  expect(relativeError(body.gradient, expected.gradient)).toBeLessThan(TOLERANCE);
+  expect(body.hessian).toHaveLength(P);
+  for (const row of body.hessian) expect(row).toHaveLength(P);
+  expect(relativeError(body.hessian.flat(), expected.hessian.flat())).toBeLessThan(TOLERANCE);
+  expect(body.meta.dtype).toBe('float32');
+  expect(['tensorflow', 'wasm', 'cpu']).toContain(body.meta.backend);
+  expect(typeof body.meta.elapsedMs).toBe('number');
+}
+
+/** Asserts a flat P*P float32 matrix against a fixture's Hessian. */
+export function expectMatrixMatchesFixture(values: ArrayLike<number>, fixture: FixtureCase): void {
+  const expected = fixture.expected.hessian.flat();
+  expect(values.length).toBe(expected.length);
+  expect(relativeError(values, expected)).toBeLessThan(TOLERANCE);
+}
+
+/** Polls GET /v1/jobs/:id until `done(job)` holds; returns every observed job body in order. */
+export async function pollJob(
+  http: () => ReturnType<typeof request>,
+  id: string,
+  done: (job: any) => boolean,
+  { intervalMs = 20, timeoutMs = 60_000 } = {},
+): Promise<any[]> {
+  const seen: any[] = [];
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await http().get(`/v1/jobs/${id}`);
+    expect(res.status).toBe(200);
+    seen.push(res.body);
+    if (done(res.body)) return seen;
+    if (Date.now() > deadline) throw new Error(`job ${id} did not reach the expected state; last ${JSON.stringify(res.body)}`);
+    await sleep(intervalMs);
+  }
+}
+
+export const isFinishedStatus = (status: string) => ['succeeded', 'failed', 'cancelled'].includes(status);
+
+/** A small deterministic PRNG (mulberry32), so that data is the same on every run. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * An MLP request sizes[0] -> sizes[1] -> ... with tanh hidden layers and a linear output under
+ * categorical cross-entropy from logits; weights are left to the model seed, data drawn from `dataSeed`.
+ */
+export function mlpRequest(sizes: number[], batch: number, { seed = 7, dataSeed = 11 } = {}) {
+  const random = rng(dataSeed);
+  const inputs = sizes[0];
+  const classes = sizes[sizes.length - 1];
+  const x = Array.from({ length: batch }, () => Array.from({ length: inputs }, () => random() * 2 - 1));
+  const y = Array.from({ length: batch }, (_, b) => Array.from({ length: classes }, (_, c) => (c === b % classes ? 1 : 0)));
+  return {
+    model: {
+      inputShape: [inputs],
+      seed,
+      layers: sizes.slice(1).map((units, l) => ({
+        type: 'dense',
+        units,
+        activation: l === sizes.length - 2 ? 'linear' : 'tanh',
+      })),
+    },
+    loss: { type: 'categoricalCrossentropy', fromLogits: true },
+    data: { x, y },
+  };
+}
+
+/** Number of parameters of a dense MLP with biases. */
+export const mlpSize = (sizes: number[]) => sizes.slice(1).reduce((sum, units, l) => sum + (sizes[l] + 1) * units, 0);
+
+/** The medium job of the brief: P = 6154, about a second or two on two workers. */
+export const MEDIUM = { sizes: [20, 64, 64, 10], batch: 64 };
+/** The large job of the brief: P = 11878, several seconds on two workers. */
+export const LARGE = { sizes: [25, 92, 92, 10], batch: 256 };
+
+/** Parses an NDJSON stream body of {"offset","rows"} lines into a flat matrix, checking row order. */
+export function reassembleNdjson(text: string, size: number): Float32Array {
+  const lines = text.split('\n');
+  expect(lines.pop()).toBe(''); // every line ends with a newline
+  const out = new Float32Array(size * size);
+  let next = 0;
+  for (const line of lines) {
+    const chunk = JSON.parse(line);
+    expect(chunk.error).toBeUndefined();
+    expect(chunk.offset).toBe(next);
+    for (const row of chunk.rows) {
+      expect(row).toHaveLength(size);
+      out.set(row, next * size);
+      next++;
+    }
+  }
+  expect(next).toBe(size);
+  return out;
+}
+
+/** Index and value of the first difference of two equal-length arrays, or null. */
+export function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>): { index: number; a: number; b: number } | null {
+  if (a.length !== b.length) return { index: -1, a: a.length, b: b.length };
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return { index: i, a: a[i], b: b[i] };
+  return null;
+}

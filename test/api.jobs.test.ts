@@ -1,0 +1,288 @@
+/**
+ * Jobs of realistic size: lifecycle and progress, streams joined at any point, cancellation, and the
+ * event loop staying responsive while a large Hessian computes.
+ */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  decodeFloat32LE,
+  expectJsonMatchesFixture,
+  firstDifference,
+  isFinishedStatus,
+  LARGE,
+  MEDIUM,
+  mlpRequest,
+  mlpSize,
+  pollJob,
+  rawBody,
+  reassembleNdjson,
+  removeDir,
+  sleep,
+  startApp,
+  type TestApp,
+} from './api-helpers.js';
+import { fixtures } from './helpers.js';
+
+let t: TestApp;
+
+beforeAll(async () => {
+  t = await startApp();
+});
+
+afterAll(async () => {
+  await t?.close();
+  if (t) await removeDir(t.dir);
+});
+
+const STATUS_ORDER = ['queued', 'running', 'succeeded'];
+const binaryGet = (path: string) => t.http().get(path).set('accept', 'application/octet-stream').buffer(true).parse(rawBody);
+const ndjsonGet = (path: string) => t.http().get(path).set('accept', 'application/x-ndjson').buffer(true).parse(rawBody);
+
+/** Max |H - Hᵀ| / max |H| of a P x P row-major matrix. */
+function asymmetry(values: Float32Array, P: number): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < P; i++) {
+    for (let j = i; j < P; j++) {
+      diff = Math.max(diff, Math.abs(values[i * P + j] - values[j * P + i]));
+      scale = Math.max(scale, Math.abs(values[i * P + j]));
+    }
+  }
+  return diff / scale;
+}
+
+/**
+ * Polls a job every few ms until it succeeds, checking that status only moves forward and progress
+ * never goes down; calls `atHalf` once, the first time it sees the job running at progress >= 0.5.
+ */
+async function followJob(id: string, atHalf?: (job: any) => void) {
+  const seen: any[] = [];
+  let halfSeen: any = null;
+  await pollJob(
+    t.http,
+    id,
+    (job) => {
+      seen.push(job);
+      if (!halfSeen && job.status === 'running' && job.progress >= 0.5 && job.progress < 1) {
+        halfSeen = job;
+        atHalf?.(job);
+      }
+      return isFinishedStatus(job.status);
+    },
+    { intervalMs: 10, timeoutMs: 120_000 },
+  );
+  for (let i = 1; i < seen.length; i++) {
+    expect(seen[i].progress).toBeGreaterThanOrEqual(seen[i - 1].progress);
+    expect(STATUS_ORDER.indexOf(seen[i].status)).toBeGreaterThanOrEqual(STATUS_ORDER.indexOf(seen[i - 1].status));
+  }
+  for (const job of seen) {
+    expect(job.progress).toBeGreaterThanOrEqual(0);
+    expect(job.progress).toBeLessThanOrEqual(1);
+    if (job.status === 'succeeded') expect(job.progress).toBe(1);
+  }
+  return { seen, halfSeen, last: seen[seen.length - 1] };
+}
+
+describe('a medium job (MLP 20-64-64-10, batch 64, P = 6154)', () => {
+  const body = mlpRequest(MEDIUM.sizes, MEDIUM.batch);
+  const P = mlpSize(MEDIUM.sizes);
+
+  it('progress is monotone, every binary stream (from the start, at half, after the end) equals the result, which equals the synchronous answer', async () => {
+    expect(P).toBe(6154);
+    const created = await t.http().post('/v1/jobs').send(body);
+    expect(created.status).toBe(202);
+    expect(created.body.size).toBe(P);
+    const { id } = created.body;
+
+    const fromStart = binaryGet(`/v1/jobs/${id}/stream`).then((r) => r);
+    let fromHalf: Promise<any> | null = null;
+    const { seen, halfSeen, last } = await followJob(id, () => {
+      fromHalf = binaryGet(`/v1/jobs/${id}/stream`).then((r) => r);
+    });
+    expect(last.status).toBe('succeeded');
+    // The job was watched while it computed, not only before and after.
+    expect(seen.some((job) => job.status === 'running' && job.progress > 0 && job.progress < 1)).toBe(true);
+    expect(halfSeen, 'the job was seen running at half or more').not.toBeNull();
+    expect(new Set(seen.map((job) => job.createdAt)).size).toBe(1);
+
+    const result = await binaryGet(`/v1/jobs/${id}/result`);
+    expect(result.status).toBe(200);
+    expect(result.headers['x-hessian-size']).toBe(String(P));
+    expect(result.body.length).toBe(P * P * 4);
+    const parameters = JSON.parse(result.headers['x-hessian-parameters']);
+    expect(parameters.map((p: any) => [p.name, p.offset, p.size])).toEqual([
+      ['dense_1/kernel', 0, 1280],
+      ['dense_1/bias', 1280, 64],
+      ['dense_2/kernel', 1344, 4096],
+      ['dense_2/bias', 5440, 64],
+      ['dense_3/kernel', 5504, 640],
+      ['dense_3/bias', 6144, 10],
+    ]);
+
+    for (const [name, pending] of [
+      ['from the start', fromStart],
+      ['from half way', fromHalf!],
+      ['after the end', binaryGet(`/v1/jobs/${id}/stream`)],
+    ] as const) {
+      const stream = await pending;
+      expect(stream.status, name).toBe(200);
+      expect(stream.headers['x-hessian-size']).toBe(String(P));
+      expect(stream.body.length, name).toBe(P * P * 4);
+      expect(stream.body.equals(result.body), name).toBe(true);
+    }
+
+    const matrix = decodeFloat32LE(result.body);
+    expect(matrix.every(Number.isFinite)).toBe(true);
+    expect(asymmetry(matrix, P)).toBeLessThan(1e-4);
+
+    const sync = await t.http().post('/v1/hessian').send(body).set('accept', 'application/octet-stream').buffer(true).parse(rawBody);
+    expect(sync.status).toBe(200);
+    expect(sync.headers['x-hessian-parameters']).toBe(result.headers['x-hessian-parameters']);
+    expect(sync.headers['x-hessian-loss']).toBe(result.headers['x-hessian-loss']);
+    expect(firstDifference(decodeFloat32LE(sync.body), matrix)).toBeNull();
+
+    expect((await t.http().delete(`/v1/jobs/${id}`)).status).toBe(204);
+  });
+});
+
+describe('NDJSON streams of a slow-row job (12-92-92-10, batch 512, wrt dense_1, P = 1196)', () => {
+  const body = { ...mlpRequest([12, 92, 92, 10], 512, { seed: 3, dataSeed: 5 }), wrt: ['dense_1/kernel', 'dense_1/bias'] };
+  const P = 12 * 92 + 92;
+
+  it('from the start, from half way and after the end, the rows reassemble into the result', async () => {
+    const created = await t.http().post('/v1/jobs').send(body);
+    expect(created.status).toBe(202);
+    expect(created.body.size).toBe(P);
+    const { id } = created.body;
+
+    const fromStart = ndjsonGet(`/v1/jobs/${id}/stream`).then((r) => r);
+    // Without Accept the stream is NDJSON too.
+    const defaultForm = t.http().get(`/v1/jobs/${id}/stream`).buffer(true).parse(rawBody).then((r) => r);
+    let fromHalf: Promise<any> | null = null;
+    const { halfSeen, last } = await followJob(id, () => {
+      fromHalf = ndjsonGet(`/v1/jobs/${id}/stream`).then((r) => r);
+    });
+    expect(last.status).toBe('succeeded');
+    expect(halfSeen, 'the job was seen running at half or more').not.toBeNull();
+
+    const result = await binaryGet(`/v1/jobs/${id}/result`);
+    expect(result.status).toBe(200);
+    const matrix = decodeFloat32LE(result.body);
+    expect(JSON.parse(result.headers['x-hessian-parameters'])).toEqual([
+      { name: 'dense_1/kernel', shape: [12, 92], offset: 0, size: 1104 },
+      { name: 'dense_1/bias', shape: [92], offset: 1104, size: 92 },
+    ]);
+
+    for (const [name, pending] of [
+      ['from the start', fromStart],
+      ['default Accept', defaultForm],
+      ['from half way', fromHalf!],
+      ['after the end', ndjsonGet(`/v1/jobs/${id}/stream`)],
+    ] as const) {
+      const stream = await pending;
+      expect(stream.status, name).toBe(200);
+      expect(stream.headers['content-type'], name).toMatch(/^application\/x-ndjson/);
+      const rows = reassembleNdjson(stream.body.toString('utf8'), P);
+      expect(firstDifference(rows, matrix), name).toBeNull();
+    }
+
+    // The same rows are the wrt block of the full Hessian: JSON result agrees with the binary one.
+    const json = await t.http().get(`/v1/jobs/${id}/result`).set('accept', 'application/json');
+    expect(json.status).toBe(200);
+    expect(json.body.size).toBe(P);
+    expect(firstDifference(Float32Array.from(json.body.hessian.flat() as number[]), matrix)).toBeNull();
+    expect(json.body.gradient).toHaveLength(P);
+  });
+});
+
+describe('a large job (MLP 25-92-92-10, batch 256, P = 11878)', () => {
+  const body = mlpRequest(LARGE.sizes, LARGE.batch);
+  const P = mlpSize(LARGE.sizes);
+  let id: string;
+  let stream: Promise<any>;
+
+  it('while it computes, GET /health answers in under 100 ms every time', async () => {
+    expect(P).toBe(11878);
+    const created = await t.http().post('/v1/jobs').send(body);
+    expect(created.status).toBe(202);
+    id = created.body.id;
+    await pollJob(t.http, id, (job) => job.status === 'running' && job.progress > 0, { intervalMs: 20 });
+    stream = ndjsonGet(`/v1/jobs/${id}/stream`).then((r) => r);
+
+    const latencies: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const started = performance.now();
+      const res = await t.http().get('/health');
+      latencies.push(performance.now() - started);
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ status: 'ok' });
+      await sleep(100);
+    }
+    const during = await t.http().get(`/v1/jobs/${id}`);
+    // Every measurement was taken while the job was computing rows.
+    expect(during.body.status).toBe('running');
+    expect(during.body.progress).toBeLessThan(1);
+    expect(Math.max(...latencies), `latencies ${latencies.map((l) => l.toFixed(1)).join(', ')} ms`).toBeLessThan(100);
+  });
+
+  it('cancelling it answers cancelled at once, ends its stream with an error line, and a new small job succeeds correctly', async () => {
+    const before = await t.http().get(`/v1/jobs/${id}`);
+    expect(before.body.status).toBe('running');
+
+    const cancelled = await t.http().delete(`/v1/jobs/${id}`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.id).toBe(id);
+    expect(cancelled.body.status).toBe('cancelled');
+    expect(cancelled.body.progress).toBeLessThan(1);
+    expect(cancelled.body.finishedAt).not.toBeNull();
+    const after = await t.http().get(`/v1/jobs/${id}`);
+    expect(after.body.status).toBe('cancelled');
+
+    // A stream that was following the job ends with an {"error"} line after the rows it had.
+    const followed = await stream;
+    expect(followed.status).toBe(200);
+    const lines = followed.body.toString('utf8').trim().split('\n').map((l: string) => JSON.parse(l));
+    expect(lines[lines.length - 1]).toMatchObject({ error: 'cancelled' });
+    let next = 0;
+    for (const line of lines.slice(0, -1)) {
+      expect(line.offset).toBe(next);
+      next += line.rows.length;
+    }
+    expect(next).toBeLessThan(P);
+
+    // Neither a result nor a new stream of a cancelled job; cancelling again is harmless.
+    const result = await t.http().get(`/v1/jobs/${id}/result`);
+    expect(result.status).toBe(409);
+    expect(result.body.error).toBe('job_cancelled');
+    expect((await t.http().get(`/v1/jobs/${id}/stream`)).status).toBe(409);
+
+    const fixture = fixtures().find((c) => c.name === 'larger_5_12_12_4_tanh_cce_logits')!;
+    const small = await t.http().post('/v1/jobs').send(fixture.request);
+    expect(small.status).toBe(202);
+    const done = await pollJob(t.http, small.body.id, (job) => isFinishedStatus(job.status), { timeoutMs: 60_000 });
+    expect(done[done.length - 1].status).toBe('succeeded');
+    const json = await t.http().get(`/v1/jobs/${small.body.id}/result`);
+    expect(json.status).toBe(200);
+    expectJsonMatchesFixture(json.body, fixture);
+
+    // The cancelled job's partial matrix is not left on disk; a finished one is deleted with 204.
+    expect(await readdir(join(t.dir, id))).toEqual(['job.json']);
+    expect((await t.http().delete(`/v1/jobs/${id}`)).status).toBe(204);
+    expect((await t.http().get(`/v1/jobs/${id}`)).status).toBe(404);
+  });
+
+  it('a job cancelled before its first row leaves no matrix behind either', async () => {
+    const created = await t.http().post('/v1/jobs').send(body);
+    expect(created.status).toBe(202);
+    const cancelled = await t.http().delete(`/v1/jobs/${created.body.id}`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.status).toBe('cancelled');
+    // Once the next job has run, the cancelled one has fully stopped.
+    const fixture = fixtures()[0];
+    const res = await t.http().post('/v1/hessian').send(fixture.request);
+    expect(res.status).toBe(200);
+    expectJsonMatchesFixture(res.body, fixture);
+    expect(await readdir(join(t.dir, created.body.id))).toEqual(['job.json']);
+  });
+});

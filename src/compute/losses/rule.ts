@@ -1,5 +1,5 @@
-import type { Keep } from '../activations/rule.js';
-import type { Tensor2D, Tensor3D } from '../tf.js';
+import { perDirection, type Keep } from '../activations/rule.js';
+import { tf, type Tensor, type Tensor2D, type Tensor3D } from '../tf.js';
 
 /** How a loss reads `data.y`: one row of m targets per example, or one integer class per example. */
 export type TargetKind = 'dense' | 'labels';
@@ -29,4 +29,33 @@ export interface LossRule {
   /** Whether `fromLogits` means anything for this loss. */
   takesLogits: boolean;
   apply(output: Tensor2D, y: Tensor2D, params: LossParams, keep: Keep): LossState;
+}
+
+/** A loss that is the mean over all B*m elements of a per-element function of (a, y). */
+export interface ElementwiseLossDefinition {
+  name: string;
+  aliases: string[];
+  takesLogits: boolean;
+  /** Per element: the value, its first derivative in a, and its second (a constant, or null for 0). */
+  terms(a: Tensor2D, y: Tensor2D, params: LossParams): { value: Tensor; first: Tensor; second: Tensor | number | null };
+}
+
+export function meanOverElements(def: ElementwiseLossDefinition): LossRule {
+  return {
+    name: def.name,
+    aliases: def.aliases,
+    targets: 'dense',
+    takesLogits: def.takesLogits,
+    apply(a, y, params, keep) {
+      const count = a.size;
+      const { value, first, second } = def.terms(a, y, params);
+      const curvature =
+        typeof second === 'number' ? second / count : second ? keep(perDirection(tf.div(second, count) as Tensor2D)) : null;
+      return {
+        value: tf.sum(value).dataSync()[0] / count,
+        gradient: keep(tf.div(first, count) as Tensor2D),
+        hvp: (ra) => (curvature === null ? tf.zerosLike(ra) : tf.mul(ra, curvature)) as Tensor3D,
+      };
+    },
+  };
 }

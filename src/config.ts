@@ -11,7 +11,7 @@ export const ConfigSchema = z.object({
   WORKERS: intFrom(availableParallelism(), 1),
   MAX_BODY_BYTES: intFrom(32 * 1024 * 1024, 1024),
   MAX_PARAMETERS: intFrom(20000, 1),
-  MAX_QUEUED_JOBS: intFrom(16, 1),
+  MAX_QUEUED_JOBS: intFrom(64, 1),
   RESULTS_DIR: z.string().default(join(tmpdir(), 'hessian-results')),
   RESULT_TTL_SECONDS: intFrom(3600, 1),
   SHUTDOWN_GRACE_SECONDS: intFrom(30, 0),

@@ -40,7 +40,7 @@ const postHessian = (body: unknown, accept?: string) => {
   const req = t.http().post('/v1/hessian').send(body as object);
   return accept ? req.set('accept', accept) : req;
 };
-const binary = <T extends { buffer: (b: boolean) => T; parse: (fn: typeof rawBody) => T }>(req: T) => req.buffer(true).parse(rawBody);
+const binary = (req: ReturnType<typeof postHessian>) => req.buffer(true).parse(rawBody);
 
 /** Parses .npy bytes with npyjs (an independent parser) and checks the header by hand. */
 function readNpy(bytes: Buffer, size: number): Float32Array {

@@ -45,7 +45,7 @@ export class JobManager {
   ) {}
 
   async init(): Promise<void> {
-    for (const record of await this.store.recover()) {
+    for (const record of await this.store.recover(Date.now(), this.options.ttlSeconds)) {
       this.jobs.set(record.id, { record, request: null, contiguousRows: record.status === 'succeeded' ? record.size : 0, cancelled: false, listeners: new Set() });
     }
   }
@@ -156,6 +156,8 @@ export class JobManager {
     this.running = job;
     this.idle = this.execute(job)
       .catch((error) => this.finish(job, 'failed', { kind: 'internal', message: (error as Error).message }))
+      // Only now, with no block in flight, can a failed or cancelled job's partial matrix go.
+      .then(() => (job.record.status === 'succeeded' ? undefined : this.store.removeMatrix(job.record.id)))
       .finally(() => {
         this.running = null;
         this.pump();
@@ -167,9 +169,12 @@ export class JobManager {
     const started = performance.now();
     record.status = 'running';
     record.startedAt = new Date().toISOString();
+    await this.store.save(record); // so that a crash leaves a record the next start marks interrupted
     this.notify(job);
     const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request! });
     if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
+    // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
+    if (job.cancelled) return;
     const { parameters, loss, gradient, blockSize, backend } = summary as Summary;
     Object.assign(record, { loss, gradient });
     await this.store.createMatrix(record.id, record.size);
@@ -216,7 +221,9 @@ export class JobManager {
       ...(error ? { error } : {}),
     });
     job.request = null;
-    if (status !== 'succeeded') await this.store.removeMatrix(record.id);
+    // A running job's matrix is removed by pump() once its blocks in flight are back, so that no
+    // write meets a closed file.
+    if (status !== 'succeeded' && this.running !== job) await this.store.removeMatrix(record.id);
     await this.store.save(record);
     this.events.jobFinished?.(record);
     this.notify(job);

@@ -39,9 +39,9 @@ export class ResultStore {
 
   /**
    * Reads the jobs a previous run left. Results finished and not yet expired are served again; a job
-   * that was queued or running when that run stopped is recorded as failed.
+   * that was queued or running when that run stopped is recorded as failed, expiring `ttlSeconds` later.
    */
-  async recover(now = Date.now()): Promise<JobRecord[]> {
+  async recover(now = Date.now(), ttlSeconds = 0): Promise<JobRecord[]> {
     await mkdir(this.dir, { recursive: true });
     const kept: JobRecord[] = [];
     for (const entry of await readdir(this.dir, { withFileTypes: true })) {
@@ -58,6 +58,8 @@ export class ResultStore {
         Object.assign(record, {
           status: 'failed',
           finishedAt,
+          // Expires like any finished job; without it the record would stay on disk for ever.
+          expiresAt: new Date(now + ttlSeconds * 1000).toISOString(),
           error: { kind: 'interrupted', message: 'the server stopped before this job finished' },
         });
         await rm(this.matrixPath(record.id), { force: true });

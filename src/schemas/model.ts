@@ -86,7 +86,11 @@ const RequestFields = z
   })
   .strict();
 
-export const HessianRequest = RequestFields.superRefine(checkConsistency).meta({ id: 'HessianRequest', examples: [EXAMPLE_REQUEST] });
+export const HessianRequest = RequestFields.check((payload) => {
+  // The cross-field checks need well-formed fields: they wait until every field check has passed.
+  if (payload.issues.length) return;
+  checkConsistency(payload.value, (path, message) => payload.issues.push({ code: 'custom', path, message, input: payload.value }));
+}).meta({ id: 'HessianRequest', examples: [EXAMPLE_REQUEST] });
 
 export type Model = z.infer<typeof Model>;
 export type DenseLayer = z.infer<typeof DenseLayer>;
@@ -98,9 +102,10 @@ export type HessianRequestInput = z.input<typeof HessianRequest>;
 /** The loss spec in its object form. */
 export const normalizeLoss = (loss: LossSpec) => (typeof loss === 'string' ? { type: loss } : loss);
 
+type Report = (path: (string | number)[], message: string) => void;
+
 /** Checks that need more than one field: shapes that must chain, targets that must fit the loss. */
-function checkConsistency(request: HessianRequest, ctx: z.RefinementCtx): void {
-  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+function checkConsistency(request: HessianRequest, issue: Report): void {
   const { model, data } = request;
   const inputs = layerInputs(model);
   model.layers.forEach((layer, l) => {
@@ -141,7 +146,7 @@ function checkConsistency(request: HessianRequest, ctx: z.RefinementCtx): void {
   }
 }
 
-function checkTargets(request: HessianRequest, issue: (path: (string | number)[], message: string) => void): void {
+function checkTargets(request: HessianRequest, issue: Report): void {
   const loss = normalizeLoss(request.loss);
   const rule = lossRule(loss.type);
   const units = request.model.layers[request.model.layers.length - 1].units;

@@ -2,6 +2,7 @@
  * Shared helpers of the API tests (test/api.*.test.ts): an app on a fresh RESULTS_DIR, binary bodies,
  * an independent .npy header check, job polling and deterministic random requests.
  */
+import { mulberry32 } from '../src/compute/initializers.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { endianness, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -162,16 +163,7 @@ export async function pollJob(
 export const isFinishedStatus = (status: string) => ['succeeded', 'failed', 'cancelled'].includes(status);
 
 /** A small deterministic PRNG (mulberry32), so that data is the same on every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 /**
  * An MLP request sizes[0] -> sizes[1] -> ... with tanh hidden layers and a linear output under

@@ -2,7 +2,7 @@
  * Deterministic weights for layers sent without them: Glorot-uniform kernel and zero bias, as Keras,
  * drawn from a small seeded generator (mulberry32) so the same seed always gives the same model.
  */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

@@ -40,6 +40,8 @@ export function backendPreference(value = process.env.HESSIAN_BACKEND ?? 'auto')
  */
 export async function initBackend(preference: BackendPreference = backendPreference()): Promise<BackendInfo> {
   if (active) return active;
+  // PROD silences TF.js's console banners (e.g. the advice to install tfjs-node) in the service logs.
+  tf.env().set('PROD', true);
   const order: BackendName[] = preference === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [preference];
   const fallbacks: string[] = [];
   for (const name of order) {

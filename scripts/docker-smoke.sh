@@ -130,39 +130,16 @@ trap 'die "interrupted"' INT TERM
 trap 'rc=$?; [ "$rc" = 0 ] || printf "[docker-smoke] command failed (exit %s) at line %s: %s\n" "$rc" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 # ----------------------------------------------------------------------------- apt
-wait_for_apt_locks() {
-  local waited=0 limit=900 busy
-  while :; do
-    busy=""
-    if command -v fuser >/dev/null 2>&1; then
-      fuser /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock \
-            /var/lib/apt/lists/lock /var/cache/apt/archives/lock >/dev/null 2>&1 && busy=1
-    else
-      pgrep -x 'apt-get|apt|dpkg' >/dev/null 2>&1 && busy=1
-    fi
-    [ -z "$busy" ] && return 0
-    [ "$waited" -ge "$limit" ] && die "apt/dpkg lock still held after ${limit}s"
-    [ $((waited % 30)) = 0 ] && log "waiting for another apt/dpkg process to finish (${waited}s)"
-    sleep 5; waited=$((waited + 5))
-  done
-}
+# shellcheck source=apt-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt-lib.sh"
 
-apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  # Never let package scripts start services (a system dockerd would create a bridge).
+# Like apt_install, but package scripts may not start services (a system dockerd would create a bridge).
+apt_install_no_services() {
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
     CREATED_POLICY_RC=1
   fi
-  wait_for_apt_locks
-  if ! timeout 900 apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "$@"; then
-    log "apt-get install failed; running apt-get update once and retrying"
-    wait_for_apt_locks
-    timeout 300 apt-get -o DPkg::Lock::Timeout=600 update || die "apt-get update failed"
-    wait_for_apt_locks
-    timeout 900 apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "$@" \
-      || die "apt-get install $* failed"
-  fi
+  apt_install "$@"
   if [ "$CREATED_POLICY_RC" = 1 ]; then rm -f /usr/sbin/policy-rc.d; CREATED_POLICY_RC=0; fi
 }
 
@@ -194,8 +171,8 @@ start_private_dockerd() {
     >"$SMOKE_TMP/dockerd.log" 2>&1 &
   DOCKERD_PID=$!
   STARTED_DAEMON=1
-  local i
-  for i in $(seq 1 120); do
+
+  for _ in $(seq 1 120); do
     if ! kill -0 "$DOCKERD_PID" 2>/dev/null; then
       wait "$DOCKERD_PID" 2>/dev/null || true
       DOCKERD_PID=""
@@ -215,7 +192,7 @@ DOCKER_INFO_NOTE=""
 if daemon_ok; then
   log "using the reachable docker daemon (${DOCKER_HOST:-default socket}); it is left running"
 else
-  command -v dockerd >/dev/null 2>&1 || { log "dockerd not installed: installing Debian's docker.io"; apt_install docker.io; }
+  command -v dockerd >/dev/null 2>&1 || { log "dockerd not installed: installing Debian's docker.io"; apt_install_no_services docker.io; }
   pick_client
   [ -n "$DOCKER" ] || die "no docker client after installing docker.io"
   if ! start_private_dockerd overlay2; then
@@ -357,7 +334,10 @@ done
 [ -n "$HEALTHY_MS" ] || die "container not healthy after ${HEALTH_TIMEOUT}s (health: $("$DOCKER" inspect -f '{{json .State.Health}}' "$CID" 2>/dev/null | cut -c1-400))"
 [ -n "$FIRST_200_MS" ] || FIRST_200_MS=$HEALTHY_MS
 fmt_s() { awk -v ms="$1" 'BEGIN { printf "%.1f", ms / 1000 }'; }
-log "healthy after $(fmt_s "$HEALTHY_MS") s (first /health 200 after $(fmt_s "$FIRST_200_MS") s; HEALTHCHECK interval 5 s)"
+# (a Go duration such as "5s"; empty means docker's default of 30s)
+HC_INTERVAL="$("$DOCKER" image inspect -f '{{if .Config.Healthcheck}}{{.Config.Healthcheck.Interval}}{{end}}' "$IMAGE" 2>/dev/null || true)"
+[ -n "$HC_INTERVAL" ] && [ "$HC_INTERVAL" != 0s ] || HC_INTERVAL="30s (default)"
+log "healthy after $(fmt_s "$HEALTHY_MS") s (first /health 200 after $(fmt_s "$FIRST_200_MS") s; HEALTHCHECK interval $HC_INTERVAL)"
 
 STAGE="GET /health"
 HEALTH_BODY="$(http GET "http://127.0.0.1:$PORT/health")" || die "GET /health failed: $HEALTH_BODY"

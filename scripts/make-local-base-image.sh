@@ -40,37 +40,8 @@ command -v npm >/dev/null 2>&1 || die "npm is needed on the host to fetch node-l
 timeout 30 "$DOCKER" info >/dev/null 2>&1 \
   || die "no docker daemon reachable (DOCKER_HOST=${DOCKER_HOST:-unset})"
 
-# --- apt helpers -------------------------------------------------------------
-wait_for_apt_locks() {
-  # Another process may be running apt/dpkg: wait (bounded) instead of killing it.
-  local waited=0 limit=900
-  while :; do
-    local busy=""
-    if command -v fuser >/dev/null 2>&1; then
-      fuser /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock \
-            /var/lib/apt/lists/lock /var/cache/apt/archives/lock >/dev/null 2>&1 && busy=1
-    else
-      pgrep -x 'apt-get|apt|dpkg' >/dev/null 2>&1 && busy=1
-    fi
-    [ -z "$busy" ] && return 0
-    [ "$waited" -ge "$limit" ] && die "apt/dpkg lock still held after ${limit}s"
-    [ $((waited % 30)) = 0 ] && log "waiting for another apt/dpkg process to finish (${waited}s)"
-    sleep 5; waited=$((waited + 5))
-  done
-}
-
-apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  wait_for_apt_locks
-  if ! timeout 900 apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "$@"; then
-    log "apt-get install failed; running apt-get update once and retrying"
-    wait_for_apt_locks
-    timeout 300 apt-get -o DPkg::Lock::Timeout=600 update || die "apt-get update failed"
-    wait_for_apt_locks
-    timeout 900 apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "$@" \
-      || die "apt-get install $* failed"
-  fi
-}
+# shellcheck source=apt-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt-lib.sh"
 
 # --- which Debian mirror does the host use? ----------------------------------
 # Prints "URI SUITE" for every enabled deb source of the host (one-line .list
@@ -152,7 +123,7 @@ trap 'exit 130' INT TERM
 START=$(date +%s)
 
 # --- 1. Debian root file system ----------------------------------------------
-log "debootstrap --variant=minbase $SUITE (this takes ~30-60 s)"
+log "debootstrap --variant=minbase $SUITE (typically 1-2 min)"
 timeout 1200 debootstrap --variant=minbase --include=ca-certificates \
   "$SUITE" "$ROOTFS" "$DEBIAN_MIRROR" >"$WORK/debootstrap.log" 2>&1 \
   || { tail -n 30 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
@@ -166,8 +137,26 @@ unmount_under "$ROOTFS"
 grep -q " $SUITE main" "$ROOTFS/etc/apt/sources.list" \
   || printf 'deb %s %s main\n' "$DEBIAN_MIRROR" "$SUITE" >>"$ROOTFS/etc/apt/sources.list"
 
-# Keep the image small, like the official slim images.
-rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* \
+# Keep the image small, like Debian's slim images: no package caches/lists, no
+# documentation, man pages or translations (copyright files stay), now and for
+# packages installed later. Every path below is inside $ROOTFS (checked first).
+case "$ROOTFS" in "$WORK"/rootfs) ;; *) die "unexpected root file system path '$ROOTFS'";; esac
+[ -x "$ROOTFS/usr/bin/dpkg" ] || die "debootstrap left no dpkg in $ROOTFS"
+mkdir -p "$ROOTFS/etc/dpkg/dpkg.cfg.d"
+printf '%s\n' \
+  'path-exclude /usr/share/doc/*' \
+  'path-include /usr/share/doc/*/copyright' \
+  'path-exclude /usr/share/man/*' \
+  'path-exclude /usr/share/info/*' \
+  'path-exclude /usr/share/locale/*' \
+  'path-include /usr/share/locale/locale.alias' \
+  'path-exclude /usr/share/lintian/*' \
+  >"$ROOTFS/etc/dpkg/dpkg.cfg.d/local-slim-image"
+find "$ROOTFS/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete 2>/dev/null || true
+find "$ROOTFS/usr/share/doc" -mindepth 1 -type d -empty -delete 2>/dev/null || true
+find "$ROOTFS/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} + 2>/dev/null || true
+rm -rf "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* "$ROOTFS"/usr/share/lintian/* \
+       "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/*.bin "$ROOTFS"/var/lib/apt/lists/* \
        "$ROOTFS"/var/log/*.log "$ROOTFS"/var/log/apt/* "$ROOTFS"/tmp/* 2>/dev/null || true
 
 # --- 2. host CA certificates ---------------------------------------------------
@@ -191,7 +180,14 @@ mkdir -p "$WORK/node" "$ROOTFS/usr/local/lib/node_modules/npm" "$ROOTFS/usr/loca
 tar -xzf "$WORK/pkgs/$NODE_TGZ" -C "$WORK/node"
 install -m 0755 "$WORK/node/package/bin/node" "$ROOTFS/usr/local/bin/node"
 # Headers let node-gyp build native addons offline, as in the official image.
-[ -d "$WORK/node/package/include" ] && cp -a "$WORK/node/package/include" "$ROOTFS/usr/local/"
+# (OpenSSL's per-platform config headers are kept for linux-x86_64 only.)
+if [ -d "$WORK/node/package/include" ]; then
+  if [ -d "$WORK/node/package/include/node/openssl/archs" ]; then
+    find "$WORK/node/package/include/node/openssl/archs" -mindepth 1 -maxdepth 1 \
+         ! -name 'linux-x86_64*' -exec rm -rf {} +
+  fi
+  cp -a "$WORK/node/package/include" "$ROOTFS/usr/local/"
+fi
 tar -xzf "$WORK/pkgs/$NPM_TGZ" -C "$ROOTFS/usr/local/lib/node_modules/npm" --strip-components=1
 ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$ROOTFS/usr/local/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$ROOTFS/usr/local/bin/npx"

@@ -8,7 +8,7 @@ import {
   PreparedModel,
   SpecError,
 } from '../src/compute/index.js';
-import { EXAMPLE_REQUEST } from '../src/schemas/examples.js';
+import { EXAMPLE_REQUEST, EXAMPLE_RESPONSE } from '../src/schemas/examples.js';
 import { fixtures, relativeError } from './helpers.js';
 
 beforeAll(async () => {
@@ -31,6 +31,13 @@ describe('the seed case: a 2x2 linear layer without bias under MSE', () => {
         for (let j = 0; j < 2; j++)
           for (let l = 0; l < 2; l++) expected.push(k === l ? (2 / 6) * x.reduce((s, row) => s + row[i] * row[j], 0) : 0);
     expect(relativeError(result.hessian!, expected)).toBeLessThan(1e-6);
+  });
+
+  it('is what the API documentation shows as the example answer', async () => {
+    const result = await computeHessian(EXAMPLE_REQUEST);
+    expect(relativeError(result.hessian!, EXAMPLE_RESPONSE.hessian.flat())).toBeLessThan(1e-6);
+    expect(relativeError(result.gradient, EXAMPLE_RESPONSE.gradient)).toBeLessThan(1e-6);
+    expect(result.loss).toBeCloseTo(EXAMPLE_RESPONSE.loss, 5);
   });
 });
 

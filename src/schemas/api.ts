@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EXAMPLE_RESPONSE } from './examples.js';
 
 /** Shapes of what the API answers; the OpenAPI document is generated from these. */
 
@@ -24,7 +25,7 @@ export const HessianJson = z.object({
   gradient: z.array(z.number()).describe('dL/dθ, length P'),
   hessian: z.array(z.array(z.number())).describe('P rows of P numbers, symmetric, every block'),
   meta: ResultMeta,
-});
+}).meta({ examples: [EXAMPLE_RESPONSE] });
 
 export const FieldIssue = z.object({ path: z.string(), message: z.string() });
 

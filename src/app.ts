@@ -34,7 +34,10 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     store,
     pool,
     { maxQueued: config.MAX_QUEUED_JOBS, ttlSeconds: config.RESULT_TTL_SECONDS },
-    { rowsComputed: (n) => metrics.rows.inc(n) },
+    {
+      rowsComputed: (n) => metrics.rows.inc(n),
+      storageError: (error, jobId) => app.log.error({ err: error, jobId }, 'could not write to RESULTS_DIR'),
+    },
   );
   await manager.init();
 
@@ -46,14 +49,18 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   });
 
   let backend: BackendInfo | null = null;
+  let backendError: string | null = null;
   pool.backend().then(
     (info) => {
       backend = info;
       app.log.info({ backend: info.backend, fallbacks: info.fallbacks }, `compute backend: ${info.backend}`);
     },
-    (error) => app.log.error({ err: error }, 'the worker pool could not load a TF.js backend'),
+    (error) => {
+      backendError = (error as Error).message;
+      app.log.error({ err: error }, 'the worker pool could not load a TF.js backend');
+    },
   );
-  const ctx: ServiceContext = { config, manager, store, metrics, backend: () => backend };
+  const ctx: ServiceContext = { config, manager, store, metrics, backend: () => backend, backendError: () => backendError };
 
   // Request bodies are checked by the same zod schemas that document them; failures name their field.
   app.setValidatorCompiler(({ schema }) => (data) => {

@@ -11,6 +11,7 @@ export const ConfigSchema = z.object({
   WORKERS: intFrom(availableParallelism(), 1),
   MAX_BODY_BYTES: intFrom(32 * 1024 * 1024, 1024),
   MAX_PARAMETERS: intFrom(20000, 1),
+  MAX_MODEL_PARAMETERS: intFrom(10_000_000, 1),
   MAX_QUEUED_JOBS: intFrom(64, 1),
   RESULTS_DIR: z.string().default(join(tmpdir(), 'hessian-results')),
   RESULT_TTL_SECONDS: intFrom(3600, 1),

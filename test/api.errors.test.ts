@@ -371,6 +371,21 @@ describe('413: over the limits', () => {
     expect(restricted.body.size).toBe(63);
     expect(restricted.body.hessian).toHaveLength(63);
   });
+
+  it('wrt cannot smuggle a huge model past the limits: 413 model_too_large names the size', async () => {
+    // A seeded 3,000 x 10,000 layer (3 * 10^7 weights) of which wrt keeps only the 10,000 biases.
+    const body = {
+      model: { inputShape: [3000], layers: [{ type: 'dense', units: 10_000 }] },
+      loss: 'meanSquaredError',
+      data: { x: [new Array(3000).fill(0)], y: [new Array(10_000).fill(0)] },
+      wrt: ['dense_1/bias'],
+    };
+    const res = await t.http().post('/v1/jobs').send(body);
+    expectErrorBody(res, 413, 'model_too_large');
+    expect(res.body.message).toContain(`${3000 * 10_000 + 10_000} parameters`);
+    expect(res.body.message).toContain('MAX_MODEL_PARAMETERS is 10000000');
+    await expectStillWorks();
+  });
 });
 
 describe('406: an Accept header naming no served form', () => {

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { tf } from '../src/compute/tf.js';
 import {
   computeHessian,
   hessianTimes,
@@ -141,5 +142,9 @@ describe('bad input raises a typed error naming the field', () => {
       data: { x: [[1]], y: [[1]] },
     };
     await expect(computeHessian(request)).rejects.toBeInstanceOf(NumericalError);
+    // ...and leaves no TF.js tensor behind, however often it happens.
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) await expect(computeHessian(request)).rejects.toBeInstanceOf(NumericalError);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -95,8 +95,8 @@ export function planRowBlocks(parameters: readonly ParameterTensor[], blockSize:
 }
 
 /**
- * How many directions to carry at once: enough rows (B*K) for efficient matMuls, few enough that the
- * working set of [B, K, width] tensors stays around 64 MB.
+ * How many directions to carry at once: enough rows (B*K) for efficient matMuls, few enough that each
+ * [B, K, width] tensor of the working set stays within 8 MB (2M floats).
  */
 export function defaultBlockSize(batch: number, widestLayer: number): number {
   const byRows = Math.ceil(32768 / batch);

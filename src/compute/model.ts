@@ -42,8 +42,15 @@ export class PreparedModel {
     });
     this.loss = loss;
     this.gradient = this.select(fullGradient);
-    if (!Number.isFinite(loss)) throw new NumericalError(`the loss is ${loss} on this data (e.g. log of 0 or 1 in a cross-entropy)`);
-    if (!this.gradient.every(Number.isFinite)) throw new NumericalError('the gradient is not finite on this data');
+    const problem = !Number.isFinite(loss)
+      ? `the loss is ${loss} on this data (e.g. log of 0 or 1 in a cross-entropy)`
+      : !this.gradient.every(Number.isFinite)
+        ? 'the gradient is not finite on this data'
+        : null;
+    if (problem) {
+      this.dispose(); // no caller gets this object to release its tensors
+      throw new NumericalError(problem);
+    }
   }
 
   get batch(): number {

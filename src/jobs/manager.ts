@@ -11,6 +11,12 @@ export class QueueFullError extends Error {
   }
 }
 
+export class ShuttingDownError extends Error {
+  constructor() {
+    super('the server is shutting down and takes no new jobs');
+  }
+}
+
 /** A job the manager knows: its persisted record plus what only lives while the server runs. */
 export interface Job {
   record: JobRecord;
@@ -19,11 +25,14 @@ export interface Job {
   contiguousRows: number;
   cancelled: boolean;
   listeners: Set<() => void>;
+  /** The last write of job.json: writes of one job run one after another. */
+  saved: Promise<void>;
 }
 
 export interface JobEvents {
   rowsComputed?(count: number): void;
-  jobFinished?(record: JobRecord): void;
+  /** A job record could not be written (disk full, permissions); the job goes on in memory. */
+  storageError?(error: unknown, jobId: string): void;
 }
 
 /**
@@ -46,13 +55,14 @@ export class JobManager {
 
   async init(): Promise<void> {
     for (const record of await this.store.recover(Date.now(), this.options.ttlSeconds)) {
-      this.jobs.set(record.id, { record, request: null, contiguousRows: record.status === 'succeeded' ? record.size : 0, cancelled: false, listeners: new Set() });
+      const contiguousRows = record.status === 'succeeded' ? record.size : 0;
+      this.jobs.set(record.id, { record, request: null, contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve() });
     }
   }
 
   /** Queues a validated request. Throws QueueFullError when MAX_QUEUED_JOBS are already waiting. */
   submit(request: HessianRequest): Job {
-    if (!this.accepting) throw new QueueFullError(0);
+    if (!this.accepting) throw new ShuttingDownError();
     if (this.queue.length >= this.options.maxQueued) throw new QueueFullError(this.options.maxQueued);
     const parameters = selectParameters(request.model, request.wrt);
     const record: JobRecord = {
@@ -69,7 +79,7 @@ export class JobManager {
       gradient: null,
       meta: null,
     };
-    const job: Job = { record, request, contiguousRows: 0, cancelled: false, listeners: new Set() };
+    const job: Job = { record, request, contiguousRows: 0, cancelled: false, listeners: new Set(), saved: Promise.resolve() };
     this.jobs.set(record.id, job);
     this.queue.push(job);
     this.pump();
@@ -121,10 +131,18 @@ export class JobManager {
     void this.finish(job, 'cancelled');
   }
 
+  /** Writes job.json after any earlier write of the same job; a failure is reported, not thrown. */
+  private persist(job: Job): Promise<void> {
+    const snapshot = { ...job.record };
+    job.saved = job.saved.then(() => this.store.save(snapshot)).catch((error) => this.events.storageError?.(error, snapshot.id));
+    return job.saved;
+  }
+
   /** Deletes a finished job and its files. */
   async forget(job: Job): Promise<void> {
     this.jobs.delete(job.record.id);
-    await this.store.remove(job.record.id);
+    await job.saved;
+    await this.store.remove(job.record.id).catch((error) => this.events.storageError?.(error, job.record.id));
   }
 
   /** Deletes every finished result whose TTL has passed. */
@@ -158,6 +176,7 @@ export class JobManager {
       .catch((error) => this.finish(job, 'failed', { kind: 'internal', message: (error as Error).message }))
       // Only now, with no block in flight, can a failed or cancelled job's partial matrix go.
       .then(() => (job.record.status === 'succeeded' ? undefined : this.store.removeMatrix(job.record.id)))
+      .catch((error) => this.events.storageError?.(error, job.record.id))
       .finally(() => {
         this.running = null;
         this.pump();
@@ -169,7 +188,7 @@ export class JobManager {
     const started = performance.now();
     record.status = 'running';
     record.startedAt = new Date().toISOString();
-    await this.store.save(record); // so that a crash leaves a record the next start marks interrupted
+    await this.persist(job); // so that a crash leaves a record the next start marks interrupted
     this.notify(job);
     const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request! });
     if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
@@ -188,13 +207,19 @@ export class JobManager {
       while (next < blocks.length && !job.cancelled && !failure) {
         const index = next++;
         const block = blocks[index];
-        const rows = await this.pool.run({ kind: 'rows', jobId: record.id, request: job.request!, block });
-        if (job.cancelled) return;
-        if (isFailure(rows)) {
-          failure = rows.error;
+        try {
+          const rows = await this.pool.run({ kind: 'rows', jobId: record.id, request: job.request!, block });
+          if (job.cancelled) return;
+          if (isFailure(rows)) {
+            failure = rows.error;
+            return;
+          }
+          await this.store.writeRows(record.id, record.size, block.row, rows as Float32Array);
+        } catch (error) {
+          // A worker that died or a write that failed (disk full): the job fails once every loop is back.
+          failure ??= { kind: 'internal', message: (error as Error).message };
           return;
         }
-        await this.store.writeRows(record.id, record.size, block.row, rows as Float32Array);
         done[index] = true;
         record.rowsDone += block.count;
         while (firstPending < blocks.length && done[firstPending]) job.contiguousRows += blocks[firstPending++].count;
@@ -221,12 +246,16 @@ export class JobManager {
       ...(error ? { error } : {}),
     });
     job.request = null;
-    // A running job's matrix is removed by pump() once its blocks in flight are back, so that no
-    // write meets a closed file.
-    if (status !== 'succeeded' && this.running !== job) await this.store.removeMatrix(record.id);
-    await this.store.save(record);
-    this.events.jobFinished?.(record);
-    this.notify(job);
+    try {
+      // A running job's matrix is removed by pump() once its blocks in flight are back, so that no
+      // write meets a closed file.
+      if (status !== 'succeeded' && this.running !== job) await this.store.removeMatrix(record.id);
+      await this.persist(job);
+    } catch (error) {
+      this.events.storageError?.(error, record.id);
+    } finally {
+      this.notify(job);
+    }
   }
 
   private notify(job: Job): void {

@@ -38,10 +38,6 @@ export class ComputePool {
     return (await this.run({ kind: 'ping' })) as BackendInfo;
   }
 
-  get queued(): number {
-    return this.piscina.queueSize;
-  }
-
   destroy(): Promise<void> {
     return this.piscina.destroy();
   }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -75,8 +76,9 @@ export class ResultStore {
   async save(record: JobRecord): Promise<void> {
     await mkdir(this.jobDir(record.id), { recursive: true });
     const path = join(this.jobDir(record.id), 'job.json');
-    await writeFile(`${path}.tmp`, JSON.stringify(record));
-    await rename(`${path}.tmp`, path);
+    const temporary = `${path}.${randomUUID()}.tmp`;
+    await writeFile(temporary, JSON.stringify(record));
+    await rename(temporary, path);
   }
 
   /** Creates the .npy file with its header; rows are then written in place as they arrive. */

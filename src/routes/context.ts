@@ -12,4 +12,6 @@ export interface ServiceContext {
   metrics: Metrics;
   /** Set once a worker has loaded its TF.js backend. */
   backend: () => BackendInfo | null;
+  /** Why no backend could be loaded, if that happened. */
+  backendError: () => string | null;
 }

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { SpecError, type FieldIssue } from '../compute/index.js';
-import { QueueFullError } from '../jobs/manager.js';
+import { QueueFullError, ShuttingDownError } from '../jobs/manager.js';
 
 /** An error answered as {error, message, details?} with its HTTP status. */
 export class ApiError extends Error {
@@ -26,6 +26,7 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
 function toApiError(error: FastifyError): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof SpecError) return new ApiError(400, 'invalid_request', error.message, error.issues);
+  if (error instanceof ShuttingDownError) return new ApiError(503, 'shutting_down', error.message, undefined, { 'retry-after': '5' });
   if (error instanceof QueueFullError) {
     return new ApiError(429, 'queue_full', error.message, undefined, { 'retry-after': '5' });
   }
@@ -38,11 +39,13 @@ function toApiError(error: FastifyError): ApiError {
       return new ApiError(400, 'invalid_request', 'the request body is empty; send a JSON object');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new ApiError(400, 'invalid_request', error.message);
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new ApiError(400, 'invalid_json', `the request body is not valid JSON: ${error.message}`);
   }
   if (error.validation) {
     return new ApiError(400, 'invalid_request', error.message, error.validation.map((v) => ({ path: v.instancePath, message: v.message ?? '' })));
   }
-  if (error instanceof SyntaxError || error.statusCode === 400) return new ApiError(400, 'invalid_json', `the request body is not valid JSON: ${error.message}`);
+  if (error instanceof SyntaxError) return new ApiError(400, 'invalid_json', `the request body is not valid JSON: ${error.message}`);
   if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) return new ApiError(error.statusCode, 'bad_request', error.message);
   return new ApiError(500, 'internal', 'internal error; see the server log');
 }

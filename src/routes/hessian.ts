@@ -1,14 +1,22 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { selectParameters, totalSize } from '../compute/index.js';
+import { allParameters, selectParameters, totalSize } from '../compute/index.js';
+import type { Config } from '../config.js';
 import type { Job } from '../jobs/manager.js';
 import { HessianRequest } from '../schemas/model.js';
 import type { ServiceContext } from './context.js';
 import { ApiError } from './errors.js';
 import { errorResponse, resultFormat, resultResponse, sendResult } from './results.js';
 
-/** 413 when the matrix would exceed MAX_PARAMETERS rows, saying what was asked and what it would weigh. */
-export function checkSize(request: HessianRequest, maxParameters: number): void {
+/**
+ * 413 when the matrix would exceed MAX_PARAMETERS rows, saying what was asked and what it would weigh,
+ * or when the model itself (which `wrt` may select a small part of) exceeds MAX_MODEL_PARAMETERS.
+ */
+export function checkSize(request: HessianRequest, { MAX_PARAMETERS: maxParameters, MAX_MODEL_PARAMETERS: maxModel }: Config): void {
+  const modelSize = totalSize(allParameters(request.model));
+  if (modelSize > maxModel) {
+    throw new ApiError(413, 'model_too_large', `the model has ${modelSize} parameters; the limit MAX_MODEL_PARAMETERS is ${maxModel}`);
+  }
   const size = totalSize(selectParameters(request.model, request.wrt));
   if (size > maxParameters) {
     const bytes = size * size * 4;
@@ -25,7 +33,7 @@ export function failureOf(job: Job): ApiError {
   const { error, status } = job.record;
   if (error?.kind === 'spec') return new ApiError(400, 'invalid_request', error.message);
   if (error?.kind === 'numerical') return new ApiError(422, 'numerical_error', error.message);
-  if (status === 'cancelled') return new ApiError(503, 'cancelled', 'the computation was cancelled (server shutting down)');
+  if (status === 'cancelled') return new ApiError(503, 'cancelled', 'the computation was cancelled (the server is shutting down)');
   return new ApiError(500, 'internal', error?.message ?? 'the computation failed');
 }
 
@@ -53,18 +61,16 @@ export const hessianRoutes =
       },
       async (request, reply) => {
         const format = resultFormat(request.headers.accept);
-        checkSize(request.body, ctx.config.MAX_PARAMETERS);
+        checkSize(request.body, ctx.config);
         const job = ctx.manager.submit(request.body);
-        // A client that goes away before its answer does not leave its computation running.
-        const abandon = () => ctx.manager.cancel(job);
-        reply.raw.once('close', abandon);
+        // The answer is the only use of this job: once the connection closes (answered, or the client
+        // gone mid-way) it is cancelled if still unfinished, and deleted when finished.
+        reply.raw.once('close', () => {
+          ctx.manager.cancel(job);
+          void ctx.manager.finished(job).then(() => ctx.manager.forget(job));
+        });
         const record = await ctx.manager.finished(job);
-        reply.raw.off('close', abandon);
-        if (record.status !== 'succeeded') {
-          void ctx.manager.forget(job);
-          throw failureOf(job);
-        }
-        reply.raw.once('close', () => void ctx.manager.forget(job));
+        if (record.status !== 'succeeded') throw failureOf(job);
         return sendResult(reply, ctx.store, record, format);
       },
     );

@@ -59,7 +59,7 @@ export const jobRoutes =
         },
       },
       async (request, reply) => {
-        checkSize(request.body, ctx.config.MAX_PARAMETERS);
+        checkSize(request.body, ctx.config);
         const job = ctx.manager.submit(request.body);
         return reply.code(202).header('location', `/v1/jobs/${job.record.id}`).send(describe(job));
       },

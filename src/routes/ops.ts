@@ -14,7 +14,7 @@ export const opsRoutes =
     );
 
     const Ready = z.object({
-      status: z.enum(['ready', 'starting']),
+      status: z.enum(['ready', 'starting', 'unavailable']),
       backend: z.string().nullable(),
       dtype: z.string().nullable(),
       workers: z.number().int(),
@@ -25,12 +25,13 @@ export const opsRoutes =
       { schema: { summary: 'Readiness: the worker pool is up and its TF.js backend loaded', tags: ['operations'], response: { 200: Ready, 503: Ready } } },
       async (_request, reply) => {
         const info = ctx.backend();
+        const failed = ctx.backendError();
         return reply.code(info ? 200 : 503).send({
-          status: info ? 'ready' : 'starting',
+          status: info ? 'ready' : failed ? 'unavailable' : 'starting',
           backend: info?.backend ?? null,
           dtype: info?.dtype ?? null,
           workers: ctx.config.WORKERS,
-          fallbacks: info?.fallbacks ?? [],
+          fallbacks: info?.fallbacks ?? (failed ? [failed] : []),
         });
       },
     );

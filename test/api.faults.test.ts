@@ -1,0 +1,47 @@
+/**
+ * Faults on the server's side: a results directory that cannot be written fails the request with a
+ * JSON 500 and a log line, never a crash, and the service goes on answering.
+ */
+import { rm, writeFile } from 'node:fs/promises';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { removeDir, startApp, type TestApp } from './api-helpers.js';
+import { fixtures } from './helpers.js';
+
+const seed = fixtures().find((c) => c.name === 'seed_2x2_linear_mse')!;
+let t: TestApp;
+
+beforeAll(async () => {
+  t = await startApp();
+});
+
+afterAll(async () => {
+  await t?.close();
+  if (t) await removeDir(t.dir);
+});
+
+it('RESULTS_DIR replaced by a file mid-run: 500 internal for the request, the process and /health stay up', async () => {
+  await rm(t.dir, { recursive: true, force: true });
+  await writeFile(t.dir, 'not a directory');
+  try {
+    for (const url of ['/v1/hessian', '/v1/jobs']) {
+      const res = await t.http().post(url).send(seed.request);
+      if (url === '/v1/hessian') {
+        expect(res.status).toBe(500);
+        expect(res.body.error).toBe('internal');
+      } else {
+        // The job is accepted, then fails; its status says why.
+        expect(res.status).toBe(202);
+        let job = res.body;
+        for (let i = 0; i < 200 && !['failed', 'succeeded'].includes(job.status); i++) {
+          await new Promise((r) => setTimeout(r, 25));
+          job = (await t.http().get(`/v1/jobs/${job.id}`)).body;
+        }
+        expect(job.status).toBe('failed');
+        expect(job.error.message).toMatch(/ENOTDIR|not a directory/i);
+      }
+    }
+    expect((await t.http().get('/health')).status).toBe(200);
+  } finally {
+    await rm(t.dir, { force: true });
+  }
+});

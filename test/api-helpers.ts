@@ -8,7 +8,7 @@ import { endianness, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import request from 'supertest';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { relativeError, type FixtureCase } from './helpers.js';
@@ -45,6 +45,38 @@ export async function startApp(overrides: Partial<Config> = {}): Promise<TestApp
       closed = true;
       await app.close();
     },
+  };
+}
+
+/**
+ * Starts an app before this file's tests and closes it (and removes its RESULTS_DIR) after them;
+ * the returned object forwards to that app.
+ */
+export function useApp(overrides: Partial<Config> = {}): TestApp {
+  let current: TestApp | undefined;
+  beforeAll(async () => {
+    current = await startApp(overrides);
+  });
+  afterAll(async () => {
+    await current?.close();
+    if (current) await removeDir(current.dir);
+  });
+  const started = () => {
+    if (!current) throw new Error('the app has not started');
+    return current;
+  };
+  return {
+    get app() {
+      return started().app;
+    },
+    get dir() {
+      return started().dir;
+    },
+    get config() {
+      return started().config;
+    },
+    http: () => started().http(),
+    close: () => started().close(),
   };
 }
 

@@ -13,6 +13,7 @@ import {
   removeDir,
   startApp,
   type TestApp,
+  useApp,
 } from './api-helpers.js';
 import { fixtures } from './helpers.js';
 
@@ -20,16 +21,7 @@ const cases = fixtures();
 const seed = cases.find((c) => c.name === 'seed_2x2_linear_mse')!;
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v));
 
-let t: TestApp;
-
-beforeAll(async () => {
-  t = await startApp({ MAX_PARAMETERS: 100, MAX_BODY_BYTES: 64 * 1024 });
-});
-
-afterAll(async () => {
-  await t?.close();
-  if (t) await removeDir(t.dir);
-});
+const t = useApp({ MAX_PARAMETERS: 100, MAX_BODY_BYTES: 64 * 1024 });
 
 /** The shape every error body has. */
 function expectErrorBody(res: { status: number; body: any; headers: Record<string, string> }, status: number, code?: string) {

@@ -3,21 +3,12 @@
  * JSON 500 and a log line, never a crash, and the service goes on answering.
  */
 import { rm, writeFile } from 'node:fs/promises';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { removeDir, startApp, type TestApp } from './api-helpers.js';
+import { expect, it } from 'vitest';
+import { useApp } from './api-helpers.js';
 import { fixtures } from './helpers.js';
 
 const seed = fixtures().find((c) => c.name === 'seed_2x2_linear_mse')!;
-let t: TestApp;
-
-beforeAll(async () => {
-  t = await startApp();
-});
-
-afterAll(async () => {
-  await t?.close();
-  if (t) await removeDir(t.dir);
-});
+const t = useApp();
 
 it('RESULTS_DIR replaced by a file mid-run: 500 internal for the request, the process and /health stay up', async () => {
   await rm(t.dir, { recursive: true, force: true });

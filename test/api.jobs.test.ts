@@ -4,7 +4,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   decodeFloat32LE,
   expectJsonMatchesFixture,
@@ -17,23 +17,12 @@ import {
   pollJob,
   rawBody,
   reassembleNdjson,
-  removeDir,
   sleep,
-  startApp,
-  type TestApp,
+  useApp,
 } from './api-helpers.js';
 import { fixtures } from './helpers.js';
 
-let t: TestApp;
-
-beforeAll(async () => {
-  t = await startApp();
-});
-
-afterAll(async () => {
-  await t?.close();
-  if (t) await removeDir(t.dir);
-});
+const t = useApp();
 
 const STATUS_ORDER = ['queued', 'running', 'succeeded'];
 const binaryGet = (path: string) => t.http().get(path).set('accept', 'application/octet-stream').buffer(true).parse(rawBody);

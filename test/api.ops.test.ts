@@ -1,10 +1,17 @@
 /**
  * Operations endpoints: /health, /ready, /metrics (Prometheus text), /openapi.json and /docs.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { expectJsonMatchesFixture, freshDir, pollJob, removeDir, startApp, waitForReady, type TestApp } from './api-helpers.js';
+import {
+  expectJsonMatchesFixture,
+  freshDir,
+  pollJob,
+  removeDir,
+  useApp,
+  waitForReady,
+} from './api-helpers.js';
 import { fixtures } from './helpers.js';
 import request from 'supertest';
 
@@ -12,16 +19,7 @@ const cases = fixtures();
 const seed = cases.find((c) => c.name === 'seed_2x2_linear_mse')!;
 const larger = cases.find((c) => c.name === 'larger_5_12_12_4_tanh_cce_logits')!;
 
-let t: TestApp;
-
-beforeAll(async () => {
-  t = await startApp();
-});
-
-afterAll(async () => {
-  await t?.close();
-  if (t) await removeDir(t.dir);
-});
+const t = useApp();
 
 /** The value of one sample line `name{labels} value` of a Prometheus text exposition, or undefined. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {

@@ -3,7 +3,7 @@
  * (test/fixtures/cases.json): POST /v1/hessian, GET /v1/jobs/:id/result and GET /v1/jobs/:id/stream.
  */
 import { parse as parseNpy } from 'npyjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   checkNpyHeader,
   decodeFloat32LE,
@@ -13,10 +13,8 @@ import {
   pollJob,
   rawBody,
   reassembleNdjson,
-  removeDir,
-  startApp,
   TOLERANCE,
-  type TestApp,
+  useApp,
 } from './api-helpers.js';
 import { fixtures, relativeError, type FixtureCase } from './helpers.js';
 
@@ -24,17 +22,8 @@ const cases = fixtures();
 const byName = (name: string) => cases.find((c) => c.name === name)!;
 const seed = byName('seed_2x2_linear_mse');
 
-let t: TestApp;
-
-beforeAll(async () => {
-  // 20 concurrent synchronous requests each go through the job queue: leave room for all of them.
-  t = await startApp({ MAX_QUEUED_JOBS: 32 });
-});
-
-afterAll(async () => {
-  await t?.close();
-  if (t) await removeDir(t.dir);
-});
+// 20 concurrent synchronous requests each go through the job queue: leave room for all of them.
+const t = useApp({ MAX_QUEUED_JOBS: 32 });
 
 const postHessian = (body: unknown, accept?: string) => {
   const req = t.http().post('/v1/hessian').send(body as object);

@@ -5,7 +5,7 @@
 import type { z } from 'zod';
 import { HessianRequest } from '../schemas/model.js';
 import { activeBackend, initBackend, type BackendInfo } from './backend.js';
-import { defaultBlockSize, hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
+import { defaultBlockSize, hessianRows, planRowBlocks } from './curvature.js';
 import { SpecError } from './errors.js';
 import { PreparedModel } from './model.js';
 import type { ParameterTensor } from './parameters.js';

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../src/compute/tf.js';
 import {
   computeHessian,
+  hessianRows,
   hessianTimes,
   initBackend,
   NumericalError,
@@ -82,6 +83,25 @@ describe('row blocks', () => {
     expect(result.hessian).toBeUndefined();
     expect(seen).toEqual([...seen].sort((a, b) => a - b));
     expect(relativeError(assembled, expected.hessian.flat())).toBeLessThan(1e-4);
+  });
+});
+
+describe('upper-only row blocks (the service fills the rest by symmetry)', () => {
+  it('compute the columns of the block layer and above exactly, and leave lower layers at 0', () => {
+    const { request, expected } = byName('depth_3_layers_tanh_sigmoid_gelu');
+    const model = new PreparedModel(parseRequest(request));
+    const size = model.size;
+    const layer2 = model.parameters.findIndex((t) => t.layer === 1);
+    const block = { tensor: layer2, start: 3, count: 5, row: model.parameters[layer2].offset + 3 };
+    const rows = hessianRows(model, block, true);
+    model.dispose();
+    const firstUpper = model.parameters[layer2].offset;
+    for (let d = 0; d < block.count; d++) {
+      const row = rows.subarray(d * size, (d + 1) * size);
+      const reference = expected.hessian[block.row + d];
+      expect(Array.from(row.subarray(0, firstUpper)).every((v) => v === 0)).toBe(true);
+      expect(relativeError(row.subarray(firstUpper), reference.slice(firstUpper))).toBeLessThan(1e-4);
+    }
   });
 });
 

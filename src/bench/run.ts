@@ -47,7 +47,10 @@ function mlpRequest(sizes: number[], batch: number): HessianRequest {
   });
 }
 
-/** Multiply-add FLOPs of the matMuls the R-operator passes run (see compute/curvature.ts), over all P rows. */
+/**
+ * Multiply-add FLOPs of the matMuls the R-operator passes run (see compute/curvature.ts) over all P rows,
+ * with the service's upper-only blocks: a direction in layer s runs forward from s and backward down to s.
+ */
 function matmulFlops(sizes: number[], batch: number): number {
   const layers = sizes.slice(1).map((m, l) => ({ n: sizes[l], m }));
   let total = 0;
@@ -55,10 +58,10 @@ function matmulFlops(sizes: number[], batch: number): number {
     const directions = (n + 1) * m;
     let perDirection = 0;
     layers.forEach((layer, l) => {
+      if (l < s) return;
       const nm = layer.n * layer.m;
-      if (l > s) perDirection += 2 * batch * nm * 2; // R(z) forward, R(a_in)^T delta
       perDirection += 2 * batch * (layer.n + 1) * layer.m; // a_aug^T R(delta)
-      if (l > 0) perDirection += 2 * batch * nm; // R(delta) W^T
+      if (l > s) perDirection += 3 * 2 * batch * nm; // R(z) forward, R(a_in)^T delta, R(delta) W^T
     });
     total += directions * perDirection;
   });

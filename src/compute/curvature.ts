@@ -10,8 +10,12 @@ import { tf, type Tensor3D } from './tf.js';
  * curvature at the output, then a backward pass of R(delta) that yields H v for every column tensor.
  * The full Hessian is this with unit vectors, P/K times.
  */
-export function hessianVectorProducts(model: PreparedModel, seed: DirectionSeed, columns: readonly ParameterTensor[] = model.parameters): Float32Array {
-  const width = columns.reduce((n, t) => Math.max(n, t.offset + t.size), 0);
+export function hessianVectorProducts(
+  model: PreparedModel,
+  seed: DirectionSeed,
+  columns: readonly ParameterTensor[] = model.parameters,
+): Float32Array {
+  const width = model.size; // columns not asked for stay 0
   const rows = new Float32Array(seed.count * width);
   const lowestColumnLayer = Math.min(...columns.map((t) => t.layer));
   tf.tidy(() => {
@@ -104,11 +108,17 @@ export function defaultBlockSize(batch: number, widestLayer: number): number {
   return Math.max(1, Math.min(512, byRows, byMemory));
 }
 
-/** Rows [block.count x P] of the Hessian. */
-export function hessianRows(model: PreparedModel, block: RowBlock): Float32Array {
+/**
+ * Rows [block.count x P] of the Hessian. With `upperOnly`, only the columns of tensors in the block's
+ * layer and above are computed (the rest stay 0): by symmetry they are the rows of the lower layers'
+ * directions at this block's columns, which a caller that keeps those rows can copy instead. That
+ * spares the backward pass below the block's layer, about a third of the work for a 3-layer MLP.
+ */
+export function hessianRows(model: PreparedModel, block: RowBlock, upperOnly = false): Float32Array {
   const tensor = model.parameters[block.tensor];
   const seed = new BasisDirections(tensor, block.start, block.count, model.layers[tensor.layer]);
-  const rows = hessianVectorProducts(model, seed);
+  const columns = upperOnly ? model.parameters.filter((t) => t.layer >= tensor.layer) : model.parameters;
+  const rows = hessianVectorProducts(model, seed, columns);
   if (!allFinite(rows)) throw new NumericalError(`Hessian rows ${block.row}..${block.row + block.count - 1} are not finite on this data`);
   return rows;
 }

@@ -198,27 +198,37 @@ export class JobManager {
     Object.assign(record, { loss, gradient });
     await this.store.createMatrix(record.id, record.size);
 
-    const blocks = planRowBlocks(parameters, blockSize); // in row order
+    const blocks = planRowBlocks(parameters, blockSize); // in row order, as streams send them
+    const layerOf = (index: number) => parameters[blocks[index].tensor].layer;
+    // Computed from the lowest layer up, so that a block's columns of lower layers can be copied, by
+    // symmetry, from rows already on disk instead of computed (see hessianRows' upperOnly).
+    const order = blocks.map((_, i) => i).sort((a, b) => layerOf(a) - layerOf(b) || a - b);
     const done = new Array<boolean>(blocks.length).fill(false);
+    const pendingBelow = (layer: number) => blocks.some((_, i) => !done[i] && layerOf(i) < layer);
     let next = 0;
     let firstPending = 0;
     let failure: WorkerFailure['error'] | null = null;
+    const fail = (error: WorkerFailure['error']) => {
+      failure ??= error;
+      this.notify(job); // wakes loops waiting for lower layers
+    };
     const workerLoop = async () => {
-      while (next < blocks.length && !job.cancelled && !failure) {
-        const index = next++;
+      while (next < order.length && !job.cancelled && !failure) {
+        const index = order[next++];
         const block = blocks[index];
+        const layer = layerOf(index);
         try {
-          const rows = await this.pool.run({ kind: 'rows', jobId: record.id, request: job.request!, block });
-          if (job.cancelled) return;
-          if (isFailure(rows)) {
-            failure = rows.error;
-            return;
+          const rows = await this.pool.run({ kind: 'rows', jobId: record.id, request: job.request!, block, upperOnly: true });
+          if (isFailure(rows)) return fail(rows.error);
+          while (pendingBelow(layer) && !job.cancelled && !failure) await this.changed(job);
+          if (job.cancelled || failure) return;
+          for (const lower of parameters.filter((t) => t.layer < layer)) {
+            this.store.copyTransposedStrip(record.id, record.size, lower.offset, lower.size, block.row, block.count, rows as Float32Array);
           }
           await this.store.writeRows(record.id, record.size, block.row, rows as Float32Array);
         } catch (error) {
           // A worker that died or a write that failed (disk full): the job fails once every loop is back.
-          failure ??= { kind: 'internal', message: (error as Error).message };
-          return;
+          return fail({ kind: 'internal', message: (error as Error).message });
         }
         done[index] = true;
         record.rowsDone += block.count;

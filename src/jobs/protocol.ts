@@ -5,7 +5,8 @@ import type { HessianRequest } from '../schemas/model.js';
 export type WorkerTask =
   | { kind: 'ping' }
   | { kind: 'summary'; jobId: string; request: HessianRequest }
-  | { kind: 'rows'; jobId: string; request: HessianRequest; block: RowBlock };
+  /** upperOnly: see hessianRows; the manager fills the lower-layer columns from rows on disk. */
+  | { kind: 'rows'; jobId: string; request: HessianRequest; block: RowBlock; upperOnly: boolean };
 
 /** A failure the worker reports instead of throwing, so that its kind survives the thread boundary. */
 export interface WorkerFailure {

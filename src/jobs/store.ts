@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JobStatus, ParameterEntry, ResultMeta } from '../schemas/api.js';
@@ -118,6 +118,24 @@ export class ResultStore {
       return out;
     } finally {
       if (!this.open.has(id)) await handle.close();
+    }
+  }
+
+  /**
+   * Copies, for each row r in [firstRow, firstRow + rowCount), the values at columns [column, column + count)
+   * of the matrix being written, into rows [count x size] at column r: a transpose of a strip. Reads are
+   * synchronous: the rows were just written and sit in the page cache, and one block needs at most P
+   * small reads.
+   */
+  copyTransposedStrip(id: string, size: number, firstRow: number, rowCount: number, column: number, count: number, rows: Float32Array): void {
+    const handle = this.open.get(id);
+    if (!handle) throw new Error(`matrix of job ${id} is not open`);
+    const strip = new Float32Array(count);
+    const bytes = Buffer.from(strip.buffer);
+    const header = ResultStore.headerLength(size);
+    for (let r = firstRow; r < firstRow + rowCount; r++) {
+      readSync(handle.fd, bytes, 0, bytes.length, header + (r * size + column) * 4);
+      for (let d = 0; d < count; d++) rows[d * size + r] = strip[d];
     }
   }
 

@@ -39,7 +39,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
         return { parameters, size, loss, gradient: Array.from(gradient), blockSize: blockSizeFor(model), backend };
       }
       case 'rows':
-        return move(hessianRows(modelFor(task.jobId, task.request), task.block)) as Float32Array;
+        return move(hessianRows(modelFor(task.jobId, task.request), task.block, task.upperOnly)) as Float32Array;
     }
   } catch (error) {
     return failure(error);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { planRowBlocks, selectParameters, totalSize } from '../compute/index.js';
 import type { HessianRequest } from '../schemas/model.js';
 import type { ComputePool } from './pool.js';
-import { isFailure, type Summary, type WorkerFailure } from './protocol.js';
+import { isFailure, needsRequest, type Summary, type WorkerFailure } from './protocol.js';
 import { isFinished, type JobRecord, type ResultStore } from './store.js';
 
 export class QueueFullError extends Error {
@@ -218,7 +218,10 @@ export class JobManager {
         const block = blocks[index];
         const layer = layerOf(index);
         try {
-          const rows = await this.pool.run({ kind: 'rows', jobId: record.id, request: job.request!, block, upperOnly: true });
+          const task = { kind: 'rows' as const, jobId: record.id, block, upperOnly: true };
+          let rows = await this.pool.run(task);
+          if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request });
+          if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request
           if (isFailure(rows)) return fail(rows.error);
           while (pendingBelow(layer) && !job.cancelled && !failure) await this.changed(job);
           if (job.cancelled || failure) return;

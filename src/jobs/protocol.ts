@@ -5,12 +5,21 @@ import type { HessianRequest } from '../schemas/model.js';
 export type WorkerTask =
   | { kind: 'ping' }
   | { kind: 'summary'; jobId: string; request: HessianRequest }
-  /** upperOnly: see hessianRows; the manager fills the lower-layer columns from rows on disk. */
-  | { kind: 'rows'; jobId: string; request: HessianRequest; block: RowBlock; upperOnly: boolean };
+  /**
+   * upperOnly: see hessianRows; the manager fills the lower-layer columns from rows on disk.
+   * request: sent only when the worker answered NeedsRequest, i.e. once per worker and job, since
+   * copying a large batch to a worker for every block would cost more than the block.
+   */
+  | { kind: 'rows'; jobId: string; request?: HessianRequest; block: RowBlock; upperOnly: boolean };
 
 /** A failure the worker reports instead of throwing, so that its kind survives the thread boundary. */
 export interface WorkerFailure {
   error: { kind: 'spec' | 'numerical' | 'internal'; message: string };
+}
+
+/** A worker asked for rows of a job it has not prepared. */
+export interface NeedsRequest {
+  needsRequest: true;
 }
 
 export interface Summary {
@@ -22,6 +31,7 @@ export interface Summary {
   backend: BackendInfo;
 }
 
-export type WorkerResult = BackendInfo | Summary | Float32Array | WorkerFailure;
+export type WorkerResult = BackendInfo | Summary | Float32Array | WorkerFailure | NeedsRequest;
 
 export const isFailure = (r: unknown): r is WorkerFailure => typeof r === 'object' && r !== null && 'error' in r;
+export const needsRequest = (r: unknown): r is NeedsRequest => typeof r === 'object' && r !== null && 'needsRequest' in r;

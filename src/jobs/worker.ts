@@ -39,6 +39,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
         return { parameters, size, loss, gradient: Array.from(gradient), blockSize: blockSizeFor(model), backend };
       }
       case 'rows':
+        if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };
         return move(hessianRows(modelFor(task.jobId, task.request), task.block, task.upperOnly)) as Float32Array;
     }
   } catch (error) {

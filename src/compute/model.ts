@@ -5,7 +5,7 @@ import { NumericalError } from './errors.js';
 import { glorotUniform } from './initializers.js';
 import { DenseLayer } from './layers/dense.js';
 import { lossRule } from './losses/index.js';
-import type { LossState } from './losses/rule.js';
+import type { LossRule, LossState } from './losses/rule.js';
 import { allParameters, layerInputs, selectParameters, totalSize, type ParameterTensor } from './parameters.js';
 import { tf, type Tensor, type Tensor2D } from './tf.js';
 
@@ -34,8 +34,9 @@ export class PreparedModel {
     let fullGradient: Float32Array = new Float32Array(0);
     tf.tidy(() => {
       const output = this.forward(keep);
-      const rule = lossRule(normalizeLoss(request.loss).type);
-      (this as { lossState: LossState }).lossState = rule.apply(output, this.targets(), normalizeLoss(request.loss), keep);
+      const lossSpec = normalizeLoss(request.loss);
+      const rule = lossRule(lossSpec.type);
+      (this as { lossState: LossState }).lossState = rule.apply(output, this.targets(rule), lossSpec, keep);
       loss = this.lossState.value + this.regularization();
       fullGradient = this.backward(keep);
       return this.kept;
@@ -75,10 +76,10 @@ export class PreparedModel {
   }
 
   /** Targets as [B, units]: dense rows as given, integer labels one-hot encoded. */
-  private targets(): Tensor2D {
-    const { model, data, loss } = this.request;
+  private targets(rule: LossRule): Tensor2D {
+    const { model, data } = this.request;
     const units = model.layers[model.layers.length - 1].units;
-    if (lossRule(normalizeLoss(loss).type).targets === 'labels') {
+    if (rule.targets === 'labels') {
       const labels = data.y.map((t) => (Array.isArray(t) ? t[0] : t));
       return tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), units), 'float32') as Tensor2D;
     }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { planRowBlocks, selectParameters, totalSize } from '../compute/index.js';
+import { planRowBlocks, selectParameters, totalSize, type ParameterTensor } from '../compute/index.js';
 import type { HessianRequest } from '../schemas/model.js';
 import type { ComputePool } from './pool.js';
 import { isFailure, needsRequest, type Summary, type WorkerFailure } from './protocol.js';
@@ -21,6 +21,8 @@ export class ShuttingDownError extends Error {
 export interface Job {
   record: JobRecord;
   request: HessianRequest | null;
+  /** The tensors the matrix is over, with their layers (record.parameters is the public part). */
+  parameters: ParameterTensor[];
   /** Rows [0, contiguousRows) are on disk: what a stream may send. */
   contiguousRows: number;
   cancelled: boolean;
@@ -56,7 +58,7 @@ export class JobManager {
   async init(): Promise<void> {
     for (const record of await this.store.recover(Date.now(), this.options.ttlSeconds)) {
       const contiguousRows = record.status === 'succeeded' ? record.size : 0;
-      this.jobs.set(record.id, { record, request: null, contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve() });
+      this.jobs.set(record.id, { record, request: null, parameters: [], contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve() });
     }
   }
 
@@ -79,7 +81,7 @@ export class JobManager {
       gradient: null,
       meta: null,
     };
-    const job: Job = { record, request, contiguousRows: 0, cancelled: false, listeners: new Set(), saved: Promise.resolve() };
+    const job: Job = { record, request, parameters, contiguousRows: 0, cancelled: false, listeners: new Set(), saved: Promise.resolve() };
     this.jobs.set(record.id, job);
     this.queue.push(job);
     this.pump();
@@ -194,7 +196,8 @@ export class JobManager {
     if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;
-    const { parameters, loss, gradient, blockSize, backend } = summary as Summary;
+    const { loss, gradient, blockSize, backend } = summary as Summary;
+    const { parameters } = job;
     Object.assign(record, { loss, gradient });
     await this.store.createMatrix(record.id, record.size);
 

@@ -1,4 +1,4 @@
-import type { BackendInfo, ParameterTensor, RowBlock } from '../compute/index.js';
+import type { BackendInfo, RowBlock } from '../compute/index.js';
 import type { HessianRequest } from '../schemas/model.js';
 
 /** Messages between the job manager (main thread) and the compute workers. */
@@ -23,8 +23,6 @@ export interface NeedsRequest {
 }
 
 export interface Summary {
-  parameters: ParameterTensor[];
-  size: number;
   loss: number;
   gradient: number[];
   blockSize: number;

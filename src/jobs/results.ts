@@ -26,12 +26,6 @@ export function negotiate(accept: string | undefined, offered: Record<string, st
   return null;
 }
 
-const formatRow = (values: Float32Array, start: number, length: number): string => {
-  const parts = new Array<string>(length);
-  for (let i = 0; i < length; i++) parts[i] = formatFloat32(values[start + i]);
-  return `[${parts.join(',')}]`;
-};
-
 /**
  * Rows [0, count) of `values` as JSON arrays joined by commas. Formatting is CPU-bound on the main
  * thread (about 1 µs a value, more while the workers take the cores), so it lets the event loop turn
@@ -82,7 +76,7 @@ export function resultStream(store: ResultStore, record: JobRecord, format: Resu
 async function* jsonDocument(store: ResultStore, record: JobRecord): AsyncGenerator<string> {
   const { size, parameters, loss, gradient, meta } = record;
   yield `{"parameters":${JSON.stringify(parameters)},"size":${size},"loss":${formatFloat32(Math.fround(loss!))},`;
-  yield `"gradient":${formatRow(Float32Array.from(gradient!), 0, size)},"hessian":[`;
+  yield `"gradient":${await formatRows(Float32Array.from(gradient!), size, 1)},"hessian":[`;
   const step = rowsPerRead(size);
   for (let first = 0; first < size; first += step) {
     const count = Math.min(step, size - first);

@@ -35,8 +35,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
         return backend;
       case 'summary': {
         const model = modelFor(task.jobId, task.request);
-        const { parameters, size, loss, gradient } = model;
-        return { parameters, size, loss, gradient: Array.from(gradient), blockSize: blockSizeFor(model), backend };
+        return { loss: model.loss, gradient: Array.from(model.gradient), blockSize: blockSizeFor(model), backend };
       }
       case 'rows':
         if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };

@@ -54,6 +54,8 @@ STAGE="start"
 
 log() { printf '[docker-smoke %4ss] %s\n' "$(( $(date +%s) - T_START ))" "$*"; }
 die() { printf '\n[docker-smoke] FAILED during %s: %s\n' "$STAGE" "$*" >&2; exit 1; }
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 now_ms() { date +%s%3N; }
 
 command -v node >/dev/null 2>&1 || { echo "[docker-smoke] node is required on the host" >&2; exit 1; }
@@ -65,12 +67,6 @@ rm -f "$LOG_DIR"/build-*.log "$LOG_DIR"/response.json "$LOG_DIR"/container.log
 SMOKE_TMP="$(mktemp -d /var/tmp/hessian-smoke.XXXXXX)"
 
 # ----------------------------------------------------------------------------- cleanup
-unmount_under() {
-  local m
-  awk -v p="$1" '$2 == p || index($2, p "/") == 1 { print $2 }' /proc/mounts | sort -r |
-    while read -r m; do umount -l "$m" 2>/dev/null || true; done
-}
-
 stop_dockerd() {
   [ -n "$DOCKERD_PID" ] || return 0
   local containerd_pid="" f
@@ -130,8 +126,6 @@ trap 'die "interrupted"' INT TERM
 trap 'rc=$?; [ "$rc" = 0 ] || printf "[docker-smoke] command failed (exit %s) at line %s: %s\n" "$rc" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 # ----------------------------------------------------------------------------- apt
-# shellcheck source=apt-lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/apt-lib.sh"
 
 # Like apt_install, but package scripts may not start services (a system dockerd would create a bridge).
 apt_install_no_services() {

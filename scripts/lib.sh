@@ -1,5 +1,12 @@
 # Shared by docker-smoke.sh and make-local-base-image.sh (sourced; the caller defines log and die).
 
+# Unmounts anything still mounted below $1, deepest first.
+unmount_under() {
+  local m
+  awk -v p="$1" '$2 == p || index($2, p "/") == 1 { print $2 }' /proc/mounts | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+
 # Another process may be running apt/dpkg: wait (bounded) instead of killing it.
 wait_for_apt_locks() {
   local waited=0 limit=900 busy

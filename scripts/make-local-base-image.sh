@@ -40,8 +40,8 @@ command -v npm >/dev/null 2>&1 || die "npm is needed on the host to fetch node-l
 timeout 30 "$DOCKER" info >/dev/null 2>&1 \
   || die "no docker daemon reachable (DOCKER_HOST=${DOCKER_HOST:-unset})"
 
-# shellcheck source=apt-lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/apt-lib.sh"
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- which Debian mirror does the host use? ----------------------------------
 # Prints "URI SUITE" for every enabled deb source of the host (one-line .list
@@ -103,12 +103,6 @@ command -v debootstrap >/dev/null 2>&1 || { log "installing debootstrap"; apt_in
 # --- work area and cleanup -----------------------------------------------------
 WORK="$(mktemp -d "${WORK_PARENT%/}/node-base.XXXXXX")"
 ROOTFS="$WORK/rootfs"
-unmount_under() {
-  # Unmount anything still mounted below $1 (deepest first).
-  local m
-  awk -v p="$1" '$2 == p || index($2, p "/") == 1 { print $2 }' /proc/mounts | sort -r |
-    while read -r m; do umount -l "$m" 2>/dev/null || true; done
-}
 cleanup() {
   local rc=$?
   if [ -d "$WORK" ]; then

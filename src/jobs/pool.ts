@@ -5,13 +5,13 @@ import type { BackendInfo } from '../compute/index.js';
 import type { WorkerResult, WorkerTask } from './protocol.js';
 
 /**
- * The compiled worker: next to this file when running from dist/, or in dist/ when this module is
- * loaded from source (tests import src/ directly; `npm test` builds first).
+ * The compiled worker entry (see worker-entry.cts): next to this file when running from dist/, or in
+ * dist/ when this module is loaded from source (tests import src/ directly; `npm test` builds first).
  */
 function workerFile(): string {
-  const beside = new URL('./worker.js', import.meta.url);
+  const beside = new URL('./worker-entry.cjs', import.meta.url);
   if (existsSync(fileURLToPath(beside))) return fileURLToPath(beside);
-  return fileURLToPath(new URL('../../dist/jobs/worker.js', import.meta.url));
+  return fileURLToPath(new URL('../../dist/jobs/worker-entry.cjs', import.meta.url));
 }
 
 /** A fixed-size piscina pool of compute threads, each with its own TF.js backend instance. */

@@ -27,9 +27,12 @@ Send a sequential dense model (Keras conventions: kernel [inputs][units]), a los
  */
 export async function buildApp(config: Config): Promise<FastifyInstance> {
   const store = new ResultStore(config.RESULTS_DIR);
-  const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND);
   let manager: JobManager;
   const metrics = createMetrics(() => manager);
+  const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND, {
+    heapLimitMb: config.MAX_WORKER_MEMORY_MB,
+    onReplace: () => metrics.workerReplacements.inc(),
+  });
   manager = new JobManager(
     store,
     pool,
@@ -60,7 +63,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       app.log.error({ err: error }, 'the worker pool could not load a TF.js backend');
     },
   );
-  const ctx: ServiceContext = { config, manager, store, metrics, backend: () => backend, backendError: () => backendError };
+  const ctx: ServiceContext = { config, manager, store, metrics, backend: () => backend, liveWorkers: () => pool.liveThreads, backendError: () => backendError };
 
   // Request bodies are checked by the same zod schemas that document them; failures name their field.
   app.setValidatorCompiler(({ schema }) => (data) => {

@@ -12,6 +12,8 @@ export interface ServiceContext {
   metrics: Metrics;
   /** Set once a worker has loaded its TF.js backend. */
   backend: () => BackendInfo | null;
+  /** Compute threads alive now. */
+  liveWorkers: () => number;
   /** Why no backend could be loaded, if that happened. */
   backendError: () => string | null;
 }

@@ -15,6 +15,7 @@ export const ConfigSchema = z.object({
   MAX_QUEUED_JOBS: intFrom(64, 1),
   RESULTS_DIR: z.string().default(join(tmpdir(), 'hessian-results')),
   RESULT_TTL_SECONDS: intFrom(3600, 1),
+  MAX_RESULTS_BYTES: intFrom(16 * 1024 ** 3, 1),
   SHUTDOWN_GRACE_SECONDS: intFrom(30, 0),
   HESSIAN_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

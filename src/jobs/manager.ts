@@ -88,10 +88,16 @@ export class JobManager {
     return { record, request, parameters, contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
   }
 
-  /** Bytes on disk held by results that exist or will (queued, running, succeeded). */
+  /**
+   * Bytes on disk held by results that exist or will (queued, running, succeeded), except answered
+   * synchronous ones, which are being deleted.
+   */
   get resultsBytes(): number {
     let total = 0;
-    for (const { record } of this.jobs.values()) if (record.status !== 'failed' && record.status !== 'cancelled') total += matrixBytes(record.size);
+    for (const { record, ephemeral } of this.jobs.values()) {
+      const holds = ephemeral ? !isFinished(record.status) : record.status !== 'failed' && record.status !== 'cancelled';
+      if (holds) total += matrixBytes(record.size);
+    }
     return total;
   }
 

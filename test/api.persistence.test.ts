@@ -12,11 +12,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   checkNpyHeader,
   decodeFloat32LE,
+  eventually,
   expectJsonMatchesFixture,
   expectMatrixMatchesFixture,
+  finishedJob,
   firstDifference,
   freshDir,
-  isFinishedStatus,
   LARGE,
   mlpRequest,
   pollJob,
@@ -55,20 +56,9 @@ async function runJob(app: TestApp, body: unknown): Promise<string> {
 
 /** Runs a job to success; its record as first seen finished. */
 async function runJobRecord(app: TestApp, body: unknown): Promise<any> {
-  const created = await app.http().post('/v1/jobs').send(body as object);
-  expect(created.status).toBe(202);
-  const seen = await pollJob(app.http, created.body.id, (job) => isFinishedStatus(job.status));
-  expect(seen[seen.length - 1].status).toBe('succeeded');
-  return seen[seen.length - 1];
-}
-
-/** Waits until `check()` holds (for effects that follow a response, e.g. files removed after it). */
-async function eventually(check: () => Promise<boolean>, timeoutMs = 5000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await sleep(25);
-  }
+  const record = await finishedJob(app, body as object);
+  expect(record.status).toBe('succeeded');
+  return record;
 }
 
 describe('restart on the same RESULTS_DIR', () => {

@@ -3,18 +3,18 @@
  * job kept), a succeeded job whose last record write failed, synchronous requests that leave nothing
  * behind, and cancel messages that say who cancelled.
  */
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { matrixBytes, ResultStore, type JobRecord } from '../src/jobs/store.js';
 import {
+  eventually,
   expectJsonMatchesFixture,
+  finishedJob,
   freshDir,
-  isFinishedStatus,
   LARGE,
   mlpRequest,
   pollJob,
@@ -36,21 +36,6 @@ afterAll(async () => {
   for (const app of apps) await app.close();
   for (const app of apps) await removeDir(app.dir);
 });
-
-async function finishedJob(app: TestApp, body: object) {
-  const created = await app.http().post('/v1/jobs').send(body);
-  expect(created.status).toBe(202);
-  const seen = await pollJob(app.http, created.body.id, (job) => isFinishedStatus(job.status));
-  return seen[seen.length - 1];
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await sleep(25);
-  }
-}
 
 describe('MAX_RESULTS_BYTES', () => {
   it('a result that would not fit is refused with 507, saying what it needs and the quota; deleting a result makes room', async () => {

@@ -1,5 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { planRowBlocks, selectParameters, totalSize, type ParameterTensor } from '../compute/index.js';
+import {
+  costShape,
+  DEFAULT_MEMORY_BUDGET_BYTES,
+  estimateCost,
+  planRowBlocks,
+  selectParameters,
+  totalSize,
+  type CostEstimate,
+  type ParameterTensor,
+} from '../compute/index.js';
 import type { HessianRequest } from '../schemas/model.js';
 import type { ComputePool } from './pool.js';
 import { isFailure, needsRequest, type Summary, type WorkerFailure } from './protocol.js';
@@ -41,6 +50,8 @@ export interface Job {
   request: HessianRequest | null;
   /** The tensors the matrix is over, with their layers (record.parameters is the public part). */
   parameters: ParameterTensor[];
+  /** Directions per row block: the admission's choice, so that a task fits MAX_WORKER_MEMORY_MB. */
+  blockSize: number;
   /** Rows [0, contiguousRows) are on disk: what a stream may send. */
   contiguousRows: number;
   cancelled: boolean;
@@ -73,19 +84,19 @@ export class JobManager {
   constructor(
     private readonly store: ResultStore,
     private readonly pool: ComputePool,
-    private readonly options: { maxQueued: number; ttlSeconds: number; maxResultsBytes?: number },
+    private readonly options: { maxQueued: number; ttlSeconds: number; memoryBudgetBytes?: number; maxResultsBytes?: number },
     private readonly events: JobEvents = {},
   ) {}
 
   async init(): Promise<void> {
     for (const record of await this.store.recover(Date.now(), this.options.ttlSeconds)) {
       const contiguousRows = record.status === 'succeeded' ? record.size : 0;
-      this.jobs.set(record.id, this.newJob(record, null, [], contiguousRows, false));
+      this.jobs.set(record.id, this.newJob(record, null, [], 1, contiguousRows, false));
     }
   }
 
-  private newJob(record: JobRecord, request: HessianRequest | null, parameters: ParameterTensor[], contiguousRows: number, ephemeral: boolean): Job {
-    return { record, request, parameters, contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
+  private newJob(record: JobRecord, request: HessianRequest | null, parameters: ParameterTensor[], blockSize: number, contiguousRows: number, ephemeral: boolean): Job {
+    return { record, request, parameters, blockSize, contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
   }
 
   /**
@@ -102,17 +113,19 @@ export class JobManager {
   }
 
   /**
-   * Queues a validated request. Throws QueueFullError when MAX_QUEUED_JOBS are already waiting, and
-   * ResultsQuotaError when its matrix would not fit in MAX_RESULTS_BYTES. `ephemeral`: a synchronous
-   * request's job, which is not recorded on disk (see Job.ephemeral).
+   * Queues a validated, admitted request; its cost estimate (made here when not given) sets the block
+   * size. Throws QueueFullError when MAX_QUEUED_JOBS are already waiting, and ResultsQuotaError when
+   * its matrix would not fit in MAX_RESULTS_BYTES. `ephemeral`: a synchronous request's job, which is
+   * not recorded on disk (see Job.ephemeral).
    */
-  submit(request: HessianRequest, { ephemeral = false } = {}): Job {
+  submit(request: HessianRequest, cost?: CostEstimate, { ephemeral = false } = {}): Job {
     if (!this.accepting) throw new ShuttingDownError();
     if (this.queue.length >= this.options.maxQueued) throw new QueueFullError(this.options.maxQueued);
     const parameters = selectParameters(request.model, request.wrt);
     const needed = matrixBytes(totalSize(parameters));
     const limit = this.options.maxResultsBytes ?? Infinity;
     if (this.resultsBytes + needed > limit) throw new ResultsQuotaError(needed, this.resultsBytes, limit);
+    const { blockSize } = cost ?? estimateCost(costShape(request), this.options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
     const record: JobRecord = {
       id: randomUUID(),
       status: 'queued',
@@ -127,7 +140,7 @@ export class JobManager {
       gradient: null,
       meta: null,
     };
-    const job = this.newJob(record, request, parameters, 0, ephemeral);
+    const job = this.newJob(record, request, parameters, blockSize, 0, ephemeral);
     this.jobs.set(record.id, job);
     this.queue.push(job);
     this.pump();
@@ -139,8 +152,8 @@ export class JobManager {
    * stop a restart reports it, never a 404). If it cannot be written the job is dropped and a
    * StorageError thrown: a job the server cannot record would be lost by a restart.
    */
-  async submitRecorded(request: HessianRequest): Promise<Job> {
-    const job = this.submit(request);
+  async submitRecorded(request: HessianRequest, cost?: CostEstimate): Promise<Job> {
+    const job = this.submit(request, cost);
     const failure = await this.persist(job);
     if (failure) {
       this.cancel(job, 'request');
@@ -283,12 +296,12 @@ export class JobManager {
     if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;
-    const { loss, gradient, blockSize, backend } = summary as Summary;
+    const { loss, gradient, backend } = summary as Summary;
     const { parameters } = job;
     Object.assign(record, { loss, gradient });
     await this.store.createMatrix(record.id, record.size);
 
-    const blocks = planRowBlocks(parameters, blockSize); // in row order, as streams send them
+    const blocks = planRowBlocks(parameters, job.blockSize); // in row order, as streams send them
     const layerOf = (index: number) => parameters[blocks[index].tensor].layer;
     // Computed from the lowest layer up, so that a block's columns of lower layers can be copied, by
     // symmetry, from rows already on disk instead of computed (see hessianRows' upperOnly).

@@ -40,6 +40,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       maxQueued: config.MAX_QUEUED_JOBS,
       ttlSeconds: config.RESULT_TTL_SECONDS,
       memoryBudgetBytes: config.MAX_WORKER_MEMORY_MB * 2 ** 20,
+      timeoutSeconds: config.JOB_TIMEOUT_SECONDS,
       maxResultsBytes: config.MAX_RESULTS_BYTES,
     },
     {

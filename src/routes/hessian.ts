@@ -55,6 +55,7 @@ export function failureOf(job: Job): ApiError {
   const { error, status } = job.record;
   if (error?.kind === 'spec') return new ApiError(400, 'invalid_request', error.message);
   if (error?.kind === 'numerical') return new ApiError(422, 'numerical_error', error.message);
+  if (error?.kind === 'timeout') return new ApiError(504, 'job_timeout', error.message);
   if (status === 'cancelled') return new ApiError(503, 'cancelled', `the computation was ${error?.message ?? 'cancelled'}`);
   return new ApiError(500, 'internal', error?.message ?? 'the computation failed');
 }

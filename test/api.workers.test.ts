@@ -6,7 +6,7 @@
  * (test/api.admission.test.ts), so this app's memory budget is raised to let it reach a worker.
  */
 import { expect, it } from 'vitest';
-import { expectJsonMatchesFixture, pollJob, sleep, useApp } from './api-helpers.js';
+import { eventually, expectJsonMatchesFixture, finishedJob, pollJob, useApp } from './api-helpers.js';
 import { fixtures } from './helpers.js';
 
 const cases = fixtures();
@@ -22,47 +22,28 @@ const trapBody = {
   wrt: ['dense_1/kernel'],
 };
 
-/** The replacements the /metrics counter reports, once it reaches `expected` (or after 5 s). */
-async function replacements(expected: number): Promise<number> {
-  let count = -1;
-  for (let i = 0; i < 100 && count !== expected; i++) {
-    const text = (await t.http().get('/metrics')).text;
-    count = Number(/^hessian_worker_replacements_total (\d+)$/m.exec(text)![1]);
-    if (count !== expected) await sleep(50);
-  }
-  return count;
-}
-
-/** /ready's count of live compute threads, once it is back to `expected` (a replacement takes a moment). */
-async function liveWorkers(expected: number): Promise<number> {
-  let workers = -1;
-  for (let i = 0; i < 100 && workers !== expected; i++) {
-    workers = (await t.http().get('/ready')).body.workers;
-    if (workers !== expected) await sleep(50);
-  }
-  return workers;
-}
+/** Threads replaced so far, as the /metrics counter reports them. */
+const replacements = async () => Number(/^hessian_worker_replacements_total (\d+)$/m.exec((await t.http().get('/metrics')).text)![1]);
+/** Compute threads alive, as /ready reports them. */
+const liveWorkers = async () => (await t.http().get('/ready')).body.workers;
+/** Both, once they reach the expected values (a replacement takes a moment). */
+const expectThreads = (replaced: number) => eventually(async () => (await replacements()) === replaced && (await liveWorkers()) === 2);
 
 it('the wasm trap fails only its request (JSON 500 naming the failure) and the thread is replaced', async () => {
-  expect(await replacements(0)).toBe(0);
+  expect(await replacements()).toBe(0);
   const res = await t.http().post('/v1/hessian').send(trapBody);
   expect(res.status).toBe(500);
   expect(res.headers['content-type']).toMatch(/^application\/json/);
   expect(res.body.error).toBe('internal');
   expect(res.body.message).toMatch(/the compute worker failed \(RuntimeError: .+\) and was replaced/);
-  expect(await liveWorkers(2)).toBe(2);
-  expect(await replacements(1)).toBe(1);
+  await expectThreads(1);
 });
 
 it('the same body as a job: the job fails with that message, the service goes on', async () => {
-  const submitted = await t.http().post('/v1/jobs').send(trapBody);
-  expect(submitted.status).toBe(202);
-  const seen = await pollJob(t.http, submitted.body.id, (j) => ['succeeded', 'failed', 'cancelled'].includes(j.status));
-  const last = seen[seen.length - 1];
+  const last = await finishedJob(t, trapBody);
   expect(last.status).toBe('failed');
   expect(last.error.message).toMatch(/the compute worker failed \(RuntimeError: .+\) and was replaced/);
-  expect(await liveWorkers(2)).toBe(2);
-  expect(await replacements(2)).toBe(2);
+  await expectThreads(2);
 });
 
 it('afterwards every worker computes correct answers: sync requests and a job spread over both threads', async () => {

@@ -5,7 +5,8 @@
 import type { z } from 'zod';
 import { HessianRequest } from '../schemas/model.js';
 import { activeBackend, initBackend, type BackendInfo } from './backend.js';
-import { defaultBlockSize, hessianRows, planRowBlocks } from './curvature.js';
+import { StructuredAssembly, structuredBlockSize, structuredFits } from './assembly/index.js';
+import { defaultBlockSize, finiteRows, hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
 import { SpecError } from './errors.js';
 import { PreparedModel } from './model.js';
 import type { ParameterTensor } from './parameters.js';
@@ -48,11 +49,13 @@ export interface HessianSummary {
 export interface HessianResult extends HessianSummary {
   /** P x P row-major; absent when rows went to onRows instead. */
   hessian?: Float32Array;
-  meta: BackendInfo & { elapsedMs: number };
+  meta: BackendInfo & { elapsedMs: number; method: HessianMethod };
 }
 
 export interface ComputeOptions {
   blockSize?: number;
+  /** Forces a path (tests compare them); by default the engine picks one per model (see rowSource). */
+  method?: HessianMethod;
   /** Receives each row block as it is ready ([count x P] rows from `row`); the matrix is then not kept. */
   onRows?: (row: number, count: number, rows: Float32Array) => void;
 }
@@ -62,18 +65,55 @@ export async function computeHessian(body: unknown, options: ComputeOptions = {}
   const started = performance.now();
   const backend = activeBackend() ?? (await initBackend());
   const model = new PreparedModel(parseRequest(body));
+  let source: RowSource | null = null;
   try {
+    source = rowSource(model, options.method);
     const hessian = options.onRows ? undefined : new Float32Array(model.size * model.size);
-    for (const block of planRowBlocks(model.parameters, options.blockSize ?? blockSizeFor(model))) {
-      const rows = hessianRows(model, block);
+    for (const block of planRowBlocks(model.parameters, options.blockSize ?? source.blockSize)) {
+      const rows = source.rows(block, false);
       if (hessian) hessian.set(rows, block.row * model.size);
       else options.onRows!(block.row, block.count, rows);
     }
     const { parameters, size, loss, gradient } = model;
-    return { parameters, size, loss, gradient, hessian, meta: { ...backend, elapsedMs: performance.now() - started } };
+    const meta = { ...backend, elapsedMs: performance.now() - started, method: source.method };
+    return { parameters, size, loss, gradient, hessian, meta };
   } finally {
+    source?.dispose();
     model.dispose();
   }
+}
+
+/**
+ * How the rows are computed: 'structured' assembles them from per-example factors in GEMMs over the
+ * batch (compute/assembly), 'rOperator' runs Hessian-vector products with unit directions.
+ */
+export type HessianMethod = 'structured' | 'rOperator';
+
+/** Computes row blocks of one prepared model by one method; holds that method's state until dispose(). */
+export interface RowSource {
+  readonly method: HessianMethod;
+  /** Rows per block the manager should plan. */
+  readonly blockSize: number;
+  /** Rows [block.count x P]; with upperOnly only the columns of the block's layer and above. */
+  rows(block: RowBlock, upperOnly: boolean): Float32Array;
+  dispose(): void;
+}
+
+/**
+ * The path for a model: structured whenever its per-example factors fit their memory budget (every
+ * layer is dense with a rule-defined activation, so it is exact for all of them), the R-operator else.
+ */
+export function rowSource(model: PreparedModel, method: HessianMethod = structuredFits(model) ? 'structured' : 'rOperator'): RowSource {
+  if (method === 'rOperator') {
+    return { method, blockSize: blockSizeFor(model), rows: (block, upperOnly) => hessianRows(model, block, upperOnly), dispose: () => {} };
+  }
+  const assembly = new StructuredAssembly(model);
+  return {
+    method,
+    blockSize: structuredBlockSize(model),
+    rows: (block, upperOnly) => finiteRows(assembly.rows(block, upperOnly), block),
+    dispose: () => assembly.dispose(),
+  };
 }
 
 export const blockSizeFor = (model: PreparedModel): number =>

@@ -13,6 +13,7 @@ import type { ParameterTensor } from './parameters.js';
 
 export { initBackend, activeBackend, type BackendInfo } from './backend.js';
 export { hessianRows, hessianTimes, planRowBlocks, defaultBlockSize, type RowBlock } from './curvature.js';
+export { StructuredAssembly } from './assembly/index.js';
 export { SpecError, NumericalError, type FieldIssue } from './errors.js';
 export { PreparedModel } from './model.js';
 export { allParameters, selectParameters, totalSize, type ParameterTensor } from './parameters.js';

@@ -196,7 +196,7 @@ export class JobManager {
     if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;
-    const { loss, gradient, blockSize, backend } = summary as Summary;
+    const { loss, gradient, blockSize, method, backend } = summary as Summary;
     const { parameters } = job;
     Object.assign(record, { loss, gradient });
     await this.store.createMatrix(record.id, record.size);
@@ -247,7 +247,7 @@ export class JobManager {
     await this.store.closeMatrix(record.id);
     if (job.cancelled) return;
     if (failure) return this.finish(job, 'failed', failure);
-    record.meta = { backend: backend.backend, dtype: backend.dtype, elapsedMs: performance.now() - started };
+    record.meta = { backend: backend.backend, dtype: backend.dtype, elapsedMs: performance.now() - started, method };
     await this.finish(job, 'succeeded');
   }
 

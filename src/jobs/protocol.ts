@@ -1,4 +1,4 @@
-import type { BackendInfo, RowBlock } from '../compute/index.js';
+import type { BackendInfo, HessianMethod, RowBlock } from '../compute/index.js';
 import type { HessianRequest } from '../schemas/model.js';
 
 /** Messages between the job manager (main thread) and the compute workers. */
@@ -26,6 +26,7 @@ export interface Summary {
   loss: number;
   gradient: number[];
   blockSize: number;
+  method: HessianMethod;
   backend: BackendInfo;
 }
 

@@ -16,66 +16,54 @@ export interface PairFactors {
   inputJacobian: Tensor2D | null;
 }
 
-/** [B, m, m]: the m unit directions of z-space for every example. */
-const unitDirections = (batch: number, m: number): Tensor3D =>
-  tf.broadcastTo(tf.reshape(tf.eye(m), [1, m, m]), [batch, m, m]) as Tensor3D;
+/** [B, m, m]: the m unit directions of z-space for every example, written directly (tf.tile is slow on wasm). */
+function unitDirections(batch: number, m: number): Tensor3D {
+  const values = new Float32Array(batch * m * m);
+  for (let b = 0; b < batch; b++) for (let j = 0; j < m; j++) values[(b * m + j) * m + j] = 1;
+  return tf.tensor3d(values, [batch, m, m]);
+}
 
-/** Per-example batched product [B, K, m] @ [B, m, m]. */
-const perExample = (left: Tensor3D, right: Tensor3D): Tensor3D => tf.matMul(left, right) as Tensor3D;
-
-/** Floats the factors of `layers` (the selected ones) take, for the memory check before computing them. */
+/** Floats the factors of the selected layers take, for the memory check before computing them. */
 export function factorFloats(model: PreparedModel, selected: readonly number[]): number {
   const { layers, batch } = model;
-  const lowest = Math.min(...selected);
   let floats = 0;
-  // S^{k,k} for every layer from the lowest selected one up (the recursion runs through them), plus
-  // the unit directions and one temporary of that size while it runs.
-  for (let k = lowest; k < layers.length; k++) floats += 3 * batch * layers[k].units ** 2;
   for (const lo of selected) {
-    for (const hi of selected) if (hi > lo) floats += batch * layers[lo].units * (layers[hi].units + layers[hi].inputsAug);
-    // the forward sweep's tensors from lo up
-    for (let k = lo + 1; k < layers.length; k++) floats += 2 * batch * layers[lo].units * Math.max(layers[k].units, layers[k].inputsAug);
+    // the sweep's R(z), R(a) and R(g) per layer from lo up, which are also the factors kept
+    for (let k = lo; k < layers.length; k++) floats += 3 * batch * layers[lo].units * (layers[k].units + layers[k].inputsAug);
   }
   return floats;
 }
 
 /**
- * Computes the factors of every pair of the selected layers. `keep` marks what outlives the tidy.
- * S^{k,k} by the backward recursion S^{L-1} = curvature of the loss through the last activation,
- * S^{k} = (vjp_k + curvature_k) of (W_{k+1} S^{k+1} W_{k+1}^T along J_k); then, from each lower layer lo,
- * a forward sweep of the unit directions gives dz_hi/dz_lo (so S^{lo,hi} = dz_hi/dz_lo S^{hi}) and
- * the inputs' Jacobians E^{lo,hi}.
+ * Computes the factors of every pair of the selected layers; `keep` marks what outlives the tidy.
+ * For each selected lower layer lo, one R-operator sweep (as curvature.ts, in plain 2-D matMuls
+ * [B * m_lo, width]) of the m_lo unit directions of z_lo: forward, R(a_{hi-1}) = E^{lo,hi}; through
+ * the loss's curvature; backward, R(g_hi) = S^{lo,hi} for every hi >= lo.
  */
 export function pairFactors(model: PreparedModel, selected: readonly number[], keep: <T extends Tensor>(t: T) => T): Map<string, PairFactors> {
   const { layers, batch } = model;
-  const lowest = Math.min(...selected);
   const top = layers.length - 1;
-  const own: Tensor3D[] = [];
-  const identities: Tensor3D[] = [];
-  for (let k = top; k >= lowest; k--) {
-    const layer = layers[k];
-    identities[k] = unitDirections(batch, layer.units);
-    const rActivation = layer.activation.jvp(identities[k]);
-    const rOutputGradient =
-      k === top
-        ? model.lossState.hvp(rActivation)
-        : layers[k + 1].rBackward(perExample(layers[k + 1].rForward(rActivation, null)!, own[k + 1]), null);
-    own[k] = layer.rDelta(rOutputGradient, identities[k]);
-  }
   const factors = new Map<string, PairFactors>();
   for (const lo of selected) {
     const m = layers[lo].units;
-    factors.set(key(lo, lo), { curvature: keep(tf.reshape(own[lo], [batch, m * m]) as Tensor2D), inputJacobian: null });
-    const highest = Math.max(...selected);
-    let rActivation = layers[lo].activation.jvp(identities[lo]);
-    for (let hi = lo + 1; hi <= highest; hi++) {
-      const rZ = layers[hi].rForward(rActivation, null)!; // [B, m_lo, m_hi]
-      if (selected.includes(hi)) {
-        const curvature = tf.reshape(perExample(rZ, own[hi]), [batch, m * layers[hi].units]) as Tensor2D;
-        const inputJacobian = tf.reshape(withBiasColumn(rActivation, layers[hi]), [batch, m * layers[hi].inputsAug]) as Tensor2D;
-        factors.set(key(lo, hi), { curvature: keep(curvature), inputJacobian: keep(inputJacobian) });
+    const rZ: Tensor3D[] = [];
+    const rInputs: Tensor3D[] = [];
+    rZ[lo] = unitDirections(batch, m);
+    let rActivation = layers[lo].activation.jvp(rZ[lo]);
+    for (let k = lo + 1; k <= top; k++) {
+      rInputs[k] = rActivation;
+      rZ[k] = layers[k].rForward(rActivation, null)!;
+      rActivation = layers[k].activation.jvp(rZ[k]);
+    }
+    let rOutputGradient = model.lossState.hvp(rActivation);
+    for (let k = top; k >= lo; k--) {
+      const rGradient = layers[k].rDelta(rOutputGradient, rZ[k]); // R(g_k) = S^{lo,k}
+      if (selected.includes(k)) {
+        const width = layers[k].units;
+        const inputJacobian = k > lo ? keep(tf.reshape(withBiasColumn(rInputs[k], layers[k]), [batch, m * layers[k].inputsAug]) as Tensor2D) : null;
+        factors.set(key(lo, k), { curvature: keep(tf.reshape(rGradient, [batch, m * width]) as Tensor2D), inputJacobian });
       }
-      rActivation = layers[hi].activation.jvp(rZ);
+      if (k > lo) rOutputGradient = layers[k].rBackward(rGradient, null);
     }
   }
   return factors;

@@ -5,14 +5,17 @@
 import type { z } from 'zod';
 import { HessianRequest } from '../schemas/model.js';
 import { activeBackend, initBackend, type BackendInfo } from './backend.js';
-import { StructuredAssembly, structuredBlockSize, structuredFits } from './assembly/index.js';
-import { defaultBlockSize, finiteRows, hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
+import { structuredCost } from './assembly/cost.js';
+import { StructuredAssembly } from './assembly/index.js';
+import { estimateCost, layerShapes, type CostEstimate, type CostShape } from './cost.js';
+import { finiteRows, hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
 import { SpecError } from './errors.js';
 import { PreparedModel } from './model.js';
-import type { ParameterTensor } from './parameters.js';
+import { allParameters, selectParameters, type ParameterTensor } from './parameters.js';
 
 export { initBackend, activeBackend, type BackendInfo } from './backend.js';
-export { hessianRows, hessianTimes, planRowBlocks, defaultBlockSize, type RowBlock } from './curvature.js';
+export { hessianRows, hessianTimes, planRowBlocks, type RowBlock } from './curvature.js';
+export { estimateCost, type CostEstimate, type CostShape } from './cost.js';
 export { StructuredAssembly } from './assembly/index.js';
 export { SpecError, NumericalError, type FieldIssue } from './errors.js';
 export { PreparedModel } from './model.js';
@@ -68,9 +71,10 @@ export async function computeHessian(body: unknown, options: ComputeOptions = {}
   const model = new PreparedModel(parseRequest(body));
   let source: RowSource | null = null;
   try {
-    source = rowSource(model, options.method);
+    const plan = planHessian(costShape(model.request), DEFAULT_MEMORY_BUDGET_BYTES, options.method);
+    source = rowSource(model, plan.method);
     const hessian = options.onRows ? undefined : new Float32Array(model.size * model.size);
-    for (const block of planRowBlocks(model.parameters, options.blockSize ?? source.blockSize)) {
+    for (const block of planRowBlocks(model.parameters, options.blockSize ?? plan.blockSize)) {
       const rows = source.rows(block, false);
       if (hessian) hessian.set(rows, block.row * model.size);
       else options.onRows!(block.row, block.count, rows);
@@ -90,34 +94,45 @@ export async function computeHessian(body: unknown, options: ComputeOptions = {}
  */
 export type HessianMethod = 'structured' | 'rOperator';
 
+/** A cost estimate together with the path it is for. */
+export type HessianPlan = CostEstimate & { method: HessianMethod };
+
+/** A worker's memory budget when none is given (the service passes MAX_WORKER_MEMORY_MB). */
+export const DEFAULT_MEMORY_BUDGET_BYTES = 2048 * 2 ** 20;
+
+/** The sizes a request's cost depends on, read from its structure (no tensor is made). */
+export function costShape(request: HessianRequest): CostShape {
+  const values = (rows: readonly unknown[]) => rows.reduce<number>((n, row) => n + (Array.isArray(row) ? row.length : 1), 0);
+  return {
+    batch: request.data.x.length,
+    layers: layerShapes(allParameters(request.model)),
+    selected: selectParameters(request.model, request.wrt),
+    dataValues: values(request.data.x) + values(request.data.y),
+  };
+}
+
+/**
+ * The path for a request, from sizes alone: structured whenever its factors and a block fit the
+ * budget (every layer is dense with a rule-defined activation, so it is exact for all of them), the
+ * R-operator otherwise; `method` forces one.
+ */
+export function planHessian(shape: CostShape, budgetBytes: number, method?: HessianMethod): HessianPlan {
+  const structured = method === 'rOperator' ? null : structuredCost(shape, budgetBytes, method === 'structured');
+  return structured ? { ...structured, method: 'structured' } : { ...estimateCost(shape, budgetBytes), method: 'rOperator' };
+}
+
 /** Computes row blocks of one prepared model by one method; holds that method's state until dispose(). */
 export interface RowSource {
   readonly method: HessianMethod;
-  /** Rows per block the manager should plan. */
-  readonly blockSize: number;
   /** Rows [block.count x P]; with upperOnly only the columns of the block's layer and above. */
   rows(block: RowBlock, upperOnly: boolean): Float32Array;
   dispose(): void;
 }
 
-/**
- * The path for a model: structured whenever its per-example factors fit their memory budget (every
- * layer is dense with a rule-defined activation, so it is exact for all of them), the R-operator else.
- */
-export function rowSource(model: PreparedModel, method: HessianMethod = structuredFits(model) ? 'structured' : 'rOperator'): RowSource {
-  if (method === 'rOperator') {
-    return { method, blockSize: blockSizeFor(model), rows: (block, upperOnly) => hessianRows(model, block, upperOnly), dispose: () => {} };
-  }
+export function rowSource(model: PreparedModel, method: HessianMethod): RowSource {
+  if (method === 'rOperator') return { method, rows: (block, upperOnly) => hessianRows(model, block, upperOnly), dispose: () => {} };
   const assembly = new StructuredAssembly(model);
-  return {
-    method,
-    blockSize: structuredBlockSize(model),
-    rows: (block, upperOnly) => finiteRows(assembly.rows(block, upperOnly), block),
-    dispose: () => assembly.dispose(),
-  };
+  return { method, rows: (block, upperOnly) => finiteRows(assembly.rows(block, upperOnly), block), dispose: () => assembly.dispose() };
 }
-
-export const blockSizeFor = (model: PreparedModel): number =>
-  defaultBlockSize(model.batch, Math.max(...model.layers.map((l) => Math.max(l.inputsAug, l.units))));
 
 

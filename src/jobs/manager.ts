@@ -1,5 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { planRowBlocks, selectParameters, totalSize, type ParameterTensor } from '../compute/index.js';
+import {
+  costShape,
+  DEFAULT_MEMORY_BUDGET_BYTES,
+  planHessian,
+  planRowBlocks,
+  selectParameters,
+  totalSize,
+  type HessianPlan,
+  type HessianMethod,
+  type ParameterTensor,
+} from '../compute/index.js';
 import type { HessianRequest } from '../schemas/model.js';
 import type { ComputePool } from './pool.js';
 import { isFailure, needsRequest, type Summary, type WorkerFailure } from './protocol.js';
@@ -23,6 +33,9 @@ export interface Job {
   request: HessianRequest | null;
   /** The tensors the matrix is over, with their layers (record.parameters is the public part). */
   parameters: ParameterTensor[];
+  /** Rows per row block and the path: the admission's choice, so that a task fits MAX_WORKER_MEMORY_MB. */
+  blockSize: number;
+  method: HessianMethod;
   /** Rows [0, contiguousRows) are on disk: what a stream may send. */
   contiguousRows: number;
   cancelled: boolean;
@@ -51,22 +64,26 @@ export class JobManager {
   constructor(
     private readonly store: ResultStore,
     private readonly pool: ComputePool,
-    private readonly options: { maxQueued: number; ttlSeconds: number },
+    private readonly options: { maxQueued: number; ttlSeconds: number; memoryBudgetBytes?: number },
     private readonly events: JobEvents = {},
   ) {}
 
   async init(): Promise<void> {
     for (const record of await this.store.recover(Date.now(), this.options.ttlSeconds)) {
       const contiguousRows = record.status === 'succeeded' ? record.size : 0;
-      this.jobs.set(record.id, { record, request: null, parameters: [], contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve() });
+      this.jobs.set(record.id, { record, request: null, parameters: [], blockSize: 1, method: 'rOperator', contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve() });
     }
   }
 
-  /** Queues a validated request. Throws QueueFullError when MAX_QUEUED_JOBS are already waiting. */
-  submit(request: HessianRequest): Job {
+  /**
+   * Queues a validated, admitted request; its cost estimate (made here when not given) sets the block
+   * size. Throws QueueFullError when MAX_QUEUED_JOBS are already waiting.
+   */
+  submit(request: HessianRequest, cost?: HessianPlan): Job {
     if (!this.accepting) throw new ShuttingDownError();
     if (this.queue.length >= this.options.maxQueued) throw new QueueFullError(this.options.maxQueued);
     const parameters = selectParameters(request.model, request.wrt);
+    const { blockSize, method } = cost ?? planHessian(costShape(request), this.options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
     const record: JobRecord = {
       id: randomUUID(),
       status: 'queued',
@@ -81,7 +98,7 @@ export class JobManager {
       gradient: null,
       meta: null,
     };
-    const job: Job = { record, request, parameters, contiguousRows: 0, cancelled: false, listeners: new Set(), saved: Promise.resolve() };
+    const job: Job = { record, request, parameters, blockSize, method, contiguousRows: 0, cancelled: false, listeners: new Set(), saved: Promise.resolve() };
     this.jobs.set(record.id, job);
     this.queue.push(job);
     this.pump();
@@ -192,16 +209,16 @@ export class JobManager {
     record.startedAt = new Date().toISOString();
     await this.persist(job); // so that a crash leaves a record the next start marks interrupted
     this.notify(job);
-    const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request! });
+    const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request!, method: job.method });
     if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;
-    const { loss, gradient, blockSize, method, backend } = summary as Summary;
+    const { loss, gradient, backend } = summary as Summary;
     const { parameters } = job;
     Object.assign(record, { loss, gradient });
     await this.store.createMatrix(record.id, record.size);
 
-    const blocks = planRowBlocks(parameters, blockSize); // in row order, as streams send them
+    const blocks = planRowBlocks(parameters, job.blockSize); // in row order, as streams send them
     const layerOf = (index: number) => parameters[blocks[index].tensor].layer;
     // Computed from the lowest layer up, so that a block's columns of lower layers can be copied, by
     // symmetry, from rows already on disk instead of computed (see hessianRows' upperOnly).
@@ -221,7 +238,7 @@ export class JobManager {
         const block = blocks[index];
         const layer = layerOf(index);
         try {
-          const task = { kind: 'rows' as const, jobId: record.id, block, upperOnly: true };
+          const task = { kind: 'rows' as const, jobId: record.id, method: job.method, block, upperOnly: true };
           let rows = await this.pool.run(task);
           if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request });
           if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request
@@ -247,7 +264,7 @@ export class JobManager {
     await this.store.closeMatrix(record.id);
     if (job.cancelled) return;
     if (failure) return this.finish(job, 'failed', failure);
-    record.meta = { backend: backend.backend, dtype: backend.dtype, elapsedMs: performance.now() - started, method };
+    record.meta = { backend: backend.backend, dtype: backend.dtype, elapsedMs: performance.now() - started, method: job.method };
     await this.finish(job, 'succeeded');
   }
 

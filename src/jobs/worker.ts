@@ -5,20 +5,20 @@
  * Float32Arrays.
  */
 import { move, workerData } from 'piscina';
-import { initBackend, NumericalError, parseRequest, PreparedModel, rowSource, SpecError, type RowSource } from '../compute/index.js';
+import { initBackend, NumericalError, parseRequest, PreparedModel, rowSource, SpecError, type HessianMethod, type RowSource } from '../compute/index.js';
 import type { WorkerFailure, WorkerResult, WorkerTask } from './protocol.js';
 
 const ready = initBackend(workerData?.backend ?? 'auto');
 let cached: { jobId: string; model: PreparedModel; source: RowSource } | null = null;
 
-function sourceFor(jobId: string, request: unknown): RowSource {
+function sourceFor(jobId: string, request: unknown, method: HessianMethod): RowSource {
   if (cached?.jobId === jobId) return cached.source;
   cached?.source.dispose();
   cached?.model.dispose();
   cached = null;
   const model = new PreparedModel(parseRequest(request));
   try {
-    cached = { jobId, model, source: rowSource(model) };
+    cached = { jobId, model, source: rowSource(model, method) };
   } catch (error) {
     model.dispose();
     throw error;
@@ -33,13 +33,13 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
       case 'ping':
         return backend;
       case 'summary': {
-        const { blockSize, method } = sourceFor(task.jobId, task.request);
+        sourceFor(task.jobId, task.request, task.method);
         const { loss, gradient } = cached!.model;
-        return { loss, gradient: Array.from(gradient), blockSize, method, backend };
+        return { loss, gradient: Array.from(gradient), backend };
       }
       case 'rows':
         if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };
-        return move(sourceFor(task.jobId, task.request).rows(task.block, task.upperOnly)) as Float32Array;
+        return move(sourceFor(task.jobId, task.request, task.method).rows(task.block, task.upperOnly)) as Float32Array;
     }
   } catch (error) {
     return failure(error);

@@ -23,17 +23,6 @@ function unitDirections(batch: number, m: number): Tensor3D {
   return tf.tensor3d(values, [batch, m, m]);
 }
 
-/** Floats the factors of the selected layers take, for the memory check before computing them. */
-export function factorFloats(model: PreparedModel, selected: readonly number[]): number {
-  const { layers, batch } = model;
-  let floats = 0;
-  for (const lo of selected) {
-    // the sweep's R(z), R(a) and R(g) per layer from lo up, which are also the factors kept
-    for (let k = lo; k < layers.length; k++) floats += 3 * batch * layers[lo].units * (layers[k].units + layers[k].inputsAug);
-  }
-  return floats;
-}
-
 /**
  * Computes the factors of every pair of the selected layers; `keep` marks what outlives the tidy.
  * For each selected lower layer lo, one R-operator sweep (as curvature.ts, in plain 2-D matMuls
@@ -44,7 +33,16 @@ export function pairFactors(model: PreparedModel, selected: readonly number[], k
   const { layers, batch } = model;
   const top = layers.length - 1;
   const factors = new Map<string, PairFactors>();
-  for (const lo of selected) {
+  // One tidy per lower layer: its sweep's intermediates go before the next sweep starts.
+  for (const lo of selected) tf.tidy(() => sweep(lo));
+  return factors;
+
+  function sweep(lo: number): Tensor[] {
+    const kept: Tensor[] = [];
+    const hold = <T extends Tensor>(t: T): T => {
+      kept.push(t);
+      return keep(t);
+    };
     const m = layers[lo].units;
     const rZ: Tensor3D[] = [];
     const rInputs: Tensor3D[] = [];
@@ -60,13 +58,13 @@ export function pairFactors(model: PreparedModel, selected: readonly number[], k
       const rGradient = layers[k].rDelta(rOutputGradient, rZ[k]); // R(g_k) = S^{lo,k}
       if (selected.includes(k)) {
         const width = layers[k].units;
-        const inputJacobian = k > lo ? keep(tf.reshape(withBiasColumn(rInputs[k], layers[k]), [batch, m * layers[k].inputsAug]) as Tensor2D) : null;
-        factors.set(key(lo, k), { curvature: keep(tf.reshape(rGradient, [batch, m * width]) as Tensor2D), inputJacobian });
+        const inputJacobian = k > lo ? hold(tf.reshape(withBiasColumn(rInputs[k], layers[k]), [batch, m * layers[k].inputsAug]) as Tensor2D) : null;
+        factors.set(key(lo, k), { curvature: hold(tf.reshape(rGradient, [batch, m * width]) as Tensor2D), inputJacobian });
       }
       if (k > lo) rOutputGradient = layers[k].rBackward(rGradient, null);
     }
+    return kept;
   }
-  return factors;
 }
 
 export const key = (lo: number, hi: number) => `${lo},${hi}`;

@@ -3,7 +3,7 @@ import type { DenseLayer } from '../layers/dense.js';
 import type { PreparedModel } from '../model.js';
 import type { ParameterTensor } from '../parameters.js';
 import { tf, type Tensor, type Tensor2D } from '../tf.js';
-import { factorFloats, key, pairFactors, type PairFactors } from './factors.js';
+import { key, pairFactors, type PairFactors } from './factors.js';
 
 /**
  * Structured assembly of the full Hessian of a sequential dense stack (issue 10). With a_aug = [a, 1],
@@ -18,34 +18,18 @@ import { factorFloats, key, pairFactors, type PairFactors } from './factors.js';
  * passes through every layer width per row.
  */
 
-/** Largest working tensor of one row block (floats): rows x columns of one layer pair, in a few copies. */
-const BLOCK_FLOATS = 4 * 1024 * 1024;
-/** Largest total of the per-example factors (floats, 256 MB); bigger models use the R-operator path. */
-export const FACTOR_FLOATS = 64 * 1024 * 1024;
-
 /** The layers that hold selected tensors, ascending. */
 const selectedLayers = (parameters: readonly ParameterTensor[]) => [...new Set(parameters.map((t) => t.layer))].sort((a, b) => a - b);
 
-/** Whether the structured path applies to this model within the memory budget. */
-export function structuredFits(model: PreparedModel): boolean {
-  return factorFloats(model, selectedLayers(model.parameters)) <= FACTOR_FLOATS;
-}
-
 /**
- * Rows per block: a multiple of the widths of the selected layers (so that blocks cover whole
- * augmented-kernel rows), as many as fit BLOCK_FLOATS at P columns.
+ * The augmented-kernel rows [first, first + count) of a layer that its selected tensors cover: the
+ * kernel's rows, the bias row, or both (kernel and bias are adjacent, so it is one range).
  */
-export function structuredBlockSize(model: PreparedModel): number {
-  const widths = selectedLayers(model.parameters).map((l) => model.layers[l].units);
-  const widest = Math.max(...widths);
-  const budgetRows = Math.floor(BLOCK_FLOATS / Math.max(model.size, 1));
-  const common = widths.reduce(lcm, 1);
-  const unit = common <= budgetRows ? common : widest;
-  return Math.max(1, Math.floor(budgetRows / unit)) * unit;
+function selectedRows(parameters: readonly ParameterTensor[], layer: number, inputs: number): { first: number; count: number } {
+  const kinds = parameters.filter((t) => t.layer === layer).map((t) => t.kind);
+  const first = kinds.includes('kernel') ? 0 : inputs;
+  return { first, count: (kinds.includes('bias') ? inputs + 1 : inputs) - first };
 }
-
-const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
-const lcm = (a: number, b: number) => (a / gcd(a, b)) * b;
 
 /** The factors of one prepared model, kept until dispose(); rows() then assembles any row block. */
 export class StructuredAssembly {
@@ -84,13 +68,14 @@ export class StructuredAssembly {
     const columnLayers = selectedLayers(model.parameters).filter((l) => !upperOnly || l >= tensor.layer);
     for (const columnLayer of columnLayers) {
       const columns = model.layers[columnLayer];
-      const block2d = tf.tidy(() => this.pairBlock(tensor.layer, columnLayer, i0, c));
+      const range = selectedRows(model.parameters, columnLayer, columns.inputs);
+      const block2d = tf.tidy(() => this.pairBlock(tensor.layer, columnLayer, i0, c, range));
       const values = block2d.dataSync() as Float32Array;
       block2d.dispose();
-      const stride = columns.inputsAug * columns.units;
+      const stride = range.count * columns.units;
       for (const t of model.parameters) {
         if (t.layer !== columnLayer) continue;
-        const from = t.kind === 'bias' ? columns.inputs * columns.units : 0;
+        const from = ((t.kind === 'bias' ? columns.inputs : 0) - range.first) * columns.units;
         for (let d = 0; d < block.count; d++) {
           const src = (skip + d) * stride + from;
           out.set(values.subarray(src, src + t.size), d * width + t.offset);
@@ -102,36 +87,39 @@ export class StructuredAssembly {
   }
 
   /**
-   * Rows (r: i, j) for i in [i0, i0+c) of layer r against every column (h: p, q) of layer h, as
-   * [c * m_r, n_aug_h * m_h]. Above the diagonal (r <= h) the formula as written; below it the same
-   * sums with the roles of the two layers' indices exchanged.
+   * Rows (r: i, j) for i in [i0, i0+c) of layer r against the columns (h: p, q) of layer h with p in
+   * `range`, as [c * m_r, range.count * m_h]. Above the diagonal (r <= h) the formula as written;
+   * below it the same sums with the roles of the two layers' indices exchanged.
    */
-  private pairBlock(r: number, h: number, i0: number, c: number): Tensor2D {
+  private pairBlock(r: number, h: number, i0: number, c: number, range: { first: number; count: number }): Tensor2D {
     const { layers } = this.model;
-    const rows = layers[r];
-    const cols = layers[h];
     const lo = Math.min(r, h);
     const hi = Math.max(r, h);
     const { curvature, inputJacobian } = this.factors.get(key(lo, hi))!;
     const [low, high] = [layers[lo], layers[hi]];
-    const picked = tf.slice(rows.inputAugT, [i0, 0], [c, rows.batch]); // [c, B]
+    const { batch } = high;
+    const np = range.count;
+    const picked = tf.slice(layers[r].inputAugT, [i0, 0], [c, batch]); // [c, B] rows of the block
+    const columnInputs = tf.slice(layers[h].inputAugT, [range.first, 0], [np, batch]); // [np, B]
+    /** E^{lo,hi} [B, m_lo, n_aug_hi] restricted to the hi-layer rows [first, first + count). */
+    const jacobian = (first: number, count: number) =>
+      tf.reshape(tf.slice(tf.reshape(inputJacobian!, [batch, low.units, high.inputsAug]), [0, 0, first], [batch, low.units, count]), [batch, low.units * count]);
     if (r <= h) {
       // [(i, p), B] @ [B, (j, q)] -> (i, p, j, q) -> (i, j, p, q)
-      let block = tf.transpose(tf.reshape(tf.matMul(khatriRao(picked, high.inputAugT), curvature), [c, high.inputsAug, low.units, high.units]), [0, 2, 1, 3]);
+      let block = tf.transpose(tf.reshape(tf.matMul(khatriRao(picked, columnInputs), curvature), [c, np, low.units, high.units]), [0, 2, 1, 3]);
       if (inputJacobian) {
         // [(i, q), B] @ [B, (j, p)] -> (i, q, j, p) -> (i, j, p, q)
-        const second = tf.reshape(tf.matMul(khatriRao(picked, high.deltaT), inputJacobian), [c, high.units, low.units, high.inputsAug]);
+        const second = tf.reshape(tf.matMul(khatriRao(picked, high.deltaT), jacobian(range.first, np)), [c, high.units, low.units, np]);
         block = tf.add(block, tf.transpose(second, [0, 2, 3, 1]));
       }
-      return tf.reshape(block, [c * rows.units, cols.inputsAug * cols.units]);
+      return tf.reshape(block, [c * low.units, np * high.units]);
     }
-    // Rows in hi (p in the picked range, q), columns in lo (i, j).
+    // Rows in hi (p in the picked range, q), columns in lo (i in range, j).
     // [(p, i), B] @ [B, (j, q)] -> (p, i, j, q) -> (p, q, i, j)
-    const first = tf.transpose(tf.reshape(tf.matMul(khatriRao(picked, low.inputAugT), curvature), [c, low.inputsAug, low.units, high.units]), [0, 3, 1, 2]);
-    // [(q, i), B] @ [B, (j, p in range)] -> (q, i, j, p) -> (p, q, i, j)
-    const jacobian = tf.slice(tf.reshape(inputJacobian!, [high.batch, low.units, high.inputsAug]), [0, 0, i0], [high.batch, low.units, c]);
-    const second = tf.reshape(tf.matMul(khatriRao(high.deltaT, low.inputAugT), tf.reshape(jacobian, [high.batch, low.units * c])), [high.units, low.inputsAug, low.units, c]);
-    return tf.reshape(tf.add(first, tf.transpose(second, [3, 0, 1, 2])), [c * rows.units, cols.inputsAug * cols.units]);
+    const first = tf.transpose(tf.reshape(tf.matMul(khatriRao(picked, columnInputs), curvature), [c, np, low.units, high.units]), [0, 3, 1, 2]);
+    // [(q, i), B] @ [B, (j, p)] -> (q, i, j, p) -> (p, q, i, j)
+    const second = tf.reshape(tf.matMul(khatriRao(high.deltaT, columnInputs), jacobian(i0, c)), [high.units, np, low.units, c]);
+    return tf.reshape(tf.add(first, tf.transpose(second, [3, 0, 1, 2])), [c * high.units, np * low.units]);
   }
 
   dispose(): void {

@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ACTIVATIONS } from '../src/compute/activations/index.js';
-import { computeHessian, initBackend, parseRequest, planRowBlocks, PreparedModel, rowSource } from '../src/compute/index.js';
+import { computeHessian, costShape, DEFAULT_MEMORY_BUDGET_BYTES, initBackend, parseRequest, planHessian, planRowBlocks, PreparedModel, rowSource } from '../src/compute/index.js';
 import { allParameters } from '../src/compute/parameters.js';
 import { fixtures, relativeError } from './helpers.js';
 
@@ -132,5 +132,33 @@ describe('path selection', () => {
   it('picks the structured path for dense stacks and says so', async () => {
     const result = await computeHessian(cases[0].request);
     expect(result.meta.method).toBe('structured');
+  });
+});
+
+describe('path planning from sizes (planHessian)', () => {
+  const shape = (sizes: number[], batch: number) => {
+    const request = parseRequest({
+      model: { inputShape: [sizes[0]], seed: 1, layers: sizes.slice(1).map((units) => ({ type: 'dense', units })) },
+      loss: 'meanSquaredError',
+      data: { x: Array.from({ length: batch }, () => new Array(sizes[0]).fill(0.5)), y: Array.from({ length: batch }, () => new Array(sizes.at(-1)!).fill(0)) },
+    });
+    return costShape(request);
+  };
+
+  it('takes the structured path for the benchmark MLPs, with blocks of whole kernel rows within the budget', () => {
+    for (const sizes of [[20, 64, 64, 10], [40, 128, 100, 10]]) {
+      const plan = planHessian(shape(sizes, 256), DEFAULT_MEMORY_BUDGET_BYTES);
+      expect(plan.method).toBe('structured');
+      expect(plan.peakBytes).toBeLessThanOrEqual(DEFAULT_MEMORY_BUDGET_BYTES);
+      expect(plan.blockSize % Math.max(...sizes.slice(1))).toBe(0);
+    }
+  });
+
+  it('falls back to the R-operator when the per-example factors do not fit, and can be forced either way', () => {
+    const wide = shape([8, 1500, 4], 512); // factors of about B * 1500 * (1500 + ...) floats
+    const budget = 256 * 2 ** 20;
+    expect(planHessian(wide, budget).method).toBe('rOperator');
+    expect(planHessian(wide, budget, 'structured').method).toBe('structured');
+    expect(planHessian(shape([20, 64, 64, 10], 256), budget, 'rOperator').method).toBe('rOperator');
   });
 });

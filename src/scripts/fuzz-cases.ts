@@ -216,11 +216,34 @@ function jobId(random: Random, created: readonly string[]): string {
   return pick(random, ['00000000-0000-4000-8000-000000000000', 'x', '..', '%2e%2e%2f%2e%2e', 'a'.repeat(300), '%00', '%F0%9F%98%80', '1e999']);
 }
 
+const json = (label: string, body: Json): FuzzRequest => ({ method: 'POST', url: '/v1/hessian', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body), label });
+
+/** Requests that once broke the service (issue 7), the first of every run. */
+export const REGRESSIONS: FuzzRequest[] = [
+  json('issue 7: a loss finite in float64 but Infinity in float32 (kernel 1e19, l2 100)', {
+    model: { inputShape: [1], layers: [dense(1, 'linear', { useBias: false, kernel: [[1e19]], kernelRegularizer: { l2: 100 } })] },
+    loss: 'meanSquaredError',
+    data: { x: [[0]], y: [[0]] },
+  }),
+  json('issue 7: a sigmoid output saturated to exactly 1 and 0 under binaryCrossentropy', {
+    model: { inputShape: [1], layers: [dense(1, 'sigmoid', { kernel: [[200]], bias: [0] })] },
+    loss: 'binaryCrossentropy',
+    data: { x: [[1], [-1]], y: [[0], [1]] },
+  }),
+  json('issue 7: softmax with a label whose probability underflows float32', {
+    model: { inputShape: [1], layers: [dense(3, 'softmax', { kernel: [[0, 0, 0]], bias: [150, 0, -1] })] },
+    loss: 'categoricalCrossentropy',
+    data: { x: [[1]], y: [[0, 1, 0]] },
+  }),
+  { ...json('an array nested 100000 deep', null), payload: '['.repeat(100_000) + ']'.repeat(100_000) },
+];
+
 /**
  * The i-th request of the run for `seed`: mostly mutated POST /v1/hessian bodies, some as jobs, and
  * GET/DELETE on job ids with assorted Accept headers. `created` holds job ids the run has seen so far.
  */
 export function fuzzRequest(seed: number, i: number, created: readonly string[]): FuzzRequest {
+  if (i < REGRESSIONS.length) return REGRESSIONS[i];
   const random = mulberry32(seed * 1_000_003 + i);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (random() < 0.3) headers.accept = pick(random, ACCEPTS);

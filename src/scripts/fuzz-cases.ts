@@ -100,73 +100,43 @@ function nested(depth: number): Json {
   return JSON.parse('['.repeat(depth) + ']'.repeat(depth));
 }
 
-/** One structural mutation of a parsed body at a random path; returns its description. */
+/** Structural mutations of the value at one path: a description and the new value (undefined: removed). */
+const VALUE_MUTATIONS: ((random: Random, current: Json) => [string, Json | undefined])[] = [
+  () => ['drop', undefined],
+  (random) => ['wrong type', pick(random, WRONG_TYPES)],
+  (random) => ['extreme number', pick(random, EXTREME_NUMBERS)],
+  (random) => ['number-like string', pick(random, NUMBER_LIKE_STRINGS)],
+  (random) => {
+    // (deeper nesting is a text mutation: this module's own recursion stays shallow)
+    const depth = pick(random, [2, 3, 10, 100]);
+    return [`nesting depth ${depth}`, nested(depth)];
+  },
+  (random) => {
+    const length = pick(random, [100, 10_000, 1_000_000]);
+    return [`string of ${length}`, pick(random, ['a', 'é', '😀', '\\', '"', '\u0000']).repeat(length)];
+  },
+  // wrong shapes: one entry more or less, wrapped, flattened
+  (random, current) => [
+    'shape',
+    Array.isArray(current) && current.length ? pick(random, [[...current, current[0]], current.slice(1), [current], current.flat()]) : [current],
+  ],
+  (random) => ['unknown name', pick(random, UNKNOWN_NAMES)],
+  // a plausible number somewhere else: small integers break shapes, scaled weights overflow float32
+  (random, current) => ['scaled number', typeof current === 'number' ? current * pick(random, [-1, 0, 1e10, 1e20, 1e30, 1e-30]) : Math.floor(random() * 8)],
+];
+
+/** One structural mutation of a parsed body at a random path, or an extra key beside it; returns its description. */
 function mutateValue(random: Random, body: Json): { body: Json; label: string } {
-  const all = paths(body).filter((p) => p.length > 0);
-  const path = pick(random, all);
-  const where = JSON.stringify(path);
-  const current = getAt(body, path);
-  const kind = Math.floor(random() * 10);
-  let value: Json | undefined;
-  let what: string;
-  switch (kind) {
-    case 0:
-      value = undefined;
-      what = 'drop';
-      break;
-    case 1:
-      value = pick(random, WRONG_TYPES);
-      what = 'wrong type';
-      break;
-    case 2:
-      value = pick(random, EXTREME_NUMBERS);
-      what = 'extreme number';
-      break;
-    case 3:
-      value = pick(random, NUMBER_LIKE_STRINGS);
-      what = 'number-like string';
-      break;
-    case 4: {
-      // (deeper nesting is a text mutation: this module's own recursion stays shallow)
-      const depth = pick(random, [2, 3, 10, 100]);
-      value = nested(depth);
-      what = `nesting depth ${depth}`;
-      break;
-    }
-    case 5: {
-      const length = pick(random, [100, 10_000, 1_000_000]);
-      value = pick(random, ['a', 'é', '😀', '\\', '"', '\u0000']).repeat(length);
-      what = `string of ${length}`;
-      break;
-    }
-    case 6:
-      // wrong shapes: one entry more or less, wrapped, flattened
-      value = Array.isArray(current) && current.length ? pick(random, [[...current, current[0]], current.slice(1), [current], current.flat()]) : [current];
-      what = 'shape';
-      break;
-    case 7:
-      value = pick(random, UNKNOWN_NAMES);
-      what = 'unknown name';
-      break;
-    case 8:
-      // a plausible number somewhere else: small integers break shapes, scaled weights overflow float32
-      value = typeof current === 'number' ? current * pick(random, [-1, 0, 1e10, 1e20, 1e30, 1e-30]) : Math.floor(random() * 8);
-      what = 'scaled number';
-      break;
-    default: {
-      const container = getAt(body, path.slice(0, -1));
-      if (container && typeof container === 'object' && !Array.isArray(container)) {
-        value = current;
-        (container as Record<string, Json>)[pick(random, ['extra', 'activation', 'kernel', 'alpha', 'delta', 'fromLogits', 'seed', 'y'])] = pick(random, WRONG_TYPES);
-        what = 'extra key';
-      } else {
-        value = undefined;
-        what = 'drop';
-      }
-    }
+  const path = pick(random, paths(body).filter((p) => p.length > 0));
+  const container = getAt(body, path.slice(0, -1));
+  if (random() < 0.1 && container && typeof container === 'object' && !Array.isArray(container)) {
+    const key = pick(random, ['extra', 'activation', 'kernel', 'alpha', 'delta', 'fromLogits', 'seed', 'y']);
+    container[key] = pick(random, WRONG_TYPES);
+    return { body, label: `key ${key} set beside ${JSON.stringify(path)}` };
   }
+  const [what, value] = pick(random, VALUE_MUTATIONS)(random, getAt(body, path));
   setAt(body, path, value);
-  return { body, label: `${what} at ${where}` };
+  return { body, label: `${what} at ${JSON.stringify(path)}` };
 }
 
 /** Replaces one number of a body by an extreme finite one: a body that often stays valid and computes. */

@@ -5,13 +5,13 @@
 import type { z } from 'zod';
 import { HessianRequest } from '../schemas/model.js';
 import { activeBackend, initBackend, type BackendInfo } from './backend.js';
-import { defaultBlockSize, hessianRows, planRowBlocks } from './curvature.js';
+import { blockSizeFor, hessianRows, planRowBlocks } from './curvature.js';
 import { SpecError } from './errors.js';
 import { PreparedModel } from './model.js';
 import type { ParameterTensor } from './parameters.js';
 
 export { initBackend, activeBackend, type BackendInfo } from './backend.js';
-export { hessianRows, hessianTimes, planRowBlocks, defaultBlockSize, type RowBlock } from './curvature.js';
+export { blockSizeFor, hessianRows, hessianTimes, planRowBlocks, defaultBlockSize, type RowBlock } from './curvature.js';
 export { SpecError, NumericalError, type FieldIssue } from './errors.js';
 export { PreparedModel } from './model.js';
 export { allParameters, selectParameters, totalSize, type ParameterTensor } from './parameters.js';
@@ -75,8 +75,5 @@ export async function computeHessian(body: unknown, options: ComputeOptions = {}
     model.dispose();
   }
 }
-
-export const blockSizeFor = (model: PreparedModel): number =>
-  defaultBlockSize(model.batch, Math.max(...model.layers.map((l) => Math.max(l.inputsAug, l.units))));
 
 

@@ -1,0 +1,18 @@
+import type { PreparedModel } from '../model.js';
+import { fisherOperator } from './fisher.js';
+import { ggnOperator } from './ggn.js';
+import { hessianOperator } from './hessian.js';
+import type { LinearOperator, MatrixKind } from './operator.js';
+
+export { applyInBlocks, type LinearOperator, type MatrixKind } from './operator.js';
+
+/** One recipe per matrix; adding a matrix is adding its file and a line here. */
+const OPERATORS: Record<MatrixKind, (model: PreparedModel) => LinearOperator> = {
+  hessian: hessianOperator,
+  ggn: ggnOperator,
+  fisher: fisherOperator,
+};
+
+export const MATRIX_KINDS = Object.keys(OPERATORS) as MatrixKind[];
+
+export const curvatureOperator = (model: PreparedModel, kind: MatrixKind): LinearOperator => OPERATORS[kind](model);

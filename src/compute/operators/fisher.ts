@@ -24,7 +24,7 @@ function fisherTimes(model: PreparedModel, vectors: Float32Array, count: number)
       const perExample = tf.sum(tf.mul(directions.inputTerm(l, layer)!, tf.expandDims(layer.delta, 1)), -1) as Tensor2D;
       scores = scores ? (tf.add(scores, perExample) as Tensor2D) : perExample;
     }
-    const scaled = tf.mul(scores!, 1) as Tensor2D;
+    const scaled = tf.mul(scores!, model.batch) as Tensor2D;
     for (const l of layers) {
       const layer = model.layers[l];
       const weighted = tf.reshape(tf.mul(tf.expandDims(layer.delta, 1), tf.expandDims(scaled, 2)), [layer.batch, count * layer.units]);

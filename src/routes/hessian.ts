@@ -12,11 +12,9 @@ import { errorResponse, resultFormat, resultResponse, sendResult } from './resul
  * 413 when the matrix would exceed MAX_PARAMETERS rows, saying what was asked and what it would weigh,
  * or when the model itself (which `wrt` may select a small part of) exceeds MAX_MODEL_PARAMETERS.
  */
-export function checkSize(request: HessianRequest, { MAX_PARAMETERS: maxParameters, MAX_MODEL_PARAMETERS: maxModel }: Config): void {
-  const modelSize = totalSize(allParameters(request.model));
-  if (modelSize > maxModel) {
-    throw new ApiError(413, 'model_too_large', `the model has ${modelSize} parameters; the limit MAX_MODEL_PARAMETERS is ${maxModel}`);
-  }
+export function checkSize(request: HessianRequest, config: Config): void {
+  checkModelSize(request, config);
+  const maxParameters = config.MAX_PARAMETERS;
   const size = totalSize(selectParameters(request.model, request.wrt));
   if (size > maxParameters) {
     const bytes = size * size * 4;
@@ -28,13 +26,28 @@ export function checkSize(request: HessianRequest, { MAX_PARAMETERS: maxParamete
   }
 }
 
+/** 413 when the model has more than MAX_MODEL_PARAMETERS parameters (whatever `wrt` keeps of it). */
+export function checkModelSize(request: HessianRequest, { MAX_MODEL_PARAMETERS: maxModel }: Config): void {
+  const modelSize = totalSize(allParameters(request.model));
+  if (modelSize > maxModel) {
+    throw new ApiError(413, 'model_too_large', `the model has ${modelSize} parameters; the limit MAX_MODEL_PARAMETERS is ${maxModel}`);
+  }
+}
+
 /** Maps a job that did not succeed to the error its client gets. */
 export function failureOf(job: Job): ApiError {
   const { error, status } = job.record;
-  if (error?.kind === 'spec') return new ApiError(400, 'invalid_request', error.message);
-  if (error?.kind === 'numerical') return new ApiError(422, 'numerical_error', error.message);
-  if (status === 'cancelled') return new ApiError(503, 'cancelled', 'the computation was cancelled (the server is shutting down)');
-  return new ApiError(500, 'internal', error?.message ?? 'the computation failed');
+  if (status === 'cancelled' && error?.kind !== 'spec' && error?.kind !== 'numerical') {
+    return new ApiError(503, 'cancelled', 'the computation was cancelled (the server is shutting down)');
+  }
+  return computeFailure(error ?? { kind: 'internal', message: 'the computation failed' });
+}
+
+/** A failure a worker reported, as the error its client gets. */
+export function computeFailure(error: { kind: string; message: string }): ApiError {
+  if (error.kind === 'spec') return new ApiError(400, 'invalid_request', error.message);
+  if (error.kind === 'numerical') return new ApiError(422, 'numerical_error', error.message);
+  return new ApiError(500, 'internal', error.message);
 }
 
 export const hessianRoutes =

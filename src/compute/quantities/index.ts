@@ -1,6 +1,7 @@
 import { lanczosEigen } from '../algorithms/lanczos.js';
 import { hutchinsonTrace } from '../algorithms/hutchinson.js';
 import { lanczosQuadrature } from '../algorithms/quadrature.js';
+import { NumericalError } from '../errors.js';
 import { mulberry32 } from '../initializers.js';
 import type { PreparedModel } from '../model.js';
 import { applyInBlocks, curvatureOperator, type LinearOperator } from '../operators/index.js';
@@ -57,7 +58,18 @@ const QUANTITIES: { [Q in Quantity]: Rule<Q> } = {
 
 /** Computes one quantity on a prepared model. */
 export function computeQuantity(model: PreparedModel, query: CurvatureQuery): QuantityResult {
-  return (QUANTITIES[query.quantity] as Rule<Quantity>)(model, query as never);
+  const result = (QUANTITIES[query.quantity] as Rule<Quantity>)(model, query as never);
+  const bad = Object.entries({ ...result.fields, matrix: result.matrix ?? null }).find(([, value]) => !allFinite(value));
+  if (bad) throw new NumericalError(`the ${query.quantity} (${bad[0]}) is not finite on this data`);
+  return result;
+}
+
+function allFinite(value: unknown): boolean {
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (Array.isArray(value) || ArrayBuffer.isView(value)) {
+    for (let i = 0; i < (value as ArrayLike<unknown>).length; i++) if (!allFinite((value as ArrayLike<unknown>)[i])) return false;
+  }
+  return true;
 }
 
 /** The operator's matrix from products with unit vectors, a block at a time: P x P row-major. */

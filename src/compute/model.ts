@@ -43,8 +43,9 @@ export class PreparedModel {
     });
     this.loss = loss;
     this.gradient = this.select(fullGradient);
-    const problem = !Number.isFinite(loss)
-      ? `the loss is ${loss} on this data (e.g. log of 0 or 1 in a cross-entropy)`
+    // Answers are float32: a loss finite as float64 but not as float32 (above 3.4e38) is no answer either.
+    const problem = !Number.isFinite(Math.fround(loss))
+      ? `the loss is ${Number.isFinite(loss) ? `${loss}, beyond float32's range,` : loss} on this data (e.g. log of 0 or 1 in a cross-entropy, or an overflow)`
       : !this.gradient.every(Number.isFinite)
         ? 'the gradient is not finite on this data'
         : null;

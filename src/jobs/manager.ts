@@ -1,5 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { planRowBlocks, selectParameters, totalSize, type ParameterTensor } from '../compute/index.js';
+import {
+  costShape,
+  DEFAULT_MEMORY_BUDGET_BYTES,
+  estimateCost,
+  planRowBlocks,
+  selectParameters,
+  totalSize,
+  type CostEstimate,
+  type ParameterTensor,
+} from '../compute/index.js';
 import type { HessianRequest } from '../schemas/model.js';
 import type { ComputePool } from './pool.js';
 import { isFailure, needsRequest, type Summary, type WorkerFailure } from './protocol.js';
@@ -23,6 +32,8 @@ export interface Job {
   request: HessianRequest | null;
   /** The tensors the matrix is over, with their layers (record.parameters is the public part). */
   parameters: ParameterTensor[];
+  /** Directions per row block: the admission's choice, so that a task fits MAX_WORKER_MEMORY_MB. */
+  blockSize: number;
   /** Rows [0, contiguousRows) are on disk: what a stream may send. */
   contiguousRows: number;
   cancelled: boolean;
@@ -51,22 +62,26 @@ export class JobManager {
   constructor(
     private readonly store: ResultStore,
     private readonly pool: ComputePool,
-    private readonly options: { maxQueued: number; ttlSeconds: number },
+    private readonly options: { maxQueued: number; ttlSeconds: number; memoryBudgetBytes?: number },
     private readonly events: JobEvents = {},
   ) {}
 
   async init(): Promise<void> {
     for (const record of await this.store.recover(Date.now(), this.options.ttlSeconds)) {
       const contiguousRows = record.status === 'succeeded' ? record.size : 0;
-      this.jobs.set(record.id, { record, request: null, parameters: [], contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve() });
+      this.jobs.set(record.id, { record, request: null, parameters: [], blockSize: 1, contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve() });
     }
   }
 
-  /** Queues a validated request. Throws QueueFullError when MAX_QUEUED_JOBS are already waiting. */
-  submit(request: HessianRequest): Job {
+  /**
+   * Queues a validated, admitted request; its cost estimate (made here when not given) sets the block
+   * size. Throws QueueFullError when MAX_QUEUED_JOBS are already waiting.
+   */
+  submit(request: HessianRequest, cost?: CostEstimate): Job {
     if (!this.accepting) throw new ShuttingDownError();
     if (this.queue.length >= this.options.maxQueued) throw new QueueFullError(this.options.maxQueued);
     const parameters = selectParameters(request.model, request.wrt);
+    const { blockSize } = cost ?? estimateCost(costShape(request), this.options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
     const record: JobRecord = {
       id: randomUUID(),
       status: 'queued',
@@ -81,7 +96,7 @@ export class JobManager {
       gradient: null,
       meta: null,
     };
-    const job: Job = { record, request, parameters, contiguousRows: 0, cancelled: false, listeners: new Set(), saved: Promise.resolve() };
+    const job: Job = { record, request, parameters, blockSize, contiguousRows: 0, cancelled: false, listeners: new Set(), saved: Promise.resolve() };
     this.jobs.set(record.id, job);
     this.queue.push(job);
     this.pump();
@@ -196,12 +211,12 @@ export class JobManager {
     if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;
-    const { loss, gradient, blockSize, backend } = summary as Summary;
+    const { loss, gradient, backend } = summary as Summary;
     const { parameters } = job;
     Object.assign(record, { loss, gradient });
     await this.store.createMatrix(record.id, record.size);
 
-    const blocks = planRowBlocks(parameters, blockSize); // in row order, as streams send them
+    const blocks = planRowBlocks(parameters, job.blockSize); // in row order, as streams send them
     const layerOf = (index: number) => parameters[blocks[index].tensor].layer;
     // Computed from the lowest layer up, so that a block's columns of lower layers can be copied, by
     // symmetry, from rows already on disk instead of computed (see hessianRows' upperOnly).

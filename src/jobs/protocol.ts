@@ -13,7 +13,7 @@ export type WorkerTask =
    */
   | { kind: 'rows'; jobId: string; request?: HessianRequest; block: RowBlock; upperOnly: boolean }
   /** One curvature quantity (POST /v1/curvature), computed whole in one worker. */
-  | { kind: 'curvature'; request: HessianRequest; query: CurvatureQuery };
+  | { kind: 'curvature'; request: HessianRequest; query: CurvatureQuery; blockSize: number };
 
 /** A curvature quantity with the model's loss and how it was computed. */
 export interface CurvatureAnswer extends QuantityResult {
@@ -34,7 +34,6 @@ export interface NeedsRequest {
 export interface Summary {
   loss: number;
   gradient: number[];
-  blockSize: number;
   backend: BackendInfo;
 }
 

@@ -5,7 +5,6 @@
  */
 import { move, workerData } from 'piscina';
 import {
-  blockSizeFor,
   hessianRows,
   initBackend,
   NumericalError,
@@ -38,13 +37,13 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
         return backend;
       case 'summary': {
         const model = modelFor(task.jobId, task.request);
-        return { loss: model.loss, gradient: Array.from(model.gradient), blockSize: blockSizeFor(model), backend };
+        return { loss: model.loss, gradient: Array.from(model.gradient), backend };
       }
       case 'rows':
         if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };
         return move(hessianRows(modelFor(task.jobId, task.request), task.block, task.upperOnly)) as Float32Array;
       case 'curvature':
-        return curvature(task.request, task.query, backend);
+        return curvature(task.request, task.query, task.blockSize, backend);
     }
   } catch (error) {
     return failure(error);
@@ -57,11 +56,11 @@ function failure(error: unknown): WorkerFailure {
 }
 
 /** A curvature quantity on its own prepared model (a request, not a job: nothing to cache). */
-function curvature(request: HessianRequest, query: CurvatureQuery, backend: BackendInfo): CurvatureAnswer {
+function curvature(request: HessianRequest, query: CurvatureQuery, blockSize: number, backend: BackendInfo): CurvatureAnswer {
   const started = performance.now();
   const model = new PreparedModel(request);
   try {
-    const result = computeQuantity(model, query);
+    const result = computeQuantity(model, query, blockSize);
     return { ...result, loss: model.loss, meta: { ...backend, elapsedMs: performance.now() - started } };
   } finally {
     model.dispose();

@@ -8,9 +8,11 @@ import { isFailure, type CurvatureAnswer } from '../jobs/protocol.js';
 import { formatRows, matrixHeaders, negotiate, RESULT_TYPES } from '../jobs/results.js';
 import { CURVATURE_DEFAULTS, CurvatureJson, CurvatureRequest, curvatureQuery } from '../schemas/curvature.js';
 import type { HessianRequest } from '../schemas/model.js';
+import type { Config } from '../config.js';
+import type { CostEstimate } from '../compute/index.js';
 import type { ServiceContext } from './context.js';
 import { ApiError } from './errors.js';
-import { checkModelSize, checkSize, computeFailure } from './hessian.js';
+import { admit, admitWorkingSet, checkModelSize, computeFailure } from './hessian.js';
 import { errorResponse } from './results.js';
 
 const binary = z.string().meta({ format: 'binary' });
@@ -57,13 +59,12 @@ export const curvatureRoutes =
         if (!format) throw new ApiError(406, 'not_acceptable', `quantity ${body.quantity} is served as ${Object.values(offered).join(', ')}`);
         const { model, loss, data, wrt } = body;
         const hessianRequest: HessianRequest = { model, loss, data, ...(wrt ? { wrt } : {}) };
-        if (isMatrix) checkSize(hessianRequest, ctx.config);
-        else checkModelSize(hessianRequest, ctx.config);
         const parameters = selectParameters(model, wrt);
         const size = parameters.reduce((n, t) => n + t.size, 0);
-        checkKrylovBudget(body, size);
+        const cost = isMatrix ? admit(hessianRequest, ctx.config) : admitProducts(hessianRequest, body, size, ctx.config);
 
-        const answer = await ctx.pool.run({ kind: 'curvature', request: hessianRequest, query: curvatureQuery(body) });
+        const task = { kind: 'curvature' as const, request: hessianRequest, query: curvatureQuery(body), blockSize: cost.blockSize };
+        const answer = await ctx.pool.run(task);
         if (isFailure(answer)) throw computeFailure(answer.error);
         const result = answer as CurvatureAnswer;
         const summary = { parameters: parameters.map(({ name, shape, offset, size: n }) => ({ name, shape, offset, size: n })), size };
@@ -74,6 +75,45 @@ export const curvatureRoutes =
       },
     );
   };
+
+/**
+ * Admission of a quantity made of products, before anything is allocated: the model size, one
+ * product's working set (as a Hessian row's), the Krylov memory budget, and the operations: about a
+ * Hessian row's per product (the GGN and Fisher cost no more), times the products the quantity runs.
+ */
+function admitProducts(request: HessianRequest, body: CurvatureRequest, size: number, config: Config): CostEstimate {
+  checkModelSize(request, config);
+  const cost = admitWorkingSet(request, config);
+  checkKrylovBudget(body, size);
+  const products = productCount(body, size, request);
+  const flops = (cost.flops / size) * products;
+  if (flops > config.MAX_JOB_FLOPS) {
+    throw new ApiError(
+      413,
+      'over_compute_budget',
+      `${body.quantity} would take about ${products} curvature products, ${flops.toExponential(2)} floating-point operations (P = ${size}); the limit MAX_JOB_FLOPS is ${config.MAX_JOB_FLOPS.toExponential(2)}`,
+    );
+  }
+  return cost;
+}
+
+/** Products a quantity runs (the exact diagonal as many as the factors' widest block, the widest layer). */
+function productCount(body: CurvatureRequest, size: number, request: HessianRequest): number {
+  const o = { ...CURVATURE_DEFAULTS, ...body };
+  const widest = Math.max(...request.model.layers.map((l) => l.units));
+  switch (body.quantity) {
+    case 'hvp':
+      return Array.isArray(body.vectors) ? body.vectors.length : 0;
+    case 'eigenvalues':
+      return Math.min(maxEigenBasis(size), body.maxIterations ? body.maxIterations * o.k : Infinity) + o.k;
+    case 'trace':
+      return o.method === 'exact' ? widest : o.samples;
+    case 'density':
+      return o.runs * Math.min(o.steps, size);
+    default:
+      return widest;
+  }
+}
 
 /** 400 when the Krylov bases would outgrow their memory budget, naming the fields to lower. */
 function checkKrylovBudget(body: CurvatureRequest, size: number): void {

@@ -8,7 +8,7 @@ import { Job, JobId } from '../schemas/api.js';
 import { HessianRequest } from '../schemas/model.js';
 import type { ServiceContext } from './context.js';
 import { ApiError } from './errors.js';
-import { checkSize, failureOf } from './hessian.js';
+import { admit, failureOf } from './hessian.js';
 import { errorResponse, resultFormat, resultResponse, sendResult } from './results.js';
 
 const STREAM_TYPES = { ndjson: 'application/x-ndjson', binary: 'application/octet-stream' };
@@ -53,14 +53,14 @@ export const jobRoutes =
           response: {
             202: Job,
             400: errorResponse('Malformed JSON or a field that does not fit (the message names it)'),
-            413: errorResponse('Body over MAX_BODY_BYTES or P over MAX_PARAMETERS'),
+            413: errorResponse('Body over MAX_BODY_BYTES, P over MAX_PARAMETERS, or an estimated cost over MAX_WORKER_MEMORY_MB or MAX_JOB_FLOPS'),
             429: errorResponse('The job queue is full; see Retry-After'),
           },
         },
       },
       async (request, reply) => {
-        checkSize(request.body, ctx.config);
-        const job = ctx.manager.submit(request.body);
+        const cost = admit(request.body, ctx.config);
+        const job = ctx.manager.submit(request.body, cost);
         return reply.code(202).header('location', `/v1/jobs/${job.record.id}`).send(describe(job));
       },
     );

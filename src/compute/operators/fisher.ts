@@ -10,8 +10,8 @@ import { productOperator, type LinearOperator } from './operator.js';
  * layer (delta of the batch loss) and F = B Σ_b ĝ_b ĝ_b^T. F V needs no per-example gradient in memory:
  * s = Ĝ V is Σ_l rowsum((a_aug V_l) ⊙ delta_l), [B, K]; then F V = B Ĝ^T s, per layer a_aug^T (delta ⊙ s).
  */
-export const fisherOperator = (model: PreparedModel): LinearOperator =>
-  productOperator('fisher', model, (vectors, count) => fisherTimes(model, vectors, count));
+export const fisherOperator = (model: PreparedModel, engineBlock: number): LinearOperator =>
+  productOperator('fisher', model, engineBlock, (vectors, count) => fisherTimes(model, vectors, count));
 
 function fisherTimes(model: PreparedModel, vectors: Float32Array, count: number): Float32Array {
   const rows = new Float32Array(count * model.size);

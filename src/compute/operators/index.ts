@@ -1,3 +1,4 @@
+import { blockSizeFor } from '../index.js';
 import type { PreparedModel } from '../model.js';
 import { fisherOperator } from './fisher.js';
 import { ggnOperator } from './ggn.js';
@@ -7,7 +8,7 @@ import type { LinearOperator, MatrixKind } from './operator.js';
 export { applyInBlocks, type LinearOperator, type MatrixKind } from './operator.js';
 
 /** One recipe per matrix; adding a matrix is adding its file and a line here. */
-const OPERATORS: Record<MatrixKind, (model: PreparedModel) => LinearOperator> = {
+const OPERATORS: Record<MatrixKind, (model: PreparedModel, engineBlock: number) => LinearOperator> = {
   hessian: hessianOperator,
   ggn: ggnOperator,
   fisher: fisherOperator,
@@ -15,4 +16,6 @@ const OPERATORS: Record<MatrixKind, (model: PreparedModel) => LinearOperator> = 
 
 export const MATRIX_KINDS = Object.keys(OPERATORS) as MatrixKind[];
 
-export const curvatureOperator = (model: PreparedModel, kind: MatrixKind): LinearOperator => OPERATORS[kind](model);
+/** M's operator; engineBlock: directions per product the memory budget allows (the admission's block size). */
+export const curvatureOperator = (model: PreparedModel, kind: MatrixKind, engineBlock = blockSizeFor(model)): LinearOperator =>
+  OPERATORS[kind](model, engineBlock);

@@ -1,4 +1,3 @@
-import { blockSizeFor } from '../curvature.js';
 import type { PreparedModel } from '../model.js';
 
 /** The curvature matrices the service offers as operators (and, up to MAX_PARAMETERS, as matrices). */
@@ -17,12 +16,13 @@ export interface LinearOperator {
   apply(vectors: Float32Array, count: number): Float32Array;
 }
 
-/** An operator from its product: size and block size come from the prepared model. */
+/** An operator from its product; `engineBlock` is the admission's directions per task (MAX_WORKER_MEMORY_MB). */
 export const productOperator = (
   kind: MatrixKind,
   model: PreparedModel,
+  engineBlock: number,
   apply: (vectors: Float32Array, count: number) => Float32Array,
-): LinearOperator => ({ kind, size: model.size, blockSize: operatorBlockSize(model, blockSizeFor(model)), apply });
+): LinearOperator => ({ kind, size: model.size, blockSize: operatorBlockSize(model, engineBlock), apply });
 
 /** A working set of about 2^23 floats (32 MB) per K x P array the product allocates. */
 const FLOATS_PER_BLOCK = 2 ** 23;

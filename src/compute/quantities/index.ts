@@ -11,21 +11,21 @@ import { maxEigenBasis, type CurvatureQuery, type Quantity, type QuantityResult 
 export { exactDiagonal } from './diagonal.js';
 export { KRYLOV_BUDGET_BYTES, maxEigenBasis, type CurvatureQuery, type Quantity, type QuantityResult } from './query.js';
 
-type Rule<Q extends Quantity> = (model: PreparedModel, query: Extract<CurvatureQuery, { quantity: Q }>) => QuantityResult;
+type Rule<Q extends Quantity> = (model: PreparedModel, query: Extract<CurvatureQuery, { quantity: Q }>, engineBlock?: number) => QuantityResult;
 
 /** One entry per quantity; each is written against the operator of the matrix asked for. */
 const QUANTITIES: { [Q in Quantity]: Rule<Q> } = {
-  hvp(model, { matrix, vectors }) {
+  hvp(model, { matrix, vectors }, engineBlock) {
     const packed = new Float32Array(vectors.length * model.size);
     vectors.forEach((v, d) => packed.set(v, d * model.size));
-    const products = applyInBlocks(curvatureOperator(model, matrix), packed, vectors.length);
+    const products = applyInBlocks(curvatureOperator(model, matrix, engineBlock), packed, vectors.length);
     return { fields: { products: vectors.map((_, d) => products.subarray(d * model.size, (d + 1) * model.size)) } };
   },
-  ggn: (model) => ({ fields: {}, matrix: denseMatrix(curvatureOperator(model, 'ggn')) }),
-  fisher: (model) => ({ fields: {}, matrix: denseMatrix(curvatureOperator(model, 'fisher')) }),
+  ggn: (model, _query, engineBlock) => ({ fields: {}, matrix: denseMatrix(curvatureOperator(model, 'ggn', engineBlock)) }),
+  fisher: (model, _query, engineBlock) => ({ fields: {}, matrix: denseMatrix(curvatureOperator(model, 'fisher', engineBlock)) }),
   diagonal: (model, { matrix }) => ({ fields: { diagonal: exactDiagonal(model, matrix) } }),
-  eigenvalues(model, query) {
-    const operator = curvatureOperator(model, query.matrix);
+  eigenvalues(model, query, engineBlock) {
+    const operator = curvatureOperator(model, query.matrix, engineBlock);
     const maxBasis = query.maxIterations ? Math.min(maxEigenBasis(model.size), query.maxIterations * query.k) : maxEigenBasis(model.size);
     const result = lanczosEigen(operator, {
       k: query.k,
@@ -45,20 +45,20 @@ const QUANTITIES: { [Q in Quantity]: Rule<Q> } = {
       },
     };
   },
-  trace(model, { matrix, method, samples, seed }) {
+  trace(model, { matrix, method, samples, seed }, engineBlock) {
     if (method === 'exact') return { fields: { trace: exactDiagonal(model, matrix).reduce((a, b) => a + b, 0), stdError: 0, samples: null } };
-    const { trace, stdError } = hutchinsonTrace(curvatureOperator(model, matrix), samples, mulberry32(seed));
+    const { trace, stdError } = hutchinsonTrace(curvatureOperator(model, matrix, engineBlock), samples, mulberry32(seed));
     return { fields: { trace, stdError, samples } };
   },
-  density(model, { matrix, runs, steps, gridPoints, seed }) {
-    const { nodes, weights, grid, density, sigma } = lanczosQuadrature(curvatureOperator(model, matrix), runs, steps, gridPoints, mulberry32(seed));
+  density(model, { matrix, runs, steps, gridPoints, seed }, engineBlock) {
+    const { nodes, weights, grid, density, sigma } = lanczosQuadrature(curvatureOperator(model, matrix, engineBlock), runs, steps, gridPoints, mulberry32(seed));
     return { fields: { nodes, weights, grid, density, sigma } };
   },
 };
 
-/** Computes one quantity on a prepared model. */
-export function computeQuantity(model: PreparedModel, query: CurvatureQuery): QuantityResult {
-  const result = (QUANTITIES[query.quantity] as Rule<Quantity>)(model, query as never);
+/** Computes one quantity on a prepared model; engineBlock: see curvatureOperator. */
+export function computeQuantity(model: PreparedModel, query: CurvatureQuery, engineBlock?: number): QuantityResult {
+  const result = (QUANTITIES[query.quantity] as Rule<Quantity>)(model, query as never, engineBlock);
   const bad = Object.entries({ ...result.fields, matrix: result.matrix ?? null }).find(([, value]) => !allFinite(value));
   if (bad) throw new NumericalError(`the ${query.quantity} (${bad[0]}) is not finite on this data`);
   return result;

@@ -65,7 +65,7 @@ export function admitWorkingSet(request: HessianRequest, { MAX_WORKER_MEMORY_MB:
 export function failureOf(job: Job): ApiError {
   const { error, status } = job.record;
   if (status === 'cancelled' && error?.kind !== 'spec' && error?.kind !== 'numerical') {
-    return new ApiError(503, 'cancelled', 'the computation was cancelled (the server is shutting down)');
+    return new ApiError(503, 'cancelled', `the computation was ${error?.message ?? 'cancelled'}`);
   }
   return computeFailure(error ?? { kind: 'internal', message: 'the computation failed' });
 }
@@ -96,18 +96,22 @@ export const hessianRoutes =
             413: errorResponse('Body over MAX_BODY_BYTES, P over MAX_PARAMETERS, or an estimated cost over MAX_WORKER_MEMORY_MB or MAX_JOB_FLOPS'),
             422: errorResponse('The loss, gradient or Hessian is not finite on this data'),
             429: errorResponse('The job queue is full; see Retry-After'),
+            507: errorResponse('The result would not fit in MAX_RESULTS_BYTES'),
           },
         },
       },
       async (request, reply) => {
         const format = resultFormat(request.headers.accept);
         const cost = admit(request.body, ctx.config);
-        const job = ctx.manager.submit(request.body, cost);
+        const job = ctx.manager.submit(request.body, cost, { ephemeral: true });
         // The answer is the only use of this job: once the connection closes (answered, or the client
         // gone mid-way) it is cancelled if still unfinished, and deleted when finished.
         reply.raw.once('close', () => {
-          ctx.manager.cancel(job);
-          void ctx.manager.finished(job).then(() => ctx.manager.forget(job));
+          ctx.manager.cancel(job, 'disconnected');
+          void ctx.manager
+            .finished(job)
+            .then(() => ctx.manager.forget(job))
+            .catch((error) => request.log.error({ err: error, jobId: job.record.id }, 'could not delete a synchronous job'));
         });
         const record = await ctx.manager.finished(job);
         if (record.status !== 'succeeded') throw failureOf(job);

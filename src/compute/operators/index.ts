@@ -1,4 +1,5 @@
-import { blockSizeFor } from '../index.js';
+import { estimateCost } from '../cost.js';
+import { costShape, DEFAULT_MEMORY_BUDGET_BYTES } from '../index.js';
 import type { PreparedModel } from '../model.js';
 import { fisherOperator } from './fisher.js';
 import { ggnOperator } from './ggn.js';
@@ -17,5 +18,8 @@ const OPERATORS: Record<MatrixKind, (model: PreparedModel, engineBlock: number) 
 export const MATRIX_KINDS = Object.keys(OPERATORS) as MatrixKind[];
 
 /** M's operator; engineBlock: directions per product the memory budget allows (the admission's block size). */
-export const curvatureOperator = (model: PreparedModel, kind: MatrixKind, engineBlock = blockSizeFor(model)): LinearOperator =>
-  OPERATORS[kind](model, engineBlock);
+export const curvatureOperator = (
+  model: PreparedModel,
+  kind: MatrixKind,
+  engineBlock = estimateCost(costShape(model.request), DEFAULT_MEMORY_BUDGET_BYTES).blockSize,
+): LinearOperator => OPERATORS[kind](model, engineBlock);

@@ -6,7 +6,10 @@
  */
 import { move, workerData } from 'piscina';
 import { initBackend, NumericalError, parseRequest, PreparedModel, rowSource, SpecError, type HessianMethod, type RowSource } from '../compute/index.js';
-import { WorkerCrash, type WorkerFailure, type WorkerResult, type WorkerTask } from './protocol.js';
+import type { BackendInfo } from '../compute/index.js';
+import { computeQuantity, type CurvatureQuery } from '../compute/quantities/index.js';
+import type { HessianRequest } from '../schemas/model.js';
+import { WorkerCrash, type CurvatureAnswer, type WorkerFailure, type WorkerResult, type WorkerTask } from './protocol.js';
 
 const ready = initBackend(workerData?.backend ?? 'auto');
 let cached: { jobId: string; model: PreparedModel; source: RowSource } | null = null;
@@ -40,6 +43,8 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
       case 'rows':
         if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };
         return move(sourceFor(task.jobId, task.request, task.method).rows(task.block, task.upperOnly)) as Float32Array;
+      case 'curvature':
+        return curvature(task.request, task.query, task.blockSize, backend);
     }
   } catch (error) {
     if (error instanceof SpecError) return failure('spec', error);
@@ -63,4 +68,16 @@ function endThread(error: unknown): Promise<never> {
       throw new WorkerCrash(`the compute worker failed (${cause}) and was replaced`);
     });
   });
+}
+
+/** A curvature quantity on its own prepared model (a request, not a job: nothing to cache). */
+function curvature(request: HessianRequest, query: CurvatureQuery, blockSize: number, backend: BackendInfo): CurvatureAnswer {
+  const started = performance.now();
+  const model = new PreparedModel(request);
+  try {
+    const result = computeQuantity(model, query, blockSize);
+    return { ...result, loss: model.loss, meta: { ...backend, elapsedMs: performance.now() - started } };
+  } finally {
+    model.dispose();
+  }
 }

@@ -30,7 +30,7 @@ export const opsRoutes =
           status: info ? 'ready' : failed ? 'unavailable' : 'starting',
           backend: info?.backend ?? null,
           dtype: info?.dtype ?? null,
-          workers: ctx.liveWorkers(),
+          workers: ctx.pool.liveThreads,
           fallbacks: info?.fallbacks ?? (failed ? [failed] : []),
         });
       },

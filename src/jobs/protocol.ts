@@ -1,16 +1,17 @@
-import type { BackendInfo, RowBlock } from '../compute/index.js';
+import type { BackendInfo, HessianMethod, RowBlock } from '../compute/index.js';
 import type { HessianRequest } from '../schemas/model.js';
 
 /** Messages between the job manager (main thread) and the compute workers. */
 export type WorkerTask =
   | { kind: 'ping' }
-  | { kind: 'summary'; jobId: string; request: HessianRequest }
+  /** method: the path the admission planned (planHessian), which the block size is for. */
+  | { kind: 'summary'; jobId: string; request: HessianRequest; method: HessianMethod }
   /**
    * upperOnly: see hessianRows; the manager fills the lower-layer columns from rows on disk.
    * request: sent only when the worker answered NeedsRequest, i.e. once per worker and job, since
    * copying a large batch to a worker for every block would cost more than the block.
    */
-  | { kind: 'rows'; jobId: string; request?: HessianRequest; block: RowBlock; upperOnly: boolean };
+  | { kind: 'rows'; jobId: string; request?: HessianRequest; method: HessianMethod; block: RowBlock; upperOnly: boolean };
 
 /** A failure the worker reports instead of throwing, so that its kind survives the thread boundary. */
 export interface WorkerFailure {

@@ -33,15 +33,20 @@ async function runningWithRows(base: string, id: string): Promise<void> {
 // P = 6154, batch 512: a job that goes on for a while after the signal (seconds; longer on a loaded machine).
 const long = mlpRequest([20, 64, 64, 10], 512);
 
-it('SIGTERM mid-job with a long grace period: new jobs get 503, the job finishes, exit 0, recorded succeeded', async () => {
+/** A server on a fresh RESULTS_DIR with a long job running (with rows), then SIGTERM. */
+async function signalMidJob(graceSeconds: number) {
   const dir = await freshDir();
   dirs.push(dir);
-  const first = await startServer(dir, { SHUTDOWN_GRACE_SECONDS: '600' });
+  const first = await startServer(dir, { SHUTDOWN_GRACE_SECONDS: String(graceSeconds) });
   const { id } = await (await post(first.base, '/v1/jobs', long)).json();
   await runningWithRows(first.base, id);
   const signalled = Date.now();
   first.child.kill('SIGTERM');
-  const exited = once(first.child, 'exit');
+  return { dir, first, id, signalled, exited: once(first.child, 'exit') };
+}
+
+it('SIGTERM mid-job with a long grace period: new jobs get 503, the job finishes, exit 0, recorded succeeded', async () => {
+  const { dir, first, id, signalled, exited } = await signalMidJob(600);
   await sleep(200);
   const refused = await post(first.base, '/v1/jobs', long);
   expect(refused.status).toBe(503);
@@ -67,14 +72,8 @@ it('SIGTERM mid-job with a long grace period: new jobs get 503, the job finishes
 });
 
 it('SIGTERM with a 1 s grace period: the job is cancelled when it ends, exit 0 at once, recorded cancelled by the shutdown', async () => {
-  const dir = await freshDir();
-  dirs.push(dir);
-  const first = await startServer(dir, { SHUTDOWN_GRACE_SECONDS: '1' });
-  const { id } = await (await post(first.base, '/v1/jobs', long)).json();
-  await runningWithRows(first.base, id);
-  const signalled = Date.now();
-  first.child.kill('SIGTERM');
-  const [code] = await once(first.child, 'exit');
+  const { dir, id, signalled, exited } = await signalMidJob(1);
+  const [code] = await exited;
   expect(code).toBe(0);
   const afterSignalMs = Date.now() - signalled;
   expect(afterSignalMs).toBeGreaterThanOrEqual(1000);

@@ -5,7 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler } from 'fastify-type-provider-zod';
 import { pino } from 'pino';
 import type { ZodType } from 'zod';
-import { specError, type BackendInfo } from './compute/index.js';
+import { configureNativeRuntime, specError, type BackendInfo } from './compute/index.js';
 import type { Config } from './config.js';
 import { JobManager } from './jobs/manager.js';
 import { ComputePool } from './jobs/pool.js';
@@ -27,6 +27,7 @@ Send a sequential dense model (Keras conventions: kernel [inputs][units]), a los
  */
 export async function buildApp(config: Config): Promise<FastifyInstance> {
   const store = new ResultStore(config.RESULTS_DIR);
+  configureNativeRuntime(config.TF_NUM_INTRAOP_THREADS);
   const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND);
   let manager: JobManager;
   const metrics = createMetrics(() => manager);
@@ -53,7 +54,9 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   pool.backend().then(
     (info) => {
       backend = info;
-      app.log.info({ backend: info.backend, fallbacks: info.fallbacks }, `compute backend: ${info.backend}`);
+      const { backend: name, fallbacks, tensorflowVersion, intraOpThreads } = info;
+      const native = tensorflowVersion ? ` (TensorFlow ${tensorflowVersion}, ${intraOpThreads} intra-op threads)` : '';
+      app.log.info({ backend: name, fallbacks, tensorflowVersion, intraOpThreads }, `compute backend: ${name}${native}`);
     },
     (error) => {
       backendError = (error as Error).message;

@@ -221,7 +221,7 @@ export class JobManager {
         const block = blocks[index];
         const layer = layerOf(index);
         try {
-          const task = { kind: 'rows' as const, jobId: record.id, block, upperOnly: true };
+          const task = { kind: 'rows' as const, jobId: record.id, block, upperOnly: true, backend: backend.backend };
           let rows = await this.pool.run(task);
           if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request });
           if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request

@@ -1,4 +1,4 @@
-import type { BackendInfo, RowBlock } from '../compute/index.js';
+import type { BackendInfo, BackendName, RowBlock } from '../compute/index.js';
 import type { HessianRequest } from '../schemas/model.js';
 
 /** Messages between the job manager (main thread) and the compute workers. */
@@ -9,8 +9,10 @@ export type WorkerTask =
    * upperOnly: see hessianRows; the manager fills the lower-layer columns from rows on disk.
    * request: sent only when the worker answered NeedsRequest, i.e. once per worker and job, since
    * copying a large batch to a worker for every block would cost more than the block.
+   * backend: the one the job's summary ran on; a worker on another one refuses the block, so that
+   * a job never mixes backends (e.g. a replacement worker that fell back from tensorflow to wasm).
    */
-  | { kind: 'rows'; jobId: string; request?: HessianRequest; block: RowBlock; upperOnly: boolean };
+  | { kind: 'rows'; jobId: string; request?: HessianRequest; block: RowBlock; upperOnly: boolean; backend: BackendName };
 
 /** A failure the worker reports instead of throwing, so that its kind survives the thread boundary. */
 export interface WorkerFailure {

@@ -38,6 +38,9 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
         return { loss: model.loss, gradient: Array.from(model.gradient), blockSize: blockSizeFor(model), backend };
       }
       case 'rows':
+        if (task.backend !== backend.backend) {
+          throw new Error(`this worker runs on ${backend.backend} but the job started on ${task.backend}; a job never mixes backends`);
+        }
         if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };
         return move(hessianRows(modelFor(task.jobId, task.request), task.block, task.upperOnly)) as Float32Array;
     }

@@ -50,6 +50,14 @@ describe('/health and /ready', () => {
     expect(res.body.workers).toBe(2);
     expect(Array.isArray(res.body.fallbacks)).toBe(true);
     for (const reason of res.body.fallbacks) expect(typeof reason).toBe('string');
+    if (process.env.HESSIAN_BACKEND && process.env.HESSIAN_BACKEND !== 'auto') expect(res.body.backend).toBe(process.env.HESSIAN_BACKEND);
+    if (res.body.backend === 'tensorflow') {
+      // The library's version (the wheel's, e.g. 2.21.0; not tfjs-node's 4.22.0) and the configured threads.
+      expect(res.body.tensorflowVersion).toMatch(/^2\.\d+\.\d+/);
+      expect(res.body.intraOpThreads).toBe(t.config.TF_NUM_INTRAOP_THREADS);
+    } else {
+      expect(res.body).toMatchObject({ tensorflowVersion: null, intraOpThreads: null });
+    }
   });
 
   it('a new app answers /ready 503 "starting" (no backend) until its workers load, then 200', async () => {

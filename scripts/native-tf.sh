@@ -19,6 +19,8 @@
 #   --wheel PATH     a tensorflow-cpu wheel to build the bundle from           (NATIVE_TF_WHEEL)
 #   --bundle PATH    a ready libtensorflow-cpu-linux-x86_64-2.9.1.tar.gz         (NATIVE_TF_BUNDLE)
 #   --force          reinstall even if tfjs-node already works
+#   --bundle-only    only make sure the bundle exists (cached) and print its path on the last line
+#                    (scripts/docker-smoke.sh builds the image with it)
 #   cache directory  ${XDG_CACHE_HOME:-~/.cache}/hessian-native-tf               (NATIVE_TF_CACHE)
 #
 # Exit codes: 0 installed and verified; 3 no wheel or bundle could be had (nothing changed);
@@ -34,13 +36,15 @@ die() { printf '[native-tf] FAILED: %s\n' "$*" >&2; exit 1; }
 WHEEL="${NATIVE_TF_WHEEL:-}"
 BUNDLE="${NATIVE_TF_BUNDLE:-}"
 FORCE=0
+BUNDLE_ONLY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --wheel) WHEEL="${2:?--wheel needs a path}"; shift 2;;
     --bundle) BUNDLE="${2:?--bundle needs a path}"; shift 2;;
     --force) FORCE=1; shift;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0;;
-    *) die "unknown argument '$1' (accepted: --wheel PATH, --bundle PATH, --force)";;
+    --bundle-only) BUNDLE_ONLY=1; shift;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0;;
+    *) die "unknown argument '$1' (accepted: --wheel PATH, --bundle PATH, --force, --bundle-only)";;
   esac
 done
 
@@ -67,7 +71,7 @@ verify() {
   ' 2>&1 | grep -v -E '^[0-9-]+ [0-9:.]+: I |^WARNING: All log messages before absl|^I0000 ' | tail -n 1
 }
 
-if [ "$FORCE" = 0 ] && result="$(TF_CPP_MIN_LOG_LEVEL=2 verify)" && [ "${result%% *}" = tensorflow ]; then
+if [ "$BUNDLE_ONLY" = 0 ] && [ "$FORCE" = 0 ] && result="$(TF_CPP_MIN_LOG_LEVEL=2 verify)" && [ "${result%% *}" = tensorflow ]; then
   log "@tensorflow/tfjs-node is already installed and works: backend ${result} (use --force to reinstall)"
   exit 0
 fi
@@ -127,6 +131,7 @@ EOF
   BUNDLE_SOURCE="built from $(basename "$WHEEL") and cached as $BUNDLE"
 fi
 log "bundle: $BUNDLE_SOURCE ($(du -m "$BUNDLE" | cut -f1) MB)"
+if [ "$BUNDLE_ONLY" = 1 ]; then readlink -f "$BUNDLE"; exit 0; fi
 
 # ----------------------------------------------------------------------------- serve and install
 SERVE_DIR="$(mktemp -d)"

@@ -5,7 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler } from 'fastify-type-provider-zod';
 import { pino } from 'pino';
 import type { ZodType } from 'zod';
-import { configureNativeRuntime, specError, type BackendInfo } from './compute/index.js';
+import { specError, type BackendInfo } from './compute/index.js';
 import type { Config } from './config.js';
 import { JobManager } from './jobs/manager.js';
 import { ComputePool } from './jobs/pool.js';
@@ -27,8 +27,7 @@ Send a sequential dense model (Keras conventions: kernel [inputs][units]), a los
  */
 export async function buildApp(config: Config): Promise<FastifyInstance> {
   const store = new ResultStore(config.RESULTS_DIR);
-  configureNativeRuntime(config.TF_NUM_INTRAOP_THREADS);
-  const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND);
+  const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND, config.TF_NUM_INTRAOP_THREADS);
   let manager: JobManager;
   const metrics = createMetrics(() => manager);
   manager = new JobManager(

@@ -17,21 +17,17 @@ export const ConfigSchema = z.object({
   RESULT_TTL_SECONDS: intFrom(3600, 1),
   SHUTDOWN_GRACE_SECONDS: intFrom(30, 0),
   HESSIAN_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
-  /** TensorFlow's intra-op threads per process (native backend); default: the cores shared out over WORKERS. */
+  /** TensorFlow's intra-op threads (native backend); unset: the cores shared out over WORKERS (see configureNativeRuntime). */
   TF_NUM_INTRAOP_THREADS: z.coerce.number().int().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
-export type Config = z.infer<typeof ConfigSchema> & { TF_NUM_INTRAOP_THREADS: number };
+export type Config = z.infer<typeof ConfigSchema>;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const parsed = ConfigSchema.safeParse(env);
   if (!parsed.success) {
     throw new Error(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
-  const config = { ...parsed.data, ...overrides };
-  // Measured on 2 cores (README, Backends): one intra-op thread per worker beat TensorFlow's default of
-  // one per core, which oversubscribes the cores when every worker runs ops at once.
-  const intraOpThreads = config.TF_NUM_INTRAOP_THREADS ?? Math.max(1, Math.floor(availableParallelism() / config.WORKERS));
-  return { ...config, TF_NUM_INTRAOP_THREADS: intraOpThreads };
+  return { ...parsed.data, ...overrides };
 }

@@ -3,6 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
+import { defaultIntraOpThreads } from '../src/compute/index.js';
 import { loadConfig } from '../src/config.js';
 import {
   expectJsonMatchesFixture,
@@ -19,6 +20,8 @@ const cases = fixtures();
 const seed = cases.find((c) => c.name === 'seed_2x2_linear_mse')!;
 const larger = cases.find((c) => c.name === 'larger_5_12_12_4_tanh_cce_logits')!;
 
+// Read before the app's pool sets it for its workers.
+const operatorIntraOpThreads = process.env.TF_NUM_INTRAOP_THREADS;
 const t = useApp();
 
 /** The value of one sample line `name{labels} value` of a Prometheus text exposition, or undefined. */
@@ -54,7 +57,7 @@ describe('/health and /ready', () => {
     if (res.body.backend === 'tensorflow') {
       // The library's version (the wheel's, e.g. 2.21.0; not tfjs-node's 4.22.0) and the configured threads.
       expect(res.body.tensorflowVersion).toMatch(/^2\.\d+\.\d+/);
-      expect(res.body.intraOpThreads).toBe(t.config.TF_NUM_INTRAOP_THREADS);
+      expect(res.body.intraOpThreads).toBe(Number(operatorIntraOpThreads) || defaultIntraOpThreads(t.config.WORKERS));
     } else {
       expect(res.body).toMatchObject({ tensorflowVersion: null, intraOpThreads: null });
     }

@@ -35,16 +35,21 @@ const loaders: Record<BackendName, () => Promise<void>> = {
 let active: BackendInfo | null = null;
 
 /**
- * Sets, for this process, what libtensorflow reads from the environment when a thread first loads
- * it: must run on the main thread (a worker thread's process.env is a private copy) before the
- * workers start. TF_CPP_MIN_LOG_LEVEL=2 drops its load-time INFO lines (cpu_feature_guard) unless
- * the operator set a level; what libtensorflow prints before reading it goes to stderr, never to the
- * JSON logs on stdout.
+ * Sets, for this process, what libtensorflow reads from the environment when a thread first loads it;
+ * must run on the main thread (a worker thread's process.env is a private copy) before the workers
+ * start. Intra-op threads: the given number, else the operator's TF_NUM_INTRAOP_THREADS, else the
+ * cores shared out over the workers (measured: TensorFlow's own default of one per core
+ * oversubscribes the cores when every worker runs ops at once). TF_CPP_MIN_LOG_LEVEL=2 drops its
+ * load-time INFO lines unless the operator set a level; what libtensorflow prints before it reads
+ * that goes to stderr, never to the JSON logs on stdout.
  */
-export function configureNativeRuntime(intraOpThreads: number): void {
-  process.env.TF_NUM_INTRAOP_THREADS = String(intraOpThreads);
+export function configureNativeRuntime(workers: number, intraOpThreads?: number): void {
+  const threads = intraOpThreads ?? (Number(process.env.TF_NUM_INTRAOP_THREADS) || defaultIntraOpThreads(workers));
+  process.env.TF_NUM_INTRAOP_THREADS = String(threads);
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
 }
+
+export const defaultIntraOpThreads = (workers: number): number => Math.max(1, Math.floor(availableParallelism() / workers));
 
 /** The TF version and intra-op threads the native backend runs with (null elsewhere). */
 function nativeDetails(name: BackendName): Pick<BackendInfo, 'tensorflowVersion' | 'intraOpThreads'> {

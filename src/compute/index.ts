@@ -10,7 +10,7 @@ import { SpecError } from './errors.js';
 import { PreparedModel } from './model.js';
 import type { ParameterTensor } from './parameters.js';
 
-export { initBackend, activeBackend, configureNativeRuntime, type BackendInfo, type BackendName } from './backend.js';
+export { initBackend, activeBackend, configureNativeRuntime, defaultIntraOpThreads, type BackendInfo, type BackendName } from './backend.js';
 export { hessianRows, hessianTimes, planRowBlocks, defaultBlockSize, type RowBlock } from './curvature.js';
 export { SpecError, NumericalError, type FieldIssue } from './errors.js';
 export { PreparedModel } from './model.js';

@@ -33,7 +33,12 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   manager = new JobManager(
     store,
     pool,
-    { maxQueued: config.MAX_QUEUED_JOBS, ttlSeconds: config.RESULT_TTL_SECONDS },
+    {
+      maxQueued: config.MAX_QUEUED_JOBS,
+      ttlSeconds: config.RESULT_TTL_SECONDS,
+      memoryBudgetBytes: config.MAX_WORKER_MEMORY_MB * 2 ** 20,
+      maxResultsBytes: config.MAX_RESULTS_BYTES,
+    },
     {
       rowsComputed: (n) => metrics.rows.inc(n),
       storageError: (error, jobId) => app.log.error({ err: error, jobId }, 'could not write to RESULTS_DIR'),

@@ -15,7 +15,11 @@ export const ConfigSchema = z.object({
   MAX_QUEUED_JOBS: intFrom(64, 1),
   RESULTS_DIR: z.string().default(join(tmpdir(), 'hessian-results')),
   RESULT_TTL_SECONDS: intFrom(3600, 1),
+  MAX_RESULTS_BYTES: intFrom(16 * 1024 ** 3, 1),
   SHUTDOWN_GRACE_SECONDS: intFrom(30, 0),
+  /** Admission by cost: a job's estimated operations, and one worker task's estimated peak memory. */
+  MAX_JOB_FLOPS: z.coerce.number().positive().default(1e13),
+  MAX_WORKER_MEMORY_MB: intFrom(2048, 16),
   HESSIAN_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   /** TensorFlow's intra-op threads (native backend); unset: the cores shared out over WORKERS (see configureNativeRuntime). */
   TF_NUM_INTRAOP_THREADS: z.coerce.number().int().min(1).optional(),

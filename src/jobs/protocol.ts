@@ -27,7 +27,6 @@ export interface NeedsRequest {
 export interface Summary {
   loss: number;
   gradient: number[];
-  blockSize: number;
   backend: BackendInfo;
 }
 

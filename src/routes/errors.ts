@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { SpecError, type FieldIssue } from '../compute/index.js';
-import { QueueFullError, ShuttingDownError } from '../jobs/manager.js';
+import { QueueFullError, ResultsQuotaError, ShuttingDownError } from '../jobs/manager.js';
+import { StorageError } from '../jobs/store.js';
 
 /** An error answered as {error, message, details?} with its HTTP status. */
 export class ApiError extends Error {
@@ -27,6 +28,8 @@ function toApiError(error: FastifyError): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof SpecError) return new ApiError(400, 'invalid_request', error.message, error.issues);
   if (error instanceof ShuttingDownError) return new ApiError(503, 'shutting_down', error.message, undefined, { 'retry-after': '5' });
+  if (error instanceof ResultsQuotaError) return new ApiError(507, 'insufficient_storage', error.message);
+  if (error instanceof StorageError) return new ApiError(500, 'storage_error', error.message);
   if (error instanceof QueueFullError) {
     return new ApiError(429, 'queue_full', error.message, undefined, { 'retry-after': '5' });
   }

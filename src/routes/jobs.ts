@@ -8,7 +8,7 @@ import { Job, JobId } from '../schemas/api.js';
 import { HessianRequest } from '../schemas/model.js';
 import type { ServiceContext } from './context.js';
 import { ApiError } from './errors.js';
-import { checkSize, failureOf } from './hessian.js';
+import { admit, failureOf } from './hessian.js';
 import { errorResponse, resultFormat, resultResponse, sendResult } from './results.js';
 
 const STREAM_TYPES = { ndjson: 'application/x-ndjson', binary: 'application/octet-stream' };
@@ -53,14 +53,16 @@ export const jobRoutes =
           response: {
             202: Job,
             400: errorResponse('Malformed JSON or a field that does not fit (the message names it)'),
-            413: errorResponse('Body over MAX_BODY_BYTES or P over MAX_PARAMETERS'),
+            413: errorResponse('Body over MAX_BODY_BYTES, P over MAX_PARAMETERS, or an estimated cost over MAX_WORKER_MEMORY_MB or MAX_JOB_FLOPS'),
             429: errorResponse('The job queue is full; see Retry-After'),
+            500: errorResponse('The job could not be recorded in RESULTS_DIR (storage_error)'),
+            507: errorResponse('The result would not fit in MAX_RESULTS_BYTES'),
           },
         },
       },
       async (request, reply) => {
-        checkSize(request.body, ctx.config);
-        const job = ctx.manager.submit(request.body);
+        const cost = admit(request.body, ctx.config);
+        const job = await ctx.manager.submitRecorded(request.body, cost);
         return reply.code(202).header('location', `/v1/jobs/${job.record.id}`).send(describe(job));
       },
     );
@@ -134,7 +136,12 @@ export const jobRoutes =
           description: 'A queued or running job is cancelled (a running one stops after the row blocks in flight) and its record answered; a finished job is deleted with its result (204).',
           tags: ['jobs'],
           params: JobId,
-          response: { 200: Job, 204: z.null().describe('Deleted'), 404: notFound },
+          response: {
+            200: Job,
+            204: z.null().describe('Deleted'),
+            404: notFound,
+            500: errorResponse('The files could not be deleted (storage_error); the job is kept as it was'),
+          },
         },
       },
       async (request, reply) => {
@@ -143,7 +150,7 @@ export const jobRoutes =
           await ctx.manager.forget(job);
           return reply.code(204).send(null);
         }
-        ctx.manager.cancel(job);
+        ctx.manager.cancel(job, 'request');
         return describe(job);
       },
     );

@@ -108,14 +108,15 @@ export function hessianRows(model: PreparedModel, block: RowBlock, upperOnly = f
   const tensor = model.parameters[block.tensor];
   const seed = new BasisDirections(tensor, block.start, block.count, model.layers[tensor.layer]);
   const columns = upperOnly ? model.parameters.filter((t) => t.layer >= tensor.layer) : model.parameters;
-  const rows = hessianVectorProducts(model, seed, columns);
-  if (!allFinite(rows)) throw new NumericalError(`Hessian rows ${block.row}..${block.row + block.count - 1} are not finite on this data`);
-  return rows;
+  return finiteRows(hessianVectorProducts(model, seed, columns), block);
 }
 
-function allFinite(values: Float32Array): boolean {
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
-  return true;
+/** The block's rows, or a NumericalError when any is not finite (whichever path computed them). */
+export function finiteRows(rows: Float32Array, block: RowBlock): Float32Array {
+  for (let i = 0; i < rows.length; i++) {
+    if (!Number.isFinite(rows[i])) throw new NumericalError(`Hessian rows ${block.row}..${block.row + block.count - 1} are not finite on this data`);
+  }
+  return rows;
 }
 
 /** H V for K arbitrary directions V [K x P] (row-major) over the selected parameters. */

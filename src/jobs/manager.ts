@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto';
 import {
   costShape,
   DEFAULT_MEMORY_BUDGET_BYTES,
-  estimateCost,
+  planHessian,
   planRowBlocks,
   selectParameters,
   totalSize,
-  type CostEstimate,
+  type HessianPlan,
+  type HessianMethod,
   type ParameterTensor,
 } from '../compute/index.js';
 import type { HessianRequest } from '../schemas/model.js';
@@ -50,8 +51,9 @@ export interface Job {
   request: HessianRequest | null;
   /** The tensors the matrix is over, with their layers (record.parameters is the public part). */
   parameters: ParameterTensor[];
-  /** Directions per row block: the admission's choice, so that a task fits MAX_WORKER_MEMORY_MB. */
+  /** Rows per row block and the path: the admission's choice, so that a task fits MAX_WORKER_MEMORY_MB. */
   blockSize: number;
+  method: HessianMethod;
   /** Rows [0, contiguousRows) are on disk: what a stream may send. */
   contiguousRows: number;
   cancelled: boolean;
@@ -91,12 +93,19 @@ export class JobManager {
   async init(): Promise<void> {
     for (const record of await this.store.recover(Date.now(), this.options.ttlSeconds)) {
       const contiguousRows = record.status === 'succeeded' ? record.size : 0;
-      this.jobs.set(record.id, this.newJob(record, null, [], 1, contiguousRows, false));
+      this.jobs.set(record.id, this.newJob(record, null, [], { blockSize: 1, method: 'rOperator' }, contiguousRows, false));
     }
   }
 
-  private newJob(record: JobRecord, request: HessianRequest | null, parameters: ParameterTensor[], blockSize: number, contiguousRows: number, ephemeral: boolean): Job {
-    return { record, request, parameters, blockSize, contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
+  private newJob(
+    record: JobRecord,
+    request: HessianRequest | null,
+    parameters: ParameterTensor[],
+    { blockSize, method }: Pick<HessianPlan, 'blockSize' | 'method'>,
+    contiguousRows: number,
+    ephemeral: boolean,
+  ): Job {
+    return { record, request, parameters, blockSize, method, contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
   }
 
   /**
@@ -118,14 +127,14 @@ export class JobManager {
    * its matrix would not fit in MAX_RESULTS_BYTES. `ephemeral`: a synchronous request's job, which is
    * not recorded on disk (see Job.ephemeral).
    */
-  submit(request: HessianRequest, cost?: CostEstimate, { ephemeral = false } = {}): Job {
+  submit(request: HessianRequest, cost?: HessianPlan, { ephemeral = false } = {}): Job {
     if (!this.accepting) throw new ShuttingDownError();
     if (this.queue.length >= this.options.maxQueued) throw new QueueFullError(this.options.maxQueued);
     const parameters = selectParameters(request.model, request.wrt);
     const needed = matrixBytes(totalSize(parameters));
     const limit = this.options.maxResultsBytes ?? Infinity;
     if (this.resultsBytes + needed > limit) throw new ResultsQuotaError(needed, this.resultsBytes, limit);
-    const { blockSize } = cost ?? estimateCost(costShape(request), this.options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
+    const plan = cost ?? planHessian(costShape(request), this.options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
     const record: JobRecord = {
       id: randomUUID(),
       status: 'queued',
@@ -140,7 +149,7 @@ export class JobManager {
       gradient: null,
       meta: null,
     };
-    const job = this.newJob(record, request, parameters, blockSize, 0, ephemeral);
+    const job = this.newJob(record, request, parameters, plan, 0, ephemeral);
     this.jobs.set(record.id, job);
     this.queue.push(job);
     this.pump();
@@ -152,7 +161,7 @@ export class JobManager {
    * stop a restart reports it, never a 404). If it cannot be written the job is dropped and a
    * StorageError thrown: a job the server cannot record would be lost by a restart.
    */
-  async submitRecorded(request: HessianRequest, cost?: CostEstimate): Promise<Job> {
+  async submitRecorded(request: HessianRequest, cost?: HessianPlan): Promise<Job> {
     const job = this.submit(request, cost);
     const failure = await this.persist(job);
     if (failure) {
@@ -292,7 +301,7 @@ export class JobManager {
     record.startedAt = new Date().toISOString();
     await this.persist(job); // so that a crash leaves a record the next start marks interrupted
     this.notify(job);
-    const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request! });
+    const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request!, method: job.method });
     if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;
@@ -321,7 +330,7 @@ export class JobManager {
         const block = blocks[index];
         const layer = layerOf(index);
         try {
-          const task = { kind: 'rows' as const, jobId: record.id, block, upperOnly: true, backend: backend.backend };
+          const task = { kind: 'rows' as const, jobId: record.id, method: job.method, block, upperOnly: true, backend: backend.backend };
           let rows = await this.pool.run(task);
           if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request });
           if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request
@@ -347,7 +356,7 @@ export class JobManager {
     await this.store.closeMatrix(record.id);
     if (job.cancelled) return;
     if (failure) return this.finish(job, 'failed', failure);
-    record.meta = { backend: backend.backend, dtype: backend.dtype, elapsedMs: performance.now() - started };
+    record.meta = { backend: backend.backend, dtype: backend.dtype, elapsedMs: performance.now() - started, method: job.method };
     await this.finish(job, 'succeeded');
   }
 

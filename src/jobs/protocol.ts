@@ -1,10 +1,11 @@
-import type { BackendInfo, BackendName, RowBlock } from '../compute/index.js';
+import type { BackendInfo, BackendName, HessianMethod, RowBlock } from '../compute/index.js';
 import type { HessianRequest } from '../schemas/model.js';
 
 /** Messages between the job manager (main thread) and the compute workers. */
 export type WorkerTask =
   | { kind: 'ping' }
-  | { kind: 'summary'; jobId: string; request: HessianRequest }
+  /** method: the path the admission planned (planHessian), which the block size is for. */
+  | { kind: 'summary'; jobId: string; request: HessianRequest; method: HessianMethod }
   /**
    * upperOnly: see hessianRows; the manager fills the lower-layer columns from rows on disk.
    * request: sent only when the worker answered NeedsRequest, i.e. once per worker and job, since
@@ -12,7 +13,7 @@ export type WorkerTask =
    * backend: the one the job's summary ran on; a worker on another one refuses the block, so that
    * a job never mixes backends (e.g. a replacement worker that fell back from tensorflow to wasm).
    */
-  | { kind: 'rows'; jobId: string; request?: HessianRequest; block: RowBlock; upperOnly: boolean; backend: BackendName };
+  | { kind: 'rows'; jobId: string; request?: HessianRequest; method: HessianMethod; block: RowBlock; upperOnly: boolean; backend: BackendName };
 
 /** A failure the worker reports instead of throwing, so that its kind survives the thread boundary. */
 export interface WorkerFailure {

@@ -1,29 +1,29 @@
 /**
  * A compute thread of the pool. It sets up its TF.js backend once, keeps the prepared model of the job
- * it last served (every row block of a job needs the same forward/backward pass), and returns row
- * blocks as transferred Float32Arrays.
+ * it last served and its row source (every row block of a job needs the same forward/backward pass
+ * and, on the structured path, the same per-example factors), and returns row blocks as transferred
+ * Float32Arrays.
  */
 import { move, workerData } from 'piscina';
-import {
-  hessianRows,
-  initBackend,
-  NumericalError,
-  parseRequest,
-  PreparedModel,
-  SpecError,
-} from '../compute/index.js';
+import { initBackend, NumericalError, parseRequest, PreparedModel, rowSource, SpecError, type HessianMethod, type RowSource } from '../compute/index.js';
 import type { WorkerFailure, WorkerResult, WorkerTask } from './protocol.js';
 
 const ready = initBackend(workerData?.backend ?? 'auto');
-let cached: { jobId: string; model: PreparedModel } | null = null;
+let cached: { jobId: string; model: PreparedModel; source: RowSource } | null = null;
 
-function modelFor(jobId: string, request: unknown): PreparedModel {
-  if (cached?.jobId === jobId) return cached.model;
+function sourceFor(jobId: string, request: unknown, method: HessianMethod): RowSource {
+  if (cached?.jobId === jobId) return cached.source;
+  cached?.source.dispose();
   cached?.model.dispose();
   cached = null;
   const model = new PreparedModel(parseRequest(request));
-  cached = { jobId, model };
-  return model;
+  try {
+    cached = { jobId, model, source: rowSource(model, method) };
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  return cached.source;
 }
 
 export default async function run(task: WorkerTask): Promise<WorkerResult> {
@@ -33,15 +33,16 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
       case 'ping':
         return backend;
       case 'summary': {
-        const model = modelFor(task.jobId, task.request);
-        return { loss: model.loss, gradient: Array.from(model.gradient), backend };
+        sourceFor(task.jobId, task.request, task.method);
+        const { loss, gradient } = cached!.model;
+        return { loss, gradient: Array.from(gradient), backend };
       }
       case 'rows':
         if (task.backend !== backend.backend) {
           throw new Error(`this worker runs on ${backend.backend} but the job started on ${task.backend}; a job never mixes backends`);
         }
         if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };
-        return move(hessianRows(modelFor(task.jobId, task.request), task.block, task.upperOnly)) as Float32Array;
+        return move(sourceFor(task.jobId, task.request, task.method).rows(task.block, task.upperOnly)) as Float32Array;
     }
   } catch (error) {
     return failure(error);

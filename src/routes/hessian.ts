@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { allParameters, costShape, estimateCost, selectParameters, totalSize, type CostEstimate } from '../compute/index.js';
+import { allParameters, costShape, planHessian, selectParameters, totalSize, type HessianPlan } from '../compute/index.js';
 import type { Config } from '../config.js';
 import type { Job } from '../jobs/manager.js';
 import { HessianRequest } from '../schemas/model.js';
@@ -17,7 +17,7 @@ const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
  * operations MAX_JOB_FLOPS. Each message gives the estimate and the limit. Returns the cost estimate,
  * whose block size the job then uses.
  */
-export function admit(request: HessianRequest, config: Config): CostEstimate {
+export function admit(request: HessianRequest, config: Config): HessianPlan {
   const { MAX_PARAMETERS: maxParameters, MAX_MODEL_PARAMETERS: maxModel, MAX_WORKER_MEMORY_MB: memoryMb, MAX_JOB_FLOPS: maxFlops } = config;
   const modelSize = totalSize(allParameters(request.model));
   if (modelSize > maxModel) {
@@ -32,7 +32,7 @@ export function admit(request: HessianRequest, config: Config): CostEstimate {
       `the Hessian would be ${size} x ${size} (P = ${size}); the limit MAX_PARAMETERS is ${maxParameters}; as float32 it would take ${bytes} bytes (${gib(bytes)})`,
     );
   }
-  const cost = estimateCost(costShape(request), memoryMb * 2 ** 20);
+  const cost = planHessian(costShape(request), memoryMb * 2 ** 20);
   if (cost.minimumBytes > memoryMb * 2 ** 20) {
     throw new ApiError(
       413,

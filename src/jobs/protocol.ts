@@ -1,4 +1,5 @@
 import type { BackendInfo, BackendName, HessianMethod, RowBlock } from '../compute/index.js';
+import type { CurvatureQuery, QuantityResult } from '../compute/quantities/index.js';
 import type { HessianRequest } from '../schemas/model.js';
 
 /** Messages between the job manager (main thread) and the compute workers. */
@@ -13,7 +14,15 @@ export type WorkerTask =
    * backend: the one the job's summary ran on; a worker on another one refuses the block, so that
    * a job never mixes backends (e.g. a replacement worker that fell back from tensorflow to wasm).
    */
-  | { kind: 'rows'; jobId: string; request?: HessianRequest; method: HessianMethod; block: RowBlock; upperOnly: boolean; backend: BackendName };
+  | { kind: 'rows'; jobId: string; request?: HessianRequest; method: HessianMethod; block: RowBlock; upperOnly: boolean; backend: BackendName }
+  /** One curvature quantity (POST /v1/curvature), computed whole in one worker. */
+  | { kind: 'curvature'; request: HessianRequest; query: CurvatureQuery; blockSize: number };
+
+/** A curvature quantity with the model's loss and how it was computed. */
+export interface CurvatureAnswer extends QuantityResult {
+  loss: number;
+  meta: BackendInfo & { elapsedMs: number };
+}
 
 /** A failure the worker reports instead of throwing, so that its kind survives the thread boundary. */
 export interface WorkerFailure {
@@ -31,7 +40,7 @@ export interface Summary {
   backend: BackendInfo;
 }
 
-export type WorkerResult = BackendInfo | Summary | Float32Array | WorkerFailure | NeedsRequest;
+export type WorkerResult = BackendInfo | Summary | Float32Array | WorkerFailure | NeedsRequest | CurvatureAnswer;
 
 export const isFailure = (r: unknown): r is WorkerFailure => typeof r === 'object' && r !== null && 'error' in r;
 export const needsRequest = (r: unknown): r is NeedsRequest => typeof r === 'object' && r !== null && 'needsRequest' in r;

@@ -121,7 +121,7 @@ export const hessianRoutes =
         });
         const record = await ctx.manager.finished(job);
         if (record.status !== 'succeeded') throw failureOf(job);
-        return sendResult(reply, ctx.store, record, format);
+        return sendResult(reply, ctx.store, record, format, ctx.config.STREAM_WRITE_TIMEOUT_SECONDS * 1000);
       },
     );
   };

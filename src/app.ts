@@ -28,9 +28,13 @@ Send a sequential dense model (Keras conventions: kernel [inputs][units]), a los
  */
 export async function buildApp(config: Config): Promise<FastifyInstance> {
   const store = new ResultStore(config.RESULTS_DIR);
-  const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND, config.TF_NUM_INTRAOP_THREADS);
   let manager: JobManager;
   const metrics = createMetrics(() => manager);
+  const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND, {
+    heapLimitMb: config.MAX_WORKER_MEMORY_MB,
+    onReplace: () => metrics.workerReplacements.inc(),
+    intraOpThreads: config.TF_NUM_INTRAOP_THREADS,
+  });
   manager = new JobManager(
     store,
     pool,
@@ -38,6 +42,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       maxQueued: config.MAX_QUEUED_JOBS,
       ttlSeconds: config.RESULT_TTL_SECONDS,
       memoryBudgetBytes: config.MAX_WORKER_MEMORY_MB * 2 ** 20,
+      timeoutSeconds: config.JOB_TIMEOUT_SECONDS,
       maxResultsBytes: config.MAX_RESULTS_BYTES,
     },
     {

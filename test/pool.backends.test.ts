@@ -83,7 +83,8 @@ async function waitForThreads(pool: ComputePool, count: number, notIn: Set<numbe
 
 describe.skipIf(!nativeInstalled)(`native TensorFlow in the worker pool${nativeInstalled ? '' : ` (SKIPPED: ${SKIPPED})`}`, () => {
   it('three threads compute one job at once on tensorflow, and their replacements (terminated twice) do too', async () => {
-    const pool = new ComputePool(3, 'tensorflow');
+    let replaced = 0;
+    const pool = new ComputePool(3, 'tensorflow', { onReplace: () => replaced++ });
     pools.push(pool);
     const info = await pool.backend();
     expect(info.backend).toBe('tensorflow');
@@ -102,6 +103,9 @@ describe.skipIf(!nativeInstalled)(`native TensorFlow in the worker pool${nativeI
       // Forced to 'tensorflow', a successor that could not load the addon would fail its task, and the
       // rows guard refuses any block on another backend: a correct job means every thread ran TF.
       await expectCorrectJob(manager, store, fixture, 'tensorflow');
+      // The pool counts a successor once it is up (piscina's workerCreate after its start-up).
+      for (let i = 0; i < 300 && replaced < 3 * (round + 1); i++) await sleep(100);
+      expect(replaced).toBe(3 * (round + 1));
     }
   });
 });

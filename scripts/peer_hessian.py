@@ -35,13 +35,8 @@ def timed(compute, finish):
     return best, result
 
 
-if peer == "jax":
-    import jax  # XLA's CPU client uses every core, as the service's workers do
-    import jax.numpy as jnp
-
-    x = jnp.asarray(x_values, dtype=jnp.float32)
-    y = jnp.asarray(y_values, dtype=jnp.float32)
-    flat = jnp.asarray(flat_values, dtype=jnp.float32)
+def make_loss(x, y, tanh, log_softmax):
+    """The mean softmax cross-entropy of the MLP whose parameters are the flat vector theta (either library)."""
 
     def loss(theta):
         a, offset = x, 0
@@ -52,9 +47,21 @@ if peer == "jax":
             offset += kn + bn
             a = a @ kernel + bias
             if i < len(shapes) - 1:
-                a = jnp.tanh(a)
-        return -(y * jax.nn.log_softmax(a, axis=1)).sum(axis=1).mean()
+                a = tanh(a)
+        return -(y * log_softmax(a)).sum(1).mean()
 
+    return loss
+
+
+if peer == "jax":
+    import jax  # XLA's CPU client uses every core, as the service's workers do
+    import jax.numpy as jnp
+
+    x = jnp.asarray(x_values, dtype=jnp.float32)
+    y = jnp.asarray(y_values, dtype=jnp.float32)
+    flat = jnp.asarray(flat_values, dtype=jnp.float32)
+
+    loss = make_loss(x, y, jnp.tanh, lambda a: jax.nn.log_softmax(a, axis=1))
     hessian = jax.jit(jax.hessian(loss))
     seconds, h = timed(lambda: hessian(flat), lambda h: h.block_until_ready())
     version, mode = jax.__version__, "jit(hessian)"
@@ -66,17 +73,7 @@ elif peer == "torch":
     y = torch.tensor(y_values, dtype=torch.float32)
     flat = torch.tensor(flat_values, dtype=torch.float32)
 
-    def loss(theta):
-        a, offset = x, 0
-        for i, (ks, bs) in enumerate(shapes):
-            kn, bn = ks[0] * ks[1], bs[0]
-            kernel = theta[offset : offset + kn].reshape(ks)
-            bias = theta[offset + kn : offset + kn + bn]
-            offset += kn + bn
-            a = a @ kernel + bias
-            if i < len(shapes) - 1:
-                a = torch.tanh(a)
-        return -(y * torch.log_softmax(a, dim=1)).sum(dim=1).mean()
+    loss = make_loss(x, y, torch.tanh, lambda a: torch.log_softmax(a, dim=1))
 
     try:
         from torch.func import hessian as func_hessian

@@ -12,6 +12,7 @@ import { ComputePool } from './jobs/pool.js';
 import { ResultStore } from './jobs/store.js';
 import { createMetrics } from './metrics.js';
 import type { ServiceContext } from './routes/context.js';
+import { curvatureRoutes } from './routes/curvature.js';
 import { errorHandler } from './routes/errors.js';
 import { hessianRoutes } from './routes/hessian.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -65,7 +66,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       app.log.error({ err: error }, 'the worker pool could not load a TF.js backend');
     },
   );
-  const ctx: ServiceContext = { config, manager, store, metrics, backend: () => backend, backendError: () => backendError };
+  const ctx: ServiceContext = { config, manager, pool, store, metrics, backend: () => backend, backendError: () => backendError };
 
   // Request bodies are checked by the same zod schemas that document them; failures name their field.
   app.setValidatorCompiler(({ schema }) => (data) => {
@@ -90,6 +91,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       info: { title: 'Hessian service', version: '0.1.0', description: API_DESCRIPTION },
       tags: [
         { name: 'hessian', description: 'Compute and answer in one request' },
+        { name: 'curvature', description: 'Products, Gauss-Newton, Fisher, diagonal, eigenvalues, trace, spectral density' },
         { name: 'jobs', description: 'Queue, watch, stream, download and cancel' },
         { name: 'operations', description: 'Health, readiness, metrics, this document' },
       ],
@@ -99,6 +101,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   await app.register(hessianRoutes(ctx));
+  await app.register(curvatureRoutes(ctx));
   await app.register(jobRoutes(ctx));
   await app.register(opsRoutes(ctx));
 

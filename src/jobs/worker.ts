@@ -6,7 +6,10 @@
  */
 import { move, workerData } from 'piscina';
 import { initBackend, NumericalError, parseRequest, PreparedModel, rowSource, SpecError, type HessianMethod, type RowSource } from '../compute/index.js';
-import type { WorkerFailure, WorkerResult, WorkerTask } from './protocol.js';
+import type { BackendInfo } from '../compute/index.js';
+import { computeQuantity, type CurvatureQuery } from '../compute/quantities/index.js';
+import type { HessianRequest } from '../schemas/model.js';
+import type { CurvatureAnswer, WorkerFailure, WorkerResult, WorkerTask } from './protocol.js';
 
 const ready = initBackend(workerData?.backend ?? 'auto');
 let cached: { jobId: string; model: PreparedModel; source: RowSource } | null = null;
@@ -40,6 +43,8 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
       case 'rows':
         if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };
         return move(sourceFor(task.jobId, task.request, task.method).rows(task.block, task.upperOnly)) as Float32Array;
+      case 'curvature':
+        return curvature(task.request, task.query, task.blockSize, backend);
     }
   } catch (error) {
     return failure(error);
@@ -49,4 +54,16 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
 function failure(error: unknown): WorkerFailure {
   const kind = error instanceof SpecError ? 'spec' : error instanceof NumericalError ? 'numerical' : 'internal';
   return { error: { kind, message: (error as Error).message ?? String(error) } };
+}
+
+/** A curvature quantity on its own prepared model (a request, not a job: nothing to cache). */
+function curvature(request: HessianRequest, query: CurvatureQuery, blockSize: number, backend: BackendInfo): CurvatureAnswer {
+  const started = performance.now();
+  const model = new PreparedModel(request);
+  try {
+    const result = computeQuantity(model, query, blockSize);
+    return { ...result, loss: model.loss, meta: { ...backend, elapsedMs: performance.now() - started } };
+  } finally {
+    model.dispose();
+  }
 }

@@ -27,6 +27,11 @@ export interface ActivationState {
   curvature(rz: Tensor3D): Tensor3D | null;
   /** f'(z) as [B, 1, m] when J = diag(f') (element-wise activations), so that callers can skip dense Jacobians. */
   readonly derivative?: Tensor3D;
+  /**
+   * When the second-order term is diagonal (element-wise activations): its diagonal g * f''(z) [B, m],
+   * or null where it is zero. Absent for activations that couple units (softmax).
+   */
+  curvatureDiagonal?(): Tensor2D | null;
 }
 
 export interface ActivationRule {
@@ -71,6 +76,7 @@ export function elementwise(def: ElementwiseDefinition): ActivationRule {
         vjp: (rg) => tf.mul(rg, d1PerDirection) as Tensor3D,
         curvature: (rz) => (gD2 ? (tf.mul(rz, gD2) as Tensor3D) : null),
         derivative: d1PerDirection,
+        curvatureDiagonal: () => (gD2 ? (tf.squeeze(gD2, [1]) as Tensor2D) : null),
       };
     },
   };

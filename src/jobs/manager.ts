@@ -338,7 +338,7 @@ export class JobManager {
     Object.assign(record, { loss, gradient });
     await this.store.createMatrix(record.id, record.size);
 
-    const blocks = planRowBlocks(parameters, job.blockSize); // in row order, as streams send them
+    const blocks = planRowBlocks(parameters, job.blockSize, job.method === 'structured'); // in row order, as streams send them
     const layerOf = (index: number) => parameters[blocks[index].tensor].layer;
     // Computed from the lowest layer up, so that a block's columns of lower layers can be copied, by
     // symmetry, from rows already on disk instead of computed (see hessianRows' upperOnly).
@@ -358,7 +358,7 @@ export class JobManager {
         const block = blocks[index];
         const layer = layerOf(index);
         try {
-          const task = { kind: 'rows' as const, jobId: record.id, method: job.method, block, upperOnly: true };
+          const task = { kind: 'rows' as const, jobId: record.id, method: job.method, block, upperOnly: true, backend: backend.backend };
           let rows = await this.pool.run(task, signal);
           if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request }, signal);
           if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request

@@ -186,6 +186,11 @@ export class JobManager {
     return job;
   }
 
+  /** False once shutdown() began: no new work of any kind is taken. */
+  get acceptingWork(): boolean {
+    return this.accepting;
+  }
+
   get queueDepth(): number {
     return this.queue.length;
   }

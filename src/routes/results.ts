@@ -36,10 +36,13 @@ export function closeWhenStalled(res: ServerResponse, timeoutMs: number): void {
   res.once('close', () => clearInterval(timer));
 }
 
-/** Sends a finished result from disk in the negotiated form; a client that stops reading is cut off after writeTimeoutMs. */
-export function sendResult(reply: FastifyReply, store: ResultStore, record: JobRecord, format: ResultFormat, writeTimeoutMs: number) {
+/**
+ * Sends a finished result (from disk, or a small answer's matrix in memory) in the negotiated form; a
+ * client that stops reading is cut off after writeTimeoutMs.
+ */
+export function sendResult(reply: FastifyReply, matrix: ResultStore | Float32Array, record: JobRecord, format: ResultFormat, writeTimeoutMs: number) {
   closeWhenStalled(reply.raw, writeTimeoutMs);
-  const { body, length } = resultStream(store, record, format);
+  const { body, length } = resultStream(matrix, record, format);
   reply.type(RESULT_TYPES[format]);
   if (format !== 'json') reply.headers(matrixHeaders(record));
   if (format === 'npy') reply.header('content-disposition', `attachment; filename="hessian-${record.id}.npy"`);

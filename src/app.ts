@@ -39,6 +39,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       ttlSeconds: config.RESULT_TTL_SECONDS,
       memoryBudgetBytes: config.MAX_WORKER_MEMORY_MB * 2 ** 20,
       maxResultsBytes: config.MAX_RESULTS_BYTES,
+      maxQueuedBytes: config.MAX_QUEUED_BYTES,
     },
     {
       rowsComputed: (n) => metrics.rows.inc(n),

@@ -10,12 +10,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseRequest } from '../compute/index.js';
 import { glorotUniform } from '../compute/initializers.js';
 import { loadConfig } from '../config.js';
 import { JobManager } from '../jobs/manager.js';
 import { ComputePool } from '../jobs/pool.js';
 import { ResultStore } from '../jobs/store.js';
-import { HessianRequest } from '../schemas/model.js';
+import type { HessianRequest } from '../schemas/model.js';
 
 const CASES: Record<number, number[]> = {
   1507: [10, 32, 32, 3],
@@ -28,7 +29,7 @@ function mlpRequest(sizes: number[], batch: number): HessianRequest {
   let state = 12345;
   const random = () => ((state = (state * 16807) % 2147483647) / 2147483647) * 2 - 1;
   const classes = sizes[sizes.length - 1];
-  return HessianRequest.parse({
+  return parseRequest({
     model: {
       inputShape: [sizes[0]],
       layers: sizes.slice(1).map((units, l) => ({

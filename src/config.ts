@@ -22,6 +22,8 @@ export const ConfigSchema = z.object({
   /** Admission by cost: a job's estimated operations, and one worker task's estimated peak memory. */
   MAX_JOB_FLOPS: z.coerce.number().positive().default(1e13),
   MAX_WORKER_MEMORY_MB: intFrom(2048, 16),
+  /** A running job is stopped (failed, error kind "timeout") after this long. */
+  JOB_TIMEOUT_SECONDS: intFrom(3600, 1),
   HESSIAN_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -90,6 +90,7 @@ export function failureOf(job: Job): ApiError {
 export function computeFailure(error: { kind: string; message: string }): ApiError {
   if (error.kind === 'spec') return new ApiError(400, 'invalid_request', error.message);
   if (error.kind === 'numerical') return new ApiError(422, 'numerical_error', error.message);
+  if (error.kind === 'timeout') return new ApiError(504, 'job_timeout', error.message);
   return new ApiError(500, 'internal', error.message);
 }
 

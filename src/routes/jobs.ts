@@ -135,7 +135,7 @@ export const jobRoutes =
       {
         schema: {
           summary: 'Cancel a job, or delete a finished one',
-          description: 'A queued or running job is cancelled (a running one stops after the row blocks in flight) and its record answered; a finished job is deleted with its result (204).',
+          description: 'A queued or running job is cancelled (a running one at once: its row blocks in flight are aborted) and its record answered; a finished job is deleted with its result (204).',
           tags: ['jobs'],
           params: JobId,
           response: {

@@ -6,7 +6,7 @@
  */
 import { move, workerData } from 'piscina';
 import { tf } from '../compute/tf.js';
-import { computeHessian, initBackend, NumericalError, parseRequest, PreparedModel, rowSource, SpecError, type HessianMethod, type RowSource } from '../compute/index.js';
+import { hessianOf, initBackend, NumericalError, PreparedModel, rowSource, SpecError, type HessianMethod, type RowSource } from '../compute/index.js';
 import type { BackendInfo } from '../compute/index.js';
 import { computeQuantity, type CurvatureQuery } from '../compute/quantities/index.js';
 import type { HessianRequest } from '../schemas/model.js';
@@ -15,12 +15,13 @@ import { WorkerCrash, type CurvatureAnswer, type HessianAnswer, type WorkerFailu
 const ready = initBackend(workerData?.backend ?? 'auto');
 let cached: { jobId: string; model: PreparedModel; source: RowSource } | null = null;
 
-function sourceFor(jobId: string, request: unknown, method: HessianMethod): RowSource {
+/** `request` was validated (and made compact) on the main thread: it is used as it comes. */
+function sourceFor(jobId: string, request: HessianRequest | undefined, method: HessianMethod): RowSource {
   if (cached?.jobId === jobId) return cached.source;
   cached?.source.dispose();
   cached?.model.dispose();
   cached = null;
-  const model = new PreparedModel(parseRequest(request));
+  const model = new PreparedModel(request!);
   try {
     cached = { jobId, model, source: rowSource(model, method) };
   } catch (error) {
@@ -50,7 +51,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
       case 'curvature':
         return curvature(task.request, task.query, task.blockSize, backend);
       case 'hessian':
-        return (await computeHessian(task.request, { blockSize: task.blockSize, method: task.method })) as HessianAnswer;
+        return (await hessianOf(task.request, { blockSize: task.blockSize, method: task.method })) as HessianAnswer;
       case 'probe':
         return probe(backend);
     }

@@ -4,6 +4,8 @@ import { z } from 'zod';
 import { selectParameters } from '../compute/index.js';
 import { KRYLOV_BUDGET_BYTES, maxEigenBasis } from '../compute/quantities/index.js';
 import { npyHeader } from '../jobs/npy.js';
+import { densityPng, topNodes } from '../pictures/density.js';
+import { heatmapPng } from '../pictures/heatmap.js';
 import { isFailure, type CurvatureAnswer } from '../jobs/protocol.js';
 import { formatRows, matrixHeaders, negotiate, RESULT_TYPES } from '../jobs/results.js';
 import { CURVATURE_DEFAULTS, CurvatureJson, CurvatureRequest, curvatureQuery } from '../schemas/curvature.js';
@@ -37,11 +39,12 @@ export const curvatureRoutes =
           body: CurvatureRequest,
           response: {
             200: {
-              description: 'JSON; for ggn and fisher also application/x-npy or application/octet-stream (P x P float32, as /v1/hessian)',
+              description: 'JSON; for ggn and fisher also application/x-npy or application/octet-stream (P x P float32, as /v1/hessian) and image/png (heatmap); for density also image/png (plot)',
               content: {
                 'application/json': { schema: CurvatureJson },
                 'application/octet-stream': { schema: binary },
                 'application/x-npy': { schema: binary },
+                'image/png': { schema: binary },
               },
             },
             400: errorResponse('Malformed JSON or a field that does not fit (the message names it)'),
@@ -54,7 +57,11 @@ export const curvatureRoutes =
       async (request, reply) => {
         const body = request.body;
         const isMatrix = MATRIX_QUANTITIES.has(body.quantity);
-        const offered = isMatrix ? RESULT_TYPES : { json: RESULT_TYPES.json };
+        const offered: Record<string, string> = isMatrix
+          ? RESULT_TYPES
+          : body.quantity === 'density'
+            ? { json: RESULT_TYPES.json, png: RESULT_TYPES.png }
+            : { json: RESULT_TYPES.json };
         const format = negotiate(request.headers.accept, offered);
         if (!format) throw new ApiError(406, 'not_acceptable', `quantity ${body.quantity} is served as ${Object.values(offered).join(', ')}`);
         const { model, loss, data, wrt } = body;
@@ -68,6 +75,7 @@ export const curvatureRoutes =
         if (isFailure(answer)) throw computeFailure(answer.error);
         const result = answer as CurvatureAnswer;
         const summary = { parameters: parameters.map(({ name, shape, offset, size: n }) => ({ name, shape, offset, size: n })), size };
+        if (format === 'png') return sendPicture(reply, await picture(body, result, summary));
         if (format !== 'json') return sendMatrix(reply, format, result, summary);
         const matrix = isMatrix ? undefined : (body.matrix ?? CURVATURE_DEFAULTS.matrix);
         reply.type('application/json');
@@ -135,10 +143,26 @@ function checkKrylovBudget(body: CurvatureRequest, size: number): void {
   }
 }
 
+/** The heatmap of a ggn / fisher matrix, or the plot of a density with its top Ritz values. */
+async function picture(body: CurvatureRequest, result: CurvatureAnswer, summary: Summary): Promise<Buffer> {
+  if (body.quantity === 'density') {
+    const nodes = result.fields.nodes as number[][];
+    const title = `Spectral density of the ${body.matrix ?? CURVATURE_DEFAULTS.matrix} (log scale), P = ${summary.size}`;
+    return densityPng(title, result.fields.grid as number[], result.fields.density as number[], topNodes(nodes, 3));
+  }
+  const matrix = result.matrix!;
+  const size = summary.size;
+  const title = body.quantity === 'ggn' ? 'Generalized Gauss-Newton' : 'Empirical Fisher';
+  return heatmapPng(title, size, summary.parameters, async (first, count) => matrix.subarray(first * size, (first + count) * size));
+}
+
 interface Summary {
   parameters: { name: string; shape: number[]; offset: number; size: number }[];
   size: number;
 }
+
+// The 200 schema is JSON's; a picture or binary body bypasses its serializer, as sendResult's do.
+const sendPicture = (reply: FastifyReply, png: Buffer) => reply.type(RESULT_TYPES.png).send(png);
 
 function sendMatrix(reply: FastifyReply, format: string, result: CurvatureAnswer, summary: Summary) {
   const matrix = result.matrix!;

@@ -14,7 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { estimateCost } from '../compute/cost.js';
 import { costShape, initBackend, parseRequest, PreparedModel } from '../compute/index.js';
 import { glorotUniform, mulberry32 } from '../compute/initializers.js';
-import { computeQuantity } from '../compute/quantities/index.js';
+import { lanczosEigen } from '../compute/algorithms/lanczos.js';
+import { curvatureOperator } from '../compute/operators/index.js';
+import { maxEigenBasis } from '../compute/quantities/index.js';
 
 const option = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -49,14 +51,28 @@ const backend = await initBackend((process.env.HESSIAN_BACKEND ?? 'auto') as Par
 const started = performance.now();
 const model = new PreparedModel(request);
 const blockSize = estimateCost(costShape(request), 2048 * 2 ** 20).blockSize;
-const result = computeQuantity(model, { quantity: 'eigenvalues', matrix: 'hessian', k, which: 'largest', vectors: false, tolerance: 1e-4, seed: 0 }, blockSize);
+// The same operator and Lanczos as quantity 'eigenvalues', with each product's time on stderr.
+const operator = curvatureOperator(model, 'hessian', blockSize);
+let products = 0;
+const counted = {
+  ...operator,
+  apply(vectors: Float32Array, count: number) {
+    const t0 = performance.now();
+    const out = operator.apply(vectors, count);
+    products += count;
+    console.error(`  ${count} products in ${((performance.now() - t0) / 1000).toFixed(1)} s (${products} so far, ${((performance.now() - started) / 1000).toFixed(0)} s)`);
+    return out;
+  },
+};
+const lanczos = lanczosEigen(counted, { k, which: 'largest', tolerance: 1e-4, maxBasis: maxEigenBasis(model.size), block: k, random: mulberry32(0) });
+const result = { fields: { ...lanczos } };
 const seconds = (performance.now() - started) / 1000;
 const peakRssMb = process.resourceUsage().maxRSS / 1024;
-const eigenvalues = result.fields.eigenvalues as number[];
+const eigenvalues = lanczos.eigenvalues;
 console.log(`MLP ${sizes.join('-')}, P = ${model.size}, batch ${batch}, backend ${backend.backend}`);
 console.log(`engine: top-${k} eigenvalues ${eigenvalues.map((v) => v.toPrecision(7)).join(', ')}`);
 console.log(`        residuals ${(result.fields.residuals as number[]).map((v) => v.toExponential(2)).join(', ')}, ${result.fields.iterations} block steps, converged ${result.fields.converged}`);
-console.log(`        ${seconds.toFixed(1)} s (preparation included), peak RSS ${peakRssMb.toFixed(0)} MB`);
+console.log(`        ${seconds.toFixed(1)} s (preparation included), ${products} Hessian-vector products, peak RSS ${peakRssMb.toFixed(0)} MB`);
 model.dispose();
 
 if (!process.argv.includes('--no-torch')) {

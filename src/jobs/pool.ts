@@ -29,8 +29,9 @@ export class ComputePool {
     });
   }
 
-  run(task: WorkerTask): Promise<WorkerResult> {
-    return this.piscina.run(task);
+  /** Runs a task; aborting `signal` drops it from the queue, or ends the worker thread running it. */
+  run(task: WorkerTask, signal?: AbortSignal): Promise<WorkerResult> {
+    return this.piscina.run(task, signal ? { signal } : undefined);
   }
 
   /** Resolves once a worker has loaded its backend; reports which one. */

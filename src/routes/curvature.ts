@@ -13,6 +13,7 @@ import type { HessianRequest } from '../schemas/model.js';
 import type { Config } from '../config.js';
 import type { CostEstimate } from '../compute/index.js';
 import type { ServiceContext } from './context.js';
+import { QueueFullError, ShuttingDownError } from '../jobs/manager.js';
 import { ApiError } from './errors.js';
 import { admit, admitWorkingSet, checkModelSize, computeFailure } from './hessian.js';
 import { errorResponse } from './results.js';
@@ -28,6 +29,14 @@ const MATRIX_QUANTITIES = new Set(['ggn', 'fisher']);
 export const curvatureRoutes =
   (ctx: ServiceContext): FastifyPluginAsync =>
   async (app) => {
+    // Curvature requests run whole in one task each, beside the job queue: at most MAX_QUEUED_JOBS at
+    // once (429 beyond), none accepted while shutting down, and every one still running is aborted then.
+    const running = new Set<AbortController>();
+    let closing = false;
+    app.addHook('preClose', async () => {
+      closing = true;
+      for (const controller of running) controller.abort();
+    });
     app.withTypeProvider<ZodTypeProvider>().post(
       '/v1/curvature',
       {
@@ -51,6 +60,8 @@ export const curvatureRoutes =
             406: errorResponse('The Accept header names no form served for this quantity'),
             413: errorResponse('Body over MAX_BODY_BYTES, model over MAX_MODEL_PARAMETERS, or P over MAX_PARAMETERS for a matrix'),
             422: errorResponse('The loss or its derivatives are not finite on this data'),
+            429: errorResponse('MAX_QUEUED_JOBS curvature requests are running; see Retry-After'),
+            503: errorResponse('The server is shutting down'),
           },
         },
       },
@@ -70,8 +81,25 @@ export const curvatureRoutes =
         const size = parameters.reduce((n, t) => n + t.size, 0);
         const cost = isMatrix ? admit(hessianRequest, ctx.config) : admitProducts(hessianRequest, body, size, ctx.config);
 
+        if (closing) throw new ShuttingDownError();
+        if (running.size >= ctx.config.MAX_QUEUED_JOBS) throw new QueueFullError(ctx.config.MAX_QUEUED_JOBS);
         const task = { kind: 'curvature' as const, request: hessianRequest, query: curvatureQuery(body), blockSize: cost.blockSize };
-        const answer = await ctx.pool.run(task);
+        const controller = new AbortController();
+        running.add(controller);
+        // A client that leaves before its answer frees the worker (the thread is replaced); after the
+        // answer, aborting a finished task does nothing.
+        const leave = () => controller.abort();
+        reply.raw.once('close', leave);
+        let answer;
+        try {
+          answer = await ctx.pool.run(task, controller.signal);
+        } catch (error) {
+          if (controller.signal.aborted) throw new ApiError(503, 'cancelled', 'the computation was cancelled (the client left or the server is shutting down)');
+          throw error;
+        } finally {
+          running.delete(controller);
+          reply.raw.off('close', leave);
+        }
         if (isFailure(answer)) throw computeFailure(answer.error);
         const result = answer as CurvatureAnswer;
         const summary = { parameters: parameters.map(({ name, shape, offset, size: n }) => ({ name, shape, offset, size: n })), size };

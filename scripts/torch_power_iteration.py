@@ -53,12 +53,12 @@ v = [t / norm for t in v]
 start = time.time()
 value = 0.0
 iterations = 0
-for iterations in range(1, 1001):
+for iterations in range(1, 501):
     hv = hvp(v)
     new_value = float(sum((a * b).sum() for a, b in zip(v, hv)))  # Rayleigh quotient
     norm = torch.sqrt(sum((t * t).sum() for t in hv))
     v = [t / norm for t in hv]
-    if iterations > 5 and abs(new_value - value) <= 1e-9 * abs(new_value):
+    if iterations > 5 and abs(new_value - value) <= 1e-7 * abs(new_value):
         value = new_value
         break
     value = new_value

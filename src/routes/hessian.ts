@@ -80,6 +80,7 @@ export function failureOf(job: Job): ApiError {
 export function computeFailure(error: { kind: string; message: string }): ApiError {
   if (error.kind === 'spec') return new ApiError(400, 'invalid_request', error.message);
   if (error.kind === 'numerical') return new ApiError(422, 'numerical_error', error.message);
+  if (error.kind === 'timeout') return new ApiError(504, 'job_timeout', error.message);
   return new ApiError(500, 'internal', error.message);
 }
 
@@ -121,7 +122,7 @@ export const hessianRoutes =
         });
         const record = await ctx.manager.finished(job);
         if (record.status !== 'succeeded') throw failureOf(job);
-        return sendResult(reply, ctx.store, record, format);
+        return sendResult(reply, ctx.store, record, format, ctx.config.STREAM_WRITE_TIMEOUT_SECONDS * 1000);
       },
     );
   };

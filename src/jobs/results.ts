@@ -4,11 +4,12 @@ import { formatFloat32 } from './float-format.js';
 import { npyHeader } from './npy.js';
 import { ResultStore, type JobRecord } from './store.js';
 
-/** The three forms a finished matrix is served in. */
+/** The forms a finished matrix is served in: three of its values, and a picture of it. */
 export const RESULT_TYPES = {
   json: 'application/json',
   binary: 'application/octet-stream',
   npy: 'application/x-npy',
+  png: 'image/png',
 } as const;
 export type ResultFormat = keyof typeof RESULT_TYPES;
 
@@ -70,21 +71,27 @@ export function matrixHeaders(record: Pick<JobRecord, 'size' | 'parameters' | 'l
   };
 }
 
+/** Reads rows [first, first + count) of a finished result: from its file, or from memory (a small answer). */
+export const rowReader =
+  (matrix: ResultStore | Float32Array, record: JobRecord) =>
+  async (first: number, count: number): Promise<Float32Array> =>
+    matrix instanceof Float32Array ? matrix.subarray(first * record.size, (first + count) * record.size) : matrix.readRows(record.id, record.size, first, count);
+
 /**
  * A finished result as a readable stream in the asked form: a job's read from disk, never whole in
  * memory, or a small synchronous answer's from the Float32Array it came back in (see the small lane).
  */
-export function resultStream(matrix: ResultStore | Float32Array, record: JobRecord, format: ResultFormat): { body: Readable; length?: number } {
+export function resultStream(matrix: ResultStore | Float32Array, record: JobRecord, format: Exclude<ResultFormat, 'png'>): { body: Readable; length?: number } {
   const header = ResultStore.headerLength(record.size);
   const matrixBytes = record.size * record.size * 4;
-  if (matrix instanceof Float32Array) {
+  if (format !== 'json' && matrix instanceof Float32Array) {
     const bytes = Buffer.from(matrix.buffer, matrix.byteOffset, matrix.byteLength);
-    if (format !== 'json') return { body: Readable.from([format === 'npy' ? Buffer.concat([npyHeader(record.size, record.size), bytes]) : bytes]), length: (format === 'npy' ? header : 0) + matrixBytes };
-    return { body: fromChunks(jsonDocument(record, async (first, count) => matrix.subarray(first * record.size, (first + count) * record.size))) };
+    const body = format === 'npy' ? Buffer.concat([npyHeader(record.size, record.size), bytes]) : bytes;
+    return { body: Readable.from([body]), length: body.length };
   }
-  if (format === 'npy') return { body: matrix.readStream(record.id), length: header + matrixBytes };
-  if (format === 'binary') return { body: matrix.readStream(record.id, header), length: matrixBytes };
-  return { body: fromChunks(jsonDocument(record, (first, count) => matrix.readRows(record.id, record.size, first, count))) };
+  if (format === 'npy' && matrix instanceof ResultStore) return { body: matrix.readStream(record.id), length: header + matrixBytes };
+  if (format === 'binary' && matrix instanceof ResultStore) return { body: matrix.readStream(record.id, header), length: matrixBytes };
+  return { body: fromChunks(jsonDocument(record, rowReader(matrix, record))) };
 }
 
 async function* jsonDocument(record: JobRecord, readRows: (first: number, count: number) => Promise<Float32Array>): AsyncGenerator<string> {

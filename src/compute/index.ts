@@ -25,7 +25,18 @@ export function parseRequest(body: unknown): HessianRequest {
 
 /** A zod failure as a SpecError whose issues name their fields ("model.layers[1].kernel"). */
 export const specError = (error: z.ZodError): SpecError =>
-  new SpecError(error.issues.map((i) => ({ path: formatPath(i.path), message: issueMessage(i.path, i.message) })));
+  new SpecError(error.issues.flatMap(throughUnion).map((i) => ({ path: formatPath(i.path), message: issueMessage(i.path, i.message) })));
+
+/**
+ * A union (a name, or an object form) that failed is reported through the one branch that took the
+ * value's shape and failed inside it, e.g. `activation.type: "sparkle" is not a known activation`.
+ */
+function throughUnion(issue: z.core.$ZodIssue): z.core.$ZodIssue[] {
+  if (issue.code !== 'invalid_union') return [issue];
+  const inside = issue.errors.filter((branch) => branch.every((i) => i.path.length > 0));
+  if (inside.length !== 1) return [issue];
+  return inside[0].flatMap((i) => throughUnion({ ...i, path: [...issue.path, ...i.path] }));
+}
 
 /** ["model","layers",1,"kernel"] -> "model.layers[1].kernel" */
 export function formatPath(path: readonly PropertyKey[]): string {

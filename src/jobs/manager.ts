@@ -11,6 +11,18 @@ export class QueueFullError extends Error {
   }
 }
 
+export class ClientQueueFullError extends Error {
+  constructor(readonly limit: number) {
+    super(`this client already has ${limit} jobs queued or running (MAX_JOBS_PER_CLIENT); retry when one has finished`);
+  }
+}
+
+/** Who submits a job: `id` is what the per-client share counts; `owner`, when set, alone may see the job. */
+export interface Submitter {
+  id: string;
+  owner?: string;
+}
+
 export class ShuttingDownError extends Error {
   constructor() {
     super('the server is shutting down and takes no new jobs');
@@ -21,6 +33,8 @@ export class ShuttingDownError extends Error {
 export interface Job {
   record: JobRecord;
   request: HessianRequest | null;
+  /** Submitter.id, for the per-client share of the queue (not kept on disk: only unfinished jobs count). */
+  client: string | null;
   /** The tensors the matrix is over, with their layers (record.parameters is the public part). */
   parameters: ParameterTensor[];
   /** Rows [0, contiguousRows) are on disk: what a stream may send. */
@@ -51,21 +65,26 @@ export class JobManager {
   constructor(
     private readonly store: ResultStore,
     private readonly pool: ComputePool,
-    private readonly options: { maxQueued: number; ttlSeconds: number },
+    private readonly options: { maxQueued: number; ttlSeconds: number; maxPerClient?: number },
     private readonly events: JobEvents = {},
   ) {}
 
   async init(): Promise<void> {
     for (const record of await this.store.recover(Date.now(), this.options.ttlSeconds)) {
       const contiguousRows = record.status === 'succeeded' ? record.size : 0;
-      this.jobs.set(record.id, { record, request: null, parameters: [], contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve() });
+      this.jobs.set(record.id, { record, request: null, client: null, parameters: [], contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve() });
     }
   }
 
-  /** Queues a validated request. Throws QueueFullError when MAX_QUEUED_JOBS are already waiting. */
-  submit(request: HessianRequest): Job {
+  /**
+   * Queues a validated request. Throws QueueFullError when MAX_QUEUED_JOBS are already waiting, and
+   * ClientQueueFullError when the submitter already has `maxPerClient` jobs queued or running.
+   */
+  submit(request: HessianRequest, submitter?: Submitter): Job {
     if (!this.accepting) throw new ShuttingDownError();
     if (this.queue.length >= this.options.maxQueued) throw new QueueFullError(this.options.maxQueued);
+    const { maxPerClient } = this.options;
+    if (submitter && maxPerClient && this.unfinishedOf(submitter.id) >= maxPerClient) throw new ClientQueueFullError(maxPerClient);
     const parameters = selectParameters(request.model, request.wrt);
     const record: JobRecord = {
       id: randomUUID(),
@@ -80,8 +99,9 @@ export class JobManager {
       loss: null,
       gradient: null,
       meta: null,
+      ...(submitter?.owner ? { owner: submitter.owner } : {}),
     };
-    const job: Job = { record, request, parameters, contiguousRows: 0, cancelled: false, listeners: new Set(), saved: Promise.resolve() };
+    const job: Job = { record, request, client: submitter?.id ?? null, parameters, contiguousRows: 0, cancelled: false, listeners: new Set(), saved: Promise.resolve() };
     this.jobs.set(record.id, job);
     this.queue.push(job);
     this.pump();
@@ -95,6 +115,10 @@ export class JobManager {
       return undefined;
     }
     return job;
+  }
+
+  private unfinishedOf(client: string): number {
+    return this.queue.filter((job) => job.client === client).length + (this.running?.client === client ? 1 : 0);
   }
 
   get queueDepth(): number {

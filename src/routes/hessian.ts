@@ -5,8 +5,8 @@ import type { Config } from '../config.js';
 import type { Job } from '../jobs/manager.js';
 import { HessianRequest } from '../schemas/model.js';
 import type { ServiceContext } from './context.js';
-import { ApiError } from './errors.js';
-import { errorResponse, resultFormat, resultResponse, sendResult } from './results.js';
+import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS } from './errors.js';
+import { resultFormat, resultResponse, sendResult } from './results.js';
 
 /**
  * 413 when the matrix would exceed MAX_PARAMETERS rows, saying what was asked and what it would weigh,
@@ -15,13 +15,12 @@ import { errorResponse, resultFormat, resultResponse, sendResult } from './resul
 export function checkSize(request: HessianRequest, { MAX_PARAMETERS: maxParameters, MAX_MODEL_PARAMETERS: maxModel }: Config): void {
   const modelSize = totalSize(allParameters(request.model));
   if (modelSize > maxModel) {
-    throw new ApiError(413, 'model_too_large', `the model has ${modelSize} parameters; the limit MAX_MODEL_PARAMETERS is ${maxModel}`);
+    throw new ApiError('model_too_large', `the model has ${modelSize} parameters; the limit MAX_MODEL_PARAMETERS is ${maxModel}`);
   }
   const size = totalSize(selectParameters(request.model, request.wrt));
   if (size > maxParameters) {
     const bytes = size * size * 4;
     throw new ApiError(
-      413,
       'too_many_parameters',
       `the Hessian would be ${size} x ${size} (P = ${size}); the limit MAX_PARAMETERS is ${maxParameters}; as float32 it would take ${bytes} bytes (${(bytes / 2 ** 30).toFixed(2)} GiB)`,
     );
@@ -31,10 +30,10 @@ export function checkSize(request: HessianRequest, { MAX_PARAMETERS: maxParamete
 /** Maps a job that did not succeed to the error its client gets. */
 export function failureOf(job: Job): ApiError {
   const { error, status } = job.record;
-  if (error?.kind === 'spec') return new ApiError(400, 'invalid_request', error.message);
-  if (error?.kind === 'numerical') return new ApiError(422, 'numerical_error', error.message);
-  if (status === 'cancelled') return new ApiError(503, 'cancelled', 'the computation was cancelled (the server is shutting down)');
-  return new ApiError(500, 'internal', error?.message ?? 'the computation failed');
+  if (error?.kind === 'spec') return new ApiError('invalid_request', error.message);
+  if (error?.kind === 'numerical') return new ApiError('numerical_error', error.message);
+  if (status === 'cancelled') return new ApiError('cancelled', 'the computation was cancelled (the server is shutting down)');
+  return new ApiError('internal', error?.message ?? 'the computation failed');
 }
 
 export const hessianRoutes =
@@ -44,6 +43,7 @@ export const hessianRoutes =
       '/v1/hessian',
       {
         schema: {
+          operationId: 'computeHessian',
           summary: 'Compute a Hessian and answer with it',
           description:
             'Computes loss, gradient and the full P x P Hessian over all parameters (or the `wrt` tensors) in this request, on the worker pool. Any P up to MAX_PARAMETERS; for large P prefer a job.',
@@ -51,18 +51,14 @@ export const hessianRoutes =
           body: HessianRequest,
           response: {
             200: resultResponse,
-            400: errorResponse('Malformed JSON or a field that does not fit (the message names it)'),
-            406: errorResponse('The Accept header names no form the service serves'),
-            413: errorResponse('Body over MAX_BODY_BYTES or P over MAX_PARAMETERS'),
-            422: errorResponse('The loss, gradient or Hessian is not finite on this data'),
-            429: errorResponse('The job queue is full; see Retry-After'),
+            ...errorResponses(...SUBMIT_ERRORS, ...V1_ERRORS, 'not_acceptable', 'numerical_error', 'cancelled'),
           },
         },
       },
       async (request, reply) => {
-        const format = resultFormat(request.headers.accept);
+        const format = resultFormat(request);
         checkSize(request.body, ctx.config);
-        const job = ctx.manager.submit(request.body);
+        const job = ctx.manager.submit(request.body, request.client);
         // The answer is the only use of this job: once the connection closes (answered, or the client
         // gone mid-way) it is cancelled if still unfinished, and deleted when finished.
         reply.raw.once('close', () => {

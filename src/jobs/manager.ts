@@ -117,8 +117,10 @@ export class JobManager {
     return job;
   }
 
+  /** Jobs of this client queued or running (a cancelled job whose blocks are still in flight no longer counts). */
   private unfinishedOf(client: string): number {
-    return this.queue.filter((job) => job.client === client).length + (this.running?.client === client ? 1 : 0);
+    const running = this.running && !isFinished(this.running.record.status) ? [this.running] : [];
+    return [...this.queue, ...running].filter((job) => job.client === client).length;
   }
 
   get queueDepth(): number {

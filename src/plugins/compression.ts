@@ -14,7 +14,7 @@ export const compressionPlugin: FastifyPluginAsync = fastifyPlugin(async (app) =
   await app.register(fastifyCompress, {
     global: true,
     encodings: [...CONTENT_ENCODINGS],
-    requestEncodings: [...CONTENT_ENCODINGS],
+    requestEncodings: [...CONTENT_ENCODINGS, 'identity'],
     customTypes: /^(application\/(json|x-ndjson|octet-stream|x-npy)|text\/)/,
     // Every write is flushed: a stream of rows reaches the client as the rows are computed, not when
     // the compressor's buffer fills. (Writes are large, about 1 MB of values, so this costs little.)

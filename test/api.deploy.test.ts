@@ -2,7 +2,7 @@
  * A shared deployment: API keys and job ownership, the per-client rate limit and queue share,
  * CORS, compressed request bodies and answers, q-value negotiation, and enum error messages.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { brotliCompressSync, brotliDecompressSync, createGunzip, deflateSync, gunzipSync, gzipSync, inflateSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ERRORS } from '../src/routes/errors.js';
 import { REQUEST_EXAMPLES } from '../src/schemas/examples.js';
 import { expectJsonMatchesFixture, isFinishedStatus, LARGE, mlpRequest, pollJob, sleep, useApp } from './api-helpers.js';
 import { fixtures, relativeError } from './helpers.js';
@@ -338,5 +339,36 @@ describe('without API_KEYS: open as before; compression, negotiation, helpful en
       const transposed = hessian.map((_: number[], i: number) => hessian.map((row: number[]) => row[i]));
       expect(relativeError(hessian.flat(), transposed.flat()), name).toBeLessThan(1e-5);
     }
+  });
+});
+
+describe('the error table is the one source of the documented errors', () => {
+  const t = useApp({ WORKERS: 1 });
+
+  it('every operation has an operationId; each error status lists its codes from the table, with an example', async () => {
+    const doc = (await t.http().get('/openapi.json')).body;
+    const ids = new Set<string>();
+    for (const [path, operations] of Object.entries<any>(doc.paths)) {
+      for (const [method, operation] of Object.entries<any>(operations)) {
+        expect(operation.operationId, `${method} ${path}`).toMatch(/^[a-z][A-Za-z]+$/);
+        expect(ids.has(operation.operationId)).toBe(false);
+        ids.add(operation.operationId);
+        for (const [status, response] of Object.entries<any>(operation.responses)) {
+          if (Number(status) < 400 || path === '/ready') continue; // /ready's 503 is its readiness body
+          const schema = response.content['application/json'].schema;
+          const codes: string[] = schema.properties.error.enum;
+          for (const code of codes) expect(ERRORS[code as keyof typeof ERRORS].status, `${path} ${code}`).toBe(Number(status));
+          expect(codes).toContain(schema.examples[0].error);
+          expect(schema.examples[0].message).toBe(ERRORS[schema.examples[0].error as keyof typeof ERRORS].example);
+        }
+        if (path.startsWith('/v1/')) expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining(['401', '403', '429', '500']));
+      }
+    }
+    expect(ids.size).toBe(10);
+  });
+
+  it("the README's Errors table lists every code with its status", () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    for (const [code, { status }] of Object.entries(ERRORS)) expect(readme, code).toMatch(new RegExp(`\\| ${status} \\| [^\\n]*\`${code}\``));
   });
 });

@@ -28,7 +28,13 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   manager = new JobManager(
     store,
     pool,
-    { maxQueued: config.MAX_QUEUED_JOBS, ttlSeconds: config.RESULT_TTL_SECONDS, maxPerClient: config.MAX_JOBS_PER_CLIENT },
+    {
+      maxQueued: config.MAX_QUEUED_JOBS,
+      ttlSeconds: config.RESULT_TTL_SECONDS,
+      memoryBudgetBytes: config.MAX_WORKER_MEMORY_MB * 2 ** 20,
+      maxResultsBytes: config.MAX_RESULTS_BYTES,
+      maxPerClient: config.MAX_JOBS_PER_CLIENT,
+    },
     {
       rowsComputed: (n) => metrics.rows.inc(n),
       storageError: (error, jobId) => app.log.error({ err: error, jobId }, 'could not write to RESULTS_DIR'),

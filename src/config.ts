@@ -21,7 +21,11 @@ export const ConfigSchema = z.object({
   MAX_QUEUED_JOBS: intFrom(64, 1),
   RESULTS_DIR: z.string().default(join(tmpdir(), 'hessian-results')),
   RESULT_TTL_SECONDS: intFrom(3600, 1),
+  MAX_RESULTS_BYTES: intFrom(16 * 1024 ** 3, 1),
   SHUTDOWN_GRACE_SECONDS: intFrom(30, 0),
+  /** Admission by cost: a job's estimated operations, and one worker task's estimated peak memory. */
+  MAX_JOB_FLOPS: z.coerce.number().positive().default(1e13),
+  MAX_WORKER_MEMORY_MB: intFrom(2048, 16),
   HESSIAN_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Comma-separated API keys; empty: no keys, every route open (local use). */

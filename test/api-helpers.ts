@@ -194,6 +194,23 @@ export async function pollJob(
 
 export const isFinishedStatus = (status: string) => ['succeeded', 'failed', 'cancelled'].includes(status);
 
+/** Queues a job and polls it until it has finished; its record as first seen finished. */
+export async function finishedJob(app: TestApp, body: object): Promise<any> {
+  const created = await app.http().post('/v1/jobs').send(body);
+  expect(created.status).toBe(202);
+  const seen = await pollJob(app.http, created.body.id, (job) => isFinishedStatus(job.status));
+  return seen[seen.length - 1];
+}
+
+/** Waits until `check()` holds (for effects that follow a response, e.g. files removed after it). */
+export async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await sleep(25);
+  }
+}
+
 /** A small deterministic PRNG (mulberry32), so that data is the same on every run. */
 export const rng = mulberry32;
 

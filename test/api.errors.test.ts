@@ -423,16 +423,9 @@ describe('422: numerically impossible requests', () => {
     loss: 'binaryCrossentropy',
     data: { x: [[1]], y: [[target]] },
   });
-  const saturatedSigmoid = {
-    model: { inputShape: [1], layers: [{ type: 'dense', units: 1, activation: 'sigmoid', kernel: [[200]], bias: [0] }] },
-    loss: { type: 'binaryCrossentropy', fromLogits: false },
-    data: { x: [[1], [-1]], y: [[0], [1]] },
-  };
-
   it.each([
     ['output exactly 1, target 0', bceAt(1, 0)],
     ['output exactly 0, target 1', bceAt(0, 1)],
-    ['a sigmoid saturated to exactly 1 and 0', saturatedSigmoid],
   ])('POST /v1/hessian: %s', async (_name, body) => {
     const res = await t.http().post('/v1/hessian').send(body);
     expectErrorBody(res, 422, 'numerical_error');
@@ -454,6 +447,20 @@ describe('422: numerically impossible requests', () => {
     expectErrorBody(stream, 409, 'job_failed');
     expect((await t.http().delete(`/v1/jobs/${id}`)).status).toBe(204);
     await expectStillWorks();
+  });
+
+  it('a sigmoid output saturated to exactly 1 and 0 is not one: its logits go to the loss (fused), loss 200', async () => {
+    const res = await t.http().post('/v1/hessian').send({
+      model: { inputShape: [1], layers: [{ type: 'dense', units: 1, activation: 'sigmoid', kernel: [[200]], bias: [0] }] },
+      loss: { type: 'binaryCrossentropy', fromLogits: false },
+      data: { x: [[1], [-1]], y: [[0], [1]] },
+    });
+    expect(res.status).toBe(200);
+    // Both examples confidently wrong at logit ±200: softplus(200) = 200 each; dL/dz = ±1, so
+    // dL/dw = mean(1·1, -1·-1) = 1, dL/db = mean(1, -1) = 0; the Hessian is sigmoid'(200) ~ e^-200, 0 in float32.
+    expect(res.body.loss).toBeCloseTo(200, 3);
+    expect(res.body.gradient).toEqual([1, 0]);
+    expect(res.body.hessian.flat().every((v: number) => Math.abs(v) < 1e-30)).toBe(true);
   });
 
   it('the same model with fromLogits is fine (the logit 1 is finite)', async () => {

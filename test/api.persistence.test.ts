@@ -12,11 +12,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   checkNpyHeader,
   decodeFloat32LE,
+  eventually,
   expectJsonMatchesFixture,
   expectMatrixMatchesFixture,
+  finishedJob,
   firstDifference,
   freshDir,
-  isFinishedStatus,
   LARGE,
   mlpRequest,
   pollJob,
@@ -27,6 +28,7 @@ import {
   startApp,
   type TestApp,
 } from './api-helpers.js';
+import { JOB_MARKER } from '../src/jobs/store.js';
 import { fixtures } from './helpers.js';
 
 const cases = fixtures();
@@ -54,20 +56,9 @@ async function runJob(app: TestApp, body: unknown): Promise<string> {
 
 /** Runs a job to success; its record as first seen finished. */
 async function runJobRecord(app: TestApp, body: unknown): Promise<any> {
-  const created = await app.http().post('/v1/jobs').send(body as object);
-  expect(created.status).toBe(202);
-  const seen = await pollJob(app.http, created.body.id, (job) => isFinishedStatus(job.status));
-  expect(seen[seen.length - 1].status).toBe('succeeded');
-  return seen[seen.length - 1];
-}
-
-/** Waits until `check()` holds (for effects that follow a response, e.g. files removed after it). */
-async function eventually(check: () => Promise<boolean>, timeoutMs = 5000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await sleep(25);
-  }
+  const record = await finishedJob(app, body as object);
+  expect(record.status).toBe('succeeded');
+  return record;
 }
 
 describe('restart on the same RESULTS_DIR', () => {
@@ -93,8 +84,15 @@ describe('restart on the same RESULTS_DIR', () => {
     const crashedRecord = { ...record, id: crashed, status: 'running', finishedAt: null, expiresAt: null, rowsDone: 10, meta: null };
     await writeFile(join(dir, crashed, 'job.json'), JSON.stringify(crashedRecord));
     await writeFile(join(dir, crashed, 'hessian.npy'), Buffer.alloc(1024));
-    // And a directory that is not a job at all.
+    await writeFile(join(dir, crashed, JOB_MARKER), '');
+    // And what is not the service's: a directory that is not a job, one named like a job without the
+    // marker file (e.g. RESULTS_DIR pointed at a shared folder), a file. Startup leaves them alone.
     await mkdir(join(dir, 'not-a-job'));
+    await writeFile(join(dir, 'not-a-job', 'data.txt'), 'keep me');
+    const foreign = randomUUID();
+    await mkdir(join(dir, foreign));
+    await writeFile(join(dir, foreign, 'notes.txt'), 'keep me too');
+    await writeFile(join(dir, 'README'), 'shared folder');
 
     const second = await start({ RESULTS_DIR: dir });
     const again = await second.http().get(`/v1/jobs/${id}`);
@@ -130,7 +128,10 @@ describe('restart on the same RESULTS_DIR', () => {
     expect(noResult.status).toBe(409);
     expect(noResult.body.error).toBe('job_failed');
     expect(existsSync(join(dir, crashed, 'hessian.npy'))).toBe(false);
-    expect(existsSync(join(dir, 'not-a-job'))).toBe(false);
+    expect(await readFile(join(dir, 'not-a-job', 'data.txt'), 'utf8')).toBe('keep me');
+    expect(await readFile(join(dir, foreign, 'notes.txt'), 'utf8')).toBe('keep me too');
+    expect(await readFile(join(dir, 'README'), 'utf8')).toBe('shared folder');
+    expect((await second.http().get(`/v1/jobs/${foreign}`)).status).toBe(404);
 
     // The second app computes as usual next to what it recovered.
     const more = await runJob(second, wrtCase.request);
@@ -234,7 +235,7 @@ describe('graceful shutdown', () => {
     const record = JSON.parse(await readFile(join(dir, id, 'job.json'), 'utf8'));
     expect(record.status).toBe('cancelled');
     expect(record.rowsDone).toBeLessThan(record.size);
-    expect(await readdir(join(dir, id))).toEqual(['job.json']);
+    expect(await readdir(join(dir, id))).toEqual([JOB_MARKER, 'job.json'].sort());
     const followed = await follower;
     const lines = followed.body.toString('utf8').trim().split('\n');
     expect(JSON.parse(lines[lines.length - 1])).toMatchObject({ error: 'cancelled' });

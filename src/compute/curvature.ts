@@ -99,16 +99,6 @@ export function planRowBlocks(parameters: readonly ParameterTensor[], blockSize:
 }
 
 /**
- * How many directions to carry at once: enough rows (B*K) for efficient matMuls, few enough that each
- * [B, K, width] tensor of the working set stays within 8 MB (2M floats).
- */
-export function defaultBlockSize(batch: number, widestLayer: number): number {
-  const byRows = Math.ceil(32768 / batch);
-  const byMemory = Math.floor((2 * 1024 * 1024) / (batch * Math.max(widestLayer, 1)));
-  return Math.max(1, Math.min(512, byRows, byMemory));
-}
-
-/**
  * Rows [block.count x P] of the Hessian. With `upperOnly`, only the columns of tensors in the block's
  * layer and above are computed (the rest stay 0): by symmetry they are the rows of the lower layers'
  * directions at this block's columns, which a caller that keeps those rows can copy instead. That

@@ -5,13 +5,15 @@
 import type { z } from 'zod';
 import { HessianRequest } from '../schemas/model.js';
 import { activeBackend, initBackend, type BackendInfo } from './backend.js';
-import { defaultBlockSize, hessianRows, planRowBlocks } from './curvature.js';
+import { estimateCost, layerShapes, type CostShape } from './cost.js';
+import { hessianRows, planRowBlocks } from './curvature.js';
 import { SpecError } from './errors.js';
 import { PreparedModel } from './model.js';
-import type { ParameterTensor } from './parameters.js';
+import { allParameters, selectParameters, type ParameterTensor } from './parameters.js';
 
 export { initBackend, activeBackend, type BackendInfo } from './backend.js';
-export { hessianRows, hessianTimes, planRowBlocks, defaultBlockSize, type RowBlock } from './curvature.js';
+export { hessianRows, hessianTimes, planRowBlocks, type RowBlock } from './curvature.js';
+export { estimateCost, type CostEstimate, type CostShape } from './cost.js';
 export { SpecError, NumericalError, type FieldIssue } from './errors.js';
 export { PreparedModel } from './model.js';
 export { allParameters, selectParameters, totalSize, type ParameterTensor } from './parameters.js';
@@ -87,7 +89,21 @@ export async function computeHessian(body: unknown, options: ComputeOptions = {}
   }
 }
 
-export const blockSizeFor = (model: PreparedModel): number =>
-  defaultBlockSize(model.batch, Math.max(...model.layers.map((l) => Math.max(l.inputsAug, l.units))));
+/** A worker's memory budget when none is given (the service passes MAX_WORKER_MEMORY_MB). */
+export const DEFAULT_MEMORY_BUDGET_BYTES = 2048 * 2 ** 20;
+
+/** The sizes a request's cost depends on, read from its structure (no tensor is made). */
+export function costShape(request: HessianRequest): CostShape {
+  const values = (rows: readonly unknown[]) => rows.reduce<number>((n, row) => n + (Array.isArray(row) ? row.length : 1), 0);
+  return {
+    batch: request.data.x.length,
+    layers: layerShapes(allParameters(request.model)),
+    selected: selectParameters(request.model, request.wrt),
+    dataValues: values(request.data.x) + values(request.data.y),
+  };
+}
+
+export const blockSizeFor = (model: PreparedModel, budgetBytes = DEFAULT_MEMORY_BUDGET_BYTES): number =>
+  estimateCost(costShape(model.request), budgetBytes).blockSize;
 
 

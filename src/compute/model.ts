@@ -1,11 +1,11 @@
 import { normalizeLoss, type HessianRequest } from '../schemas/model.js';
 import { activationRule } from './activations/index.js';
-import type { Keep } from './activations/rule.js';
+import type { ActivationParams, Keep } from './activations/rule.js';
 import { NumericalError } from './errors.js';
 import { glorotUniform } from './initializers.js';
 import { DenseLayer } from './layers/dense.js';
 import { lossRule } from './losses/index.js';
-import type { LossRule, LossState } from './losses/rule.js';
+import type { LossParams, LossRule, LossState } from './losses/rule.js';
 import { allParameters, layerInputs, selectParameters, totalSize, type ParameterTensor } from './parameters.js';
 import { tf, type Tensor, type Tensor2D } from './tf.js';
 
@@ -32,19 +32,20 @@ export class PreparedModel {
     };
     let loss = 0;
     let fullGradient: Float32Array = new Float32Array(0);
+    const rule = lossRule(normalizeLoss(request.loss).type);
+    const output = outputRules(request, rule);
     tf.tidy(() => {
-      const output = this.forward(keep);
-      const lossSpec = normalizeLoss(request.loss);
-      const rule = lossRule(lossSpec.type);
-      (this as { lossState: LossState }).lossState = rule.apply(output, this.targets(rule), lossSpec, keep);
+      const prediction = this.forward(keep, output.lastActivation);
+      (this as { lossState: LossState }).lossState = rule.apply(prediction, this.targets(rule), output.loss, keep);
       loss = this.lossState.value + this.regularization();
       fullGradient = this.backward(keep);
       return this.kept;
     });
     this.loss = loss;
     this.gradient = this.select(fullGradient);
-    const problem = !Number.isFinite(loss)
-      ? `the loss is ${loss} on this data (e.g. log of 0 or 1 in a cross-entropy)`
+    // Answers are float32: a loss finite as float64 but not as float32 (above 3.4e38) is no answer either.
+    const problem = !Number.isFinite(Math.fround(loss))
+      ? `the loss is ${Number.isFinite(loss) ? `${loss}, beyond float32's range,` : loss} on this data (e.g. log of 0 or 1 in a cross-entropy, or an overflow)`
       : !this.gradient.every(Number.isFinite)
         ? 'the gradient is not finite on this data'
         : null;
@@ -58,7 +59,8 @@ export class PreparedModel {
     return this.request.data.x.length;
   }
 
-  private forward(keep: Keep): Tensor2D {
+  /** Forward pass; the last layer applies `lastActivation` (see outputRules). */
+  private forward(keep: Keep, lastActivation: ActivationSpecObject): Tensor2D {
     const { model, data } = this.request;
     const inputs = layerInputs(model);
     let a = tf.tensor2d(data.x, undefined, 'float32');
@@ -66,7 +68,7 @@ export class PreparedModel {
       const kernelValues = spec.kernel ?? glorotUniform(inputs[l], spec.units, model.seed, l);
       const kernel = keep(tf.tensor2d(kernelValues, [inputs[l], spec.units], 'float32'));
       const bias = spec.useBias ? tf.tensor2d([spec.bias ?? new Array(spec.units).fill(0)], [1, spec.units], 'float32') : null;
-      const activation = typeof spec.activation === 'string' ? { type: spec.activation } : spec.activation;
+      const activation = l === model.layers.length - 1 ? lastActivation : asObject(spec.activation);
       const activate = (z: Tensor2D) => activationRule(activation.type).apply(z, activation, keep);
       const layer = new DenseLayer(a, kernel, bias, spec.kernelRegularizer?.l2 ?? 0, activate, keep);
       this.layers.push(layer);
@@ -131,4 +133,23 @@ export class PreparedModel {
     tf.dispose(this.kept);
     this.kept.length = 0;
   }
+}
+
+type ActivationSpecObject = ActivationParams & { type: string };
+
+const asObject = (activation: string | ActivationSpecObject): ActivationSpecObject =>
+  typeof activation === 'string' ? { type: activation } : activation;
+
+/**
+ * The last layer's activation and the loss's parameters as the engine computes them. A sigmoid or
+ * softmax output whose probabilities go into the matching cross-entropy (binary, categorical, sparse)
+ * is the same function as that cross-entropy on the output's logits; computed that way (as Keras does)
+ * it stays exact and finite for confident predictions, where the probability rounds to 1 in float32 and
+ * log(1 - p), 1 - p and p (1 - p) would be log 0 and 0. This is the one place that decides it.
+ */
+function outputRules(request: HessianRequest, rule: LossRule): { lastActivation: ActivationSpecObject; loss: LossParams } {
+  const loss = normalizeLoss(request.loss);
+  const lastActivation = asObject(request.model.layers[request.model.layers.length - 1].activation);
+  const fuses = !loss.fromLogits && rule.fusesWith !== undefined && activationRule(lastActivation.type).name === rule.fusesWith;
+  return fuses ? { lastActivation: { type: 'linear' }, loss: { ...loss, fromLogits: true } } : { lastActivation, loss };
 }

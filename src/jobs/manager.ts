@@ -1,9 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { planRowBlocks, selectParameters, totalSize, type ParameterTensor } from '../compute/index.js';
+import {
+  costShape,
+  DEFAULT_MEMORY_BUDGET_BYTES,
+  estimateCost,
+  planRowBlocks,
+  selectParameters,
+  totalSize,
+  type CostEstimate,
+  type ParameterTensor,
+} from '../compute/index.js';
 import type { HessianRequest } from '../schemas/model.js';
 import type { ComputePool } from './pool.js';
 import { isFailure, needsRequest, type Summary, type WorkerFailure } from './protocol.js';
-import { isFinished, type JobRecord, type ResultStore } from './store.js';
+import { isFinished, matrixBytes, StorageError, type JobRecord, type ResultStore } from './store.js';
 
 export class QueueFullError extends Error {
   constructor(readonly limit: number) {
@@ -29,20 +38,44 @@ export class ShuttingDownError extends Error {
   }
 }
 
+/** The results would not fit in MAX_RESULTS_BYTES. */
+export class ResultsQuotaError extends Error {
+  constructor(needed: number, used: number, limit: number) {
+    super(
+      `the result needs ${needed} bytes on disk but ${used} of the MAX_RESULTS_BYTES quota of ${limit} bytes are held by other results; ` +
+        'delete finished jobs (DELETE /v1/jobs/:id) or retry once results have expired',
+    );
+  }
+}
+
+/** Why an unfinished job was cancelled: recorded in its error message. */
+export type CancelReason = 'request' | 'shutdown' | 'disconnected';
+const CANCEL_MESSAGES: Record<CancelReason, (started: boolean) => string> = {
+  request: () => 'cancelled by a DELETE request',
+  shutdown: (started) => (started ? 'cancelled: the server shut down and its grace period ended before the job finished' : 'cancelled: the server shut down before the job started'),
+  disconnected: () => 'cancelled: the client closed the connection before the answer was ready',
+};
+
 /** A job the manager knows: its persisted record plus what only lives while the server runs. */
 export interface Job {
   record: JobRecord;
   request: HessianRequest | null;
   /** Submitter.id, for the per-client share of the queue (not kept on disk: only unfinished jobs count). */
-  client: string | null;
+  client?: string;
   /** The tensors the matrix is over, with their layers (record.parameters is the public part). */
   parameters: ParameterTensor[];
+  /** Directions per row block: the admission's choice, so that a task fits MAX_WORKER_MEMORY_MB. */
+  blockSize: number;
   /** Rows [0, contiguousRows) are on disk: what a stream may send. */
   contiguousRows: number;
   cancelled: boolean;
   listeners: Set<() => void>;
   /** The last write of job.json: writes of one job run one after another. */
   saved: Promise<void>;
+  /** A synchronous request's job: never recorded in job.json, deleted once answered. */
+  ephemeral: boolean;
+  /** Resolves once nothing of this job is in flight (blocks, matrix removal, finishing writes). */
+  settled: Promise<void>;
 }
 
 export interface JobEvents {
@@ -65,27 +98,51 @@ export class JobManager {
   constructor(
     private readonly store: ResultStore,
     private readonly pool: ComputePool,
-    private readonly options: { maxQueued: number; ttlSeconds: number; maxPerClient?: number },
+    private readonly options: { maxQueued: number; ttlSeconds: number; memoryBudgetBytes?: number; maxResultsBytes?: number; maxPerClient?: number },
     private readonly events: JobEvents = {},
   ) {}
 
   async init(): Promise<void> {
     for (const record of await this.store.recover(Date.now(), this.options.ttlSeconds)) {
       const contiguousRows = record.status === 'succeeded' ? record.size : 0;
-      this.jobs.set(record.id, { record, request: null, client: null, parameters: [], contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve() });
+      this.jobs.set(record.id, this.newJob(record, null, [], 1, contiguousRows, false));
     }
   }
 
+  private newJob(record: JobRecord, request: HessianRequest | null, parameters: ParameterTensor[], blockSize: number, contiguousRows: number, ephemeral: boolean): Job {
+    return { record, request, parameters, blockSize, contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
+  }
+
   /**
-   * Queues a validated request. Throws QueueFullError when MAX_QUEUED_JOBS are already waiting, and
-   * ClientQueueFullError when the submitter already has `maxPerClient` jobs queued or running.
+   * Bytes on disk held by results that exist or will (queued, running, succeeded), except answered
+   * synchronous ones, which are being deleted.
    */
-  submit(request: HessianRequest, submitter?: Submitter): Job {
+  get resultsBytes(): number {
+    let total = 0;
+    for (const { record, ephemeral } of this.jobs.values()) {
+      const holds = ephemeral ? !isFinished(record.status) : record.status !== 'failed' && record.status !== 'cancelled';
+      if (holds) total += matrixBytes(record.size);
+    }
+    return total;
+  }
+
+  /**
+   * Queues a validated, admitted request; its cost estimate (made here when not given) sets the block
+   * size. Throws QueueFullError when MAX_QUEUED_JOBS are already waiting, and ResultsQuotaError when
+   * its matrix would not fit in MAX_RESULTS_BYTES. `ephemeral`: a synchronous request's job, which is
+   * not recorded on disk (see Job.ephemeral). `submitter`: who asks; ClientQueueFullError when it
+   * already has `maxPerClient` jobs queued or running, and an owner, if any, alone may see the job.
+   */
+  submit(request: HessianRequest, cost?: CostEstimate, { ephemeral = false, submitter }: { ephemeral?: boolean; submitter?: Submitter } = {}): Job {
     if (!this.accepting) throw new ShuttingDownError();
     if (this.queue.length >= this.options.maxQueued) throw new QueueFullError(this.options.maxQueued);
     const { maxPerClient } = this.options;
     if (submitter && maxPerClient && this.unfinishedOf(submitter.id) >= maxPerClient) throw new ClientQueueFullError(maxPerClient);
     const parameters = selectParameters(request.model, request.wrt);
+    const needed = matrixBytes(totalSize(parameters));
+    const limit = this.options.maxResultsBytes ?? Infinity;
+    if (this.resultsBytes + needed > limit) throw new ResultsQuotaError(needed, this.resultsBytes, limit);
+    const { blockSize } = cost ?? estimateCost(costShape(request), this.options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
     const record: JobRecord = {
       id: randomUUID(),
       status: 'queued',
@@ -101,10 +158,29 @@ export class JobManager {
       meta: null,
       ...(submitter?.owner ? { owner: submitter.owner } : {}),
     };
-    const job: Job = { record, request, client: submitter?.id ?? null, parameters, contiguousRows: 0, cancelled: false, listeners: new Set(), saved: Promise.resolve() };
+    const job: Job = { ...this.newJob(record, request, parameters, blockSize, 0, ephemeral), client: submitter?.id };
     this.jobs.set(record.id, job);
     this.queue.push(job);
     this.pump();
+    return job;
+  }
+
+  /**
+   * submit(), then waits until the job's record is on disk (recorded when accepted, so that after any
+   * stop a restart reports it, never a 404). If it cannot be written the job is dropped and a
+   * StorageError thrown: a job the server cannot record would be lost by a restart.
+   */
+  async submitRecorded(request: HessianRequest, cost?: CostEstimate, submitter?: Submitter): Promise<Job> {
+    const job = this.submit(request, cost, { submitter });
+    const failure = await this.persist(job);
+    if (failure) {
+      this.cancel(job, 'request');
+      this.jobs.delete(job.record.id);
+      await job.settled;
+      await job.saved;
+      await this.store.remove(job.record.id).catch(() => undefined);
+      throw new StorageError('record the new job in RESULTS_DIR', failure);
+    }
     return job;
   }
 
@@ -151,32 +227,52 @@ export class JobManager {
   }
 
   /** Stops an unfinished job: a queued one never starts, a running one stops after its blocks in flight. */
-  cancel(job: Job): void {
+  cancel(job: Job, reason: CancelReason): void {
     if (isFinished(job.record.status)) return;
     job.cancelled = true;
     const queued = this.queue.indexOf(job);
     if (queued >= 0) this.queue.splice(queued, 1);
-    void this.finish(job, 'cancelled');
+    const message = CANCEL_MESSAGES[reason](job.record.status === 'running');
+    const finishing = this.finish(job, 'cancelled', { kind: 'cancelled', message });
+    job.settled = Promise.all([job.settled, finishing]).then(() => undefined);
   }
 
-  /** Writes job.json after any earlier write of the same job; a failure is reported, not thrown. */
-  private persist(job: Job): Promise<void> {
+  /**
+   * Writes job.json after any earlier write of the same job; a failure is reported, not thrown, and
+   * resolved as the error (undefined when written).
+   */
+  private async persist(job: Job): Promise<unknown> {
+    if (job.ephemeral) return undefined;
     const snapshot = { ...job.record };
-    job.saved = job.saved.then(() => this.store.save(snapshot)).catch((error) => this.events.storageError?.(error, snapshot.id));
-    return job.saved;
+    const write = job.saved.then(() => this.store.save(snapshot)).then(
+      () => undefined,
+      (error: unknown) => {
+        this.events.storageError?.(error, snapshot.id);
+        return error ?? new Error('unknown storage error');
+      },
+    );
+    job.saved = write.then(() => undefined);
+    return write;
   }
 
-  /** Deletes a finished job and its files. */
+  /**
+   * Deletes a finished job and its files, once nothing of it is in flight. Throws a StorageError when
+   * the files cannot be deleted; the job then stays, as it is on disk.
+   */
   async forget(job: Job): Promise<void> {
-    this.jobs.delete(job.record.id);
+    await job.settled;
     await job.saved;
-    await this.store.remove(job.record.id).catch((error) => this.events.storageError?.(error, job.record.id));
+    await this.store.remove(job.record.id);
+    this.jobs.delete(job.record.id);
+    this.notify(job);
   }
 
-  /** Deletes every finished result whose TTL has passed. */
+  /** Deletes every finished result whose TTL has passed; one that cannot be deleted is tried again next time. */
   async sweep(now = Date.now()): Promise<void> {
     for (const job of [...this.jobs.values()]) {
-      if (job.record.expiresAt && Date.parse(job.record.expiresAt) <= now) await this.forget(job);
+      if (job.record.expiresAt && Date.parse(job.record.expiresAt) <= now) {
+        await this.forget(job).catch((error) => this.events.storageError?.(error, job.record.id));
+      }
     }
   }
 
@@ -186,14 +282,15 @@ export class JobManager {
    */
   async shutdown(graceMs: number): Promise<void> {
     this.accepting = false;
-    for (const job of [...this.queue]) this.cancel(job);
+    for (const job of [...this.queue]) this.cancel(job, 'shutdown');
     const running = this.running;
     if (running) {
       const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
       await Promise.race([this.finished(running), timer]);
-      this.cancel(running);
+      this.cancel(running, 'shutdown');
     }
     await this.idle;
+    await Promise.all([...this.jobs.values()].map((job) => job.settled.then(() => job.saved)));
   }
 
   private pump(): void {
@@ -209,6 +306,7 @@ export class JobManager {
         this.running = null;
         this.pump();
       });
+    job.settled = Promise.all([job.settled, this.idle]).then(() => undefined);
   }
 
   private async execute(job: Job): Promise<void> {
@@ -222,12 +320,12 @@ export class JobManager {
     if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;
-    const { loss, gradient, blockSize, backend } = summary as Summary;
+    const { loss, gradient, backend } = summary as Summary;
     const { parameters } = job;
     Object.assign(record, { loss, gradient });
     await this.store.createMatrix(record.id, record.size);
 
-    const blocks = planRowBlocks(parameters, blockSize); // in row order, as streams send them
+    const blocks = planRowBlocks(parameters, job.blockSize); // in row order, as streams send them
     const layerOf = (index: number) => parameters[blocks[index].tensor].layer;
     // Computed from the lowest layer up, so that a block's columns of lower layers can be copied, by
     // symmetry, from rows already on disk instead of computed (see hessianRows' upperOnly).
@@ -292,6 +390,9 @@ export class JobManager {
       // A running job's matrix is removed by pump() once its blocks in flight are back, so that no
       // write meets a closed file.
       if (status !== 'succeeded' && this.running !== job) await this.store.removeMatrix(record.id);
+      if (status === 'succeeded' && !job.ephemeral) {
+        await this.store.markComplete({ ...record }).catch((error) => this.events.storageError?.(error, record.id));
+      }
       await this.persist(job);
     } catch (error) {
       this.events.storageError?.(error, record.id);

@@ -25,7 +25,6 @@ export interface NeedsRequest {
 export interface Summary {
   loss: number;
   gradient: number[];
-  blockSize: number;
   backend: BackendInfo;
 }
 

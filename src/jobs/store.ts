@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, readSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import * as fsPromises from 'node:fs/promises';
+import { type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JobStatus, ParameterEntry, ResultMeta } from '../schemas/api.js';
 import { npyHeader } from './npy.js';
@@ -27,14 +28,45 @@ export interface JobRecord {
 const FINISHED: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
 export const isFinished = (status: JobStatus) => FINISHED.includes(status);
 
+/** The file operations the store uses; tests inject failures through it. */
+export type StoreFs = Pick<typeof fsPromises, 'mkdir' | 'open' | 'readdir' | 'readFile' | 'rename' | 'rm' | 'stat' | 'writeFile'>;
+
+/** A results directory operation that failed (disk full, permissions, a path that is not a directory). */
+export class StorageError extends Error {
+  constructor(
+    readonly action: string,
+    readonly cause: unknown,
+  ) {
+    super(`could not ${action}: ${(cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
+/** Every job directory holds this empty file: startup only ever touches directories that have it. */
+export const JOB_MARKER = '.hessian-service-job';
+/** The succeeded record, written once the matrix is complete: the result stays valid if job.json's last write fails. */
+const COMPLETE = 'complete.json';
+const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** A job directory being deleted is first renamed to this, so that a deletion is all or nothing. */
+const DELETING = '.deleting';
+const TEMPORARY = /^job\.json\..*\.tmp$/;
+
+export const matrixBytes = (size: number) => ResultStore.headerLength(size) + size * size * 4;
+
 /**
  * Results live on disk, not in the heap: RESULTS_DIR/<id>/hessian.npy (written row block by row block
- * as the workers deliver them) and RESULTS_DIR/<id>/job.json.
+ * as the workers deliver them) and RESULTS_DIR/<id>/job.json. The service only creates, and at startup
+ * only looks into, directories named by a job id that contain its marker file; anything else in
+ * RESULTS_DIR is left alone.
  */
 export class ResultStore {
   private readonly open = new Map<string, FileHandle>();
+  /** Job directories known to exist with their marker. */
+  private readonly marked = new Set<string>();
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    private readonly fs: StoreFs = fsPromises,
+  ) {}
 
   private jobDir = (id: string) => join(this.dir, id);
   matrixPath = (id: string) => join(this.jobDir(id), 'hessian.npy');
@@ -42,54 +74,114 @@ export class ResultStore {
 
   /**
    * Reads the jobs a previous run left. Results finished and not yet expired are served again; a job
-   * that was queued or running when that run stopped is recorded as failed, expiring `ttlSeconds` later.
+   * that was queued or running when that run stopped is recorded as failed (interrupted), expiring
+   * `ttlSeconds` later, unless its matrix was complete (then it succeeded). Stray temporary files and
+   * half-deleted job directories are removed.
    */
   async recover(now = Date.now(), ttlSeconds = 0): Promise<JobRecord[]> {
-    await mkdir(this.dir, { recursive: true });
+    await this.fs.mkdir(this.dir, { recursive: true });
     const kept: JobRecord[] = [];
-    for (const entry of await readdir(this.dir, { withFileTypes: true })) {
-      if (!entry.isDirectory()) continue;
-      let record: JobRecord;
-      try {
-        record = JSON.parse(await readFile(join(this.dir, entry.name, 'job.json'), 'utf8'));
-      } catch {
-        await rm(join(this.dir, entry.name), { recursive: true, force: true });
+    for (const entry of await this.fs.readdir(this.dir, { withFileTypes: true })) {
+      const deleting = entry.name.endsWith(DELETING);
+      const id = deleting ? entry.name.slice(0, -DELETING.length) : entry.name;
+      if (!entry.isDirectory() || !JOB_ID.test(id) || !(await this.exists(join(this.dir, entry.name, JOB_MARKER)))) continue;
+      if (deleting) {
+        await this.fs.rm(join(this.dir, entry.name), { recursive: true, force: true });
+        continue;
+      }
+      this.marked.add(id);
+      for (const name of await this.fs.readdir(this.jobDir(id))) {
+        if (TEMPORARY.test(name)) await this.fs.rm(join(this.jobDir(id), name), { force: true });
+      }
+      const record = (await this.completed(id)) ?? (await this.readJson<JobRecord>(id, 'job.json'));
+      if (!record) {
+        // Ours but without a record: a synchronous request's matrix, or a job whose first write failed.
+        await this.fs.rm(this.jobDir(id), { recursive: true, force: true });
         continue;
       }
       if (!isFinished(record.status)) {
-        const finishedAt = new Date(now).toISOString();
+        const started = record.status === 'running';
         Object.assign(record, {
           status: 'failed',
-          finishedAt,
+          finishedAt: new Date(now).toISOString(),
           // Expires like any finished job; without it the record would stay on disk for ever.
           expiresAt: new Date(now + ttlSeconds * 1000).toISOString(),
-          error: { kind: 'interrupted', message: 'the server stopped before this job finished' },
+          error: {
+            kind: 'interrupted',
+            message: `the server stopped (killed or crashed) ${started ? 'before this job finished' : 'before this job started'}; submit it again`,
+          },
         });
-        await rm(this.matrixPath(record.id), { force: true });
+        await this.fs.rm(this.matrixPath(id), { force: true });
         await this.save(record);
+      } else if (record.status === 'succeeded') {
+        await this.save(record); // job.json agrees with complete.json again
       }
-      if (record.expiresAt && Date.parse(record.expiresAt) <= now) await this.remove(record.id);
+      if (record.expiresAt && Date.parse(record.expiresAt) <= now) await this.remove(id);
       else kept.push(record);
     }
     return kept;
   }
 
-  /** Writes job.json atomically (write then rename), so a crash never leaves half a record. */
+  /** The record of complete.json when the matrix it describes is on disk at full size. */
+  private async completed(id: string): Promise<JobRecord | null> {
+    const record = await this.readJson<JobRecord>(id, COMPLETE);
+    if (record?.status !== 'succeeded') return null;
+    const stats = await this.fs.stat(this.matrixPath(id)).catch(() => null);
+    return stats?.size === matrixBytes(record.size) ? record : null;
+  }
+
+  private async readJson<T>(id: string, name: string): Promise<T | null> {
+    try {
+      return JSON.parse(await this.fs.readFile(join(this.jobDir(id), name), 'utf8')) as T;
+    } catch {
+      return null;
+    }
+  }
+
+  private exists = (path: string) => this.fs.stat(path).then(() => true, () => false);
+
+  /** Creates the job's directory with its marker file (once). */
+  private async prepare(id: string): Promise<void> {
+    if (this.marked.has(id)) return;
+    await this.fs.mkdir(this.jobDir(id), { recursive: true });
+    await this.fs.writeFile(join(this.jobDir(id), JOB_MARKER), '');
+    this.marked.add(id);
+  }
+
+  /** Writes job.json atomically (write then rename), so a crash never leaves half a record, nor a temporary file. */
   async save(record: JobRecord): Promise<void> {
-    await mkdir(this.jobDir(record.id), { recursive: true });
+    await this.prepare(record.id);
     const path = join(this.jobDir(record.id), 'job.json');
     const temporary = `${path}.${randomUUID()}.tmp`;
-    await writeFile(temporary, JSON.stringify(record));
-    await rename(temporary, path);
+    try {
+      await this.fs.writeFile(temporary, JSON.stringify(record));
+      await this.fs.rename(temporary, path);
+    } catch (error) {
+      await this.fs.rm(temporary, { force: true }).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * Records that the matrix is complete and the job succeeded (complete.json, next to the matrix),
+   * before job.json says so: a restart then serves the result even if job.json's update failed.
+   */
+  async markComplete(record: JobRecord): Promise<void> {
+    await this.fs.writeFile(join(this.jobDir(record.id), COMPLETE), JSON.stringify(record));
   }
 
   /** Creates the .npy file with its header; rows are then written in place as they arrive. */
   async createMatrix(id: string, size: number): Promise<void> {
-    await mkdir(this.jobDir(id), { recursive: true });
-    const handle = await open(this.matrixPath(id), 'w+');
-    const header = npyHeader(size, size);
-    await handle.write(header, 0, header.length, 0);
-    await handle.truncate(header.length + size * size * 4);
+    await this.prepare(id);
+    const handle = await this.fs.open(this.matrixPath(id), 'w+');
+    try {
+      const header = npyHeader(size, size);
+      await handle.write(header, 0, header.length, 0);
+      await handle.truncate(header.length + size * size * 4);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
     this.open.set(id, handle);
   }
 
@@ -113,7 +205,7 @@ export class ResultStore {
 
   /** Rows [first, first+count) as float32 values, read from the file. */
   async readRows(id: string, size: number, first: number, count: number): Promise<Float32Array> {
-    const handle = this.open.get(id) ?? (await open(this.matrixPath(id), 'r'));
+    const handle = this.open.get(id) ?? (await this.fs.open(this.matrixPath(id), 'r'));
     try {
       const out = new Float32Array(count * size);
       await handle.read(Buffer.from(out.buffer), 0, out.byteLength, ResultStore.headerLength(size) + first * size * 4);
@@ -143,11 +235,29 @@ export class ResultStore {
 
   async removeMatrix(id: string): Promise<void> {
     await this.closeMatrix(id);
-    await rm(this.matrixPath(id), { force: true });
+    await this.fs.rm(this.matrixPath(id), { force: true });
   }
 
+  /**
+   * Deletes a job's directory, all or nothing: it is first renamed (atomic), so a failure leaves the
+   * job whole and is thrown as a StorageError; what a failed removal after the rename leaves is
+   * finished at the next start.
+   */
   async remove(id: string): Promise<void> {
     await this.closeMatrix(id);
-    await rm(this.jobDir(id), { recursive: true, force: true });
+    if (!this.marked.has(id) && !(await this.exists(this.jobDir(id)))) return; // never written (a synchronous job)
+    const doomed = this.jobDir(id) + DELETING;
+    await this.fs.rm(doomed, { recursive: true, force: true }).catch(() => undefined); // left by an earlier failure
+    try {
+      await this.fs.rename(this.jobDir(id), doomed);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !(await this.exists(this.jobDir(id)))) {
+        this.marked.delete(id);
+        return;
+      }
+      throw new StorageError(`delete the files of job ${id}`, error);
+    }
+    this.marked.delete(id);
+    await this.fs.rm(doomed, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -5,7 +5,6 @@
  */
 import { move, workerData } from 'piscina';
 import {
-  blockSizeFor,
   hessianRows,
   initBackend,
   NumericalError,
@@ -35,7 +34,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
         return backend;
       case 'summary': {
         const model = modelFor(task.jobId, task.request);
-        return { loss: model.loss, gradient: Array.from(model.gradient), blockSize: blockSizeFor(model), backend };
+        return { loss: model.loss, gradient: Array.from(model.gradient), backend };
       }
       case 'rows':
         if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };

@@ -2,7 +2,8 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { SpecError, type FieldIssue } from '../compute/index.js';
 import { CONTENT_ENCODINGS } from '../plugins/compression.js';
-import { ClientQueueFullError, QueueFullError, ShuttingDownError } from '../jobs/manager.js';
+import { ClientQueueFullError, QueueFullError, ResultsQuotaError, ShuttingDownError } from '../jobs/manager.js';
+import { StorageError } from '../jobs/store.js';
 import { ErrorBody } from '../schemas/api.js';
 
 interface ErrorInfo {
@@ -57,13 +58,23 @@ export const ERRORS = {
     when: 'the model has more than `MAX_MODEL_PARAMETERS` parameters (e.g. a huge seeded layer of which `wrt` keeps a little)',
     example: 'the model has 12000000 parameters; the limit MAX_MODEL_PARAMETERS is 10000000',
   },
+  over_memory_budget: {
+    status: 413,
+    when: 'the estimated working memory of one compute task exceeds `MAX_WORKER_MEMORY_MB` even one direction at a time; the message gives the estimate and the limit',
+    example: 'a worker would need about 3.20 GiB (3277 MiB) of working memory for this model and batch (batch 100000), even one Hessian row at a time; the limit MAX_WORKER_MEMORY_MB is 2048 MiB',
+  },
+  over_compute_budget: {
+    status: 413,
+    when: 'the estimated operations of the whole job exceed `MAX_JOB_FLOPS`; the message gives the estimate and the limit',
+    example: 'the Hessian would take about 2.40e+13 floating-point operations (P = 19158, batch 20000); the limit MAX_JOB_FLOPS is 1.00e+13',
+  },
   unsupported_media_type: { status: 415, when: 'body not sent as `application/json`', example: 'send the request body as application/json' },
   unsupported_content_encoding: {
     status: 415,
     when: 'a `Content-Encoding` other than gzip, deflate, br or identity',
     example: "Content-Encoding 'compress' is not supported; accepted: gzip, deflate, br, identity",
   },
-  numerical_error: { status: 422, when: 'loss, gradient or Hessian not finite on this data (e.g. log 0)', example: 'the loss is not finite on this data (log of 0?)' },
+  numerical_error: { status: 422, when: 'loss, gradient or Hessian not finite as float32 on this data (e.g. log 0, or a loss above 3.4e38); the message names the quantity', example: 'the loss is not finite on this data (log of 0?)' },
   queue_full: { status: 429, when: '`MAX_QUEUED_JOBS` waiting; retry after `Retry-After` seconds', example: 'the job queue is full (64 jobs waiting); retry later', retryAfter: 5 },
   client_queue_full: {
     status: 429,
@@ -76,9 +87,19 @@ export const ERRORS = {
     when: 'more than `RATE_LIMIT_PER_MINUTE` requests in a minute from this client; `Retry-After` says when the window reopens',
     example: 'more than 60 requests in a minute from this client (RATE_LIMIT_PER_MINUTE); retry in 42 seconds',
   },
+  storage_error: {
+    status: 500,
+    when: '`RESULTS_DIR` could not be written: a new job that cannot be recorded is refused; a `DELETE` whose files cannot be deleted changes nothing',
+    example: 'could not record the new job in RESULTS_DIR: ENOSPC: no space left on device',
+  },
   internal: { status: 500, when: 'a fault of the server (see its log); never bad input', example: 'internal error; see the server log' },
   shutting_down: { status: 503, when: 'the server got SIGTERM and takes no new jobs', example: 'the server is shutting down and takes no new jobs', retryAfter: 5 },
-  cancelled: { status: 503, when: 'a synchronous request whose computation was cancelled by a shutdown', example: 'the computation was cancelled (the server is shutting down)' },
+  cancelled: { status: 503, when: 'a synchronous request whose computation was cancelled; the message says why (e.g. the server shut down)', example: 'the computation was cancelled: the server shut down before the job started' },
+  insufficient_storage: {
+    status: 507,
+    when: "the result's matrix would not fit in `MAX_RESULTS_BYTES` next to the results held; the message gives both sizes",
+    example: 'the result needs 1600000128 bytes on disk but 16000000000 of the MAX_RESULTS_BYTES quota of 17179869184 bytes are held by other results; delete finished jobs (DELETE /v1/jobs/:id) or retry once results have expired',
+  },
 } as const satisfies Record<string, ErrorInfo>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -99,7 +120,7 @@ export class ApiError extends Error {
 /** Maps every error to the JSON error body; bad input is always a 4xx, never a 500. */
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   const api = toApiError(error, request);
-  if (api.code === 'internal') request.log.error({ err: error }, 'request failed');
+  if (api.status >= 500) request.log.error({ err: error }, 'request failed');
   const retryAfter = (ERRORS[api.code] as ErrorInfo).retryAfter;
   if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
   reply.code(api.status).type('application/json');
@@ -110,6 +131,8 @@ function toApiError(error: FastifyError, request: FastifyRequest): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof SpecError) return new ApiError('invalid_request', error.message, error.issues);
   if (error instanceof ShuttingDownError) return new ApiError('shutting_down', error.message);
+  if (error instanceof ResultsQuotaError) return new ApiError('insufficient_storage', error.message);
+  if (error instanceof StorageError) return new ApiError('storage_error', error.message);
   if (error instanceof QueueFullError) return new ApiError('queue_full', error.message);
   if (error instanceof ClientQueueFullError) return new ApiError('client_queue_full', error.message);
   switch (error.code) {
@@ -145,7 +168,8 @@ export const V1_ERRORS: ErrorCode[] = ['unauthorized', 'forbidden', 'rate_limite
 /** What a route that takes a Hessian request body can answer besides V1_ERRORS. */
 export const SUBMIT_ERRORS: ErrorCode[] = [
   'invalid_json', 'invalid_request', 'invalid_compressed_body', 'bad_request', 'payload_too_large', 'too_many_parameters', 'model_too_large',
-  'unsupported_media_type', 'unsupported_content_encoding', 'queue_full', 'client_queue_full', 'shutting_down',
+  'over_memory_budget', 'over_compute_budget', 'unsupported_media_type', 'unsupported_content_encoding', 'queue_full', 'client_queue_full',
+  'storage_error', 'shutting_down', 'insufficient_storage',
 ];
 
 /**

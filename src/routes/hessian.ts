@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { allParameters, selectParameters, totalSize } from '../compute/index.js';
+import { allParameters, costShape, estimateCost, selectParameters, totalSize, type CostEstimate } from '../compute/index.js';
 import type { Config } from '../config.js';
 import type { Job } from '../jobs/manager.js';
 import { HessianRequest } from '../schemas/model.js';
@@ -8,11 +8,17 @@ import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS } from './errors.js';
 import { resultFormat, resultResponse, sendResult } from './results.js';
 
+const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+
 /**
- * 413 when the matrix would exceed MAX_PARAMETERS rows, saying what was asked and what it would weigh,
- * or when the model itself (which `wrt` may select a small part of) exceeds MAX_MODEL_PARAMETERS.
+ * Admission, from sizes alone and before any tensor exists: 413 when the matrix would exceed
+ * MAX_PARAMETERS rows, the model (which `wrt` may select a small part of) MAX_MODEL_PARAMETERS, a
+ * worker task's working set MAX_WORKER_MEMORY_MB even one direction at a time, or the job's
+ * operations MAX_JOB_FLOPS. Each message gives the estimate and the limit. Returns the cost estimate,
+ * whose block size the job then uses.
  */
-export function checkSize(request: HessianRequest, { MAX_PARAMETERS: maxParameters, MAX_MODEL_PARAMETERS: maxModel }: Config): void {
+export function admit(request: HessianRequest, config: Config): CostEstimate {
+  const { MAX_PARAMETERS: maxParameters, MAX_MODEL_PARAMETERS: maxModel, MAX_WORKER_MEMORY_MB: memoryMb, MAX_JOB_FLOPS: maxFlops } = config;
   const modelSize = totalSize(allParameters(request.model));
   if (modelSize > maxModel) {
     throw new ApiError('model_too_large', `the model has ${modelSize} parameters; the limit MAX_MODEL_PARAMETERS is ${maxModel}`);
@@ -22,9 +28,23 @@ export function checkSize(request: HessianRequest, { MAX_PARAMETERS: maxParamete
     const bytes = size * size * 4;
     throw new ApiError(
       'too_many_parameters',
-      `the Hessian would be ${size} x ${size} (P = ${size}); the limit MAX_PARAMETERS is ${maxParameters}; as float32 it would take ${bytes} bytes (${(bytes / 2 ** 30).toFixed(2)} GiB)`,
+      `the Hessian would be ${size} x ${size} (P = ${size}); the limit MAX_PARAMETERS is ${maxParameters}; as float32 it would take ${bytes} bytes (${gib(bytes)})`,
     );
   }
+  const cost = estimateCost(costShape(request), memoryMb * 2 ** 20);
+  if (cost.minimumBytes > memoryMb * 2 ** 20) {
+    throw new ApiError(
+      'over_memory_budget',
+      `a worker would need about ${gib(cost.minimumBytes)} (${Math.ceil(cost.minimumBytes / 2 ** 20)} MiB) of working memory for this model and batch (batch ${costShape(request).batch}), even one Hessian row at a time; the limit MAX_WORKER_MEMORY_MB is ${memoryMb} MiB`,
+    );
+  }
+  if (cost.flops > maxFlops) {
+    throw new ApiError(
+      'over_compute_budget',
+      `the Hessian would take about ${cost.flops.toExponential(2)} floating-point operations (P = ${size}, batch ${costShape(request).batch}); the limit MAX_JOB_FLOPS is ${maxFlops.toExponential(2)}`,
+    );
+  }
+  return cost;
 }
 
 /** Maps a job that did not succeed to the error its client gets. */
@@ -32,7 +52,7 @@ export function failureOf(job: Job): ApiError {
   const { error, status } = job.record;
   if (error?.kind === 'spec') return new ApiError('invalid_request', error.message);
   if (error?.kind === 'numerical') return new ApiError('numerical_error', error.message);
-  if (status === 'cancelled') return new ApiError('cancelled', 'the computation was cancelled (the server is shutting down)');
+  if (status === 'cancelled') return new ApiError('cancelled', `the computation was ${error?.message ?? 'cancelled'}`);
   return new ApiError('internal', error?.message ?? 'the computation failed');
 }
 
@@ -57,13 +77,16 @@ export const hessianRoutes =
       },
       async (request, reply) => {
         const format = resultFormat(request);
-        checkSize(request.body, ctx.config);
-        const job = ctx.manager.submit(request.body, request.client);
+        const cost = admit(request.body, ctx.config);
+        const job = ctx.manager.submit(request.body, cost, { ephemeral: true, submitter: request.client });
         // The answer is the only use of this job: once the connection closes (answered, or the client
         // gone mid-way) it is cancelled if still unfinished, and deleted when finished.
         reply.raw.once('close', () => {
-          ctx.manager.cancel(job);
-          void ctx.manager.finished(job).then(() => ctx.manager.forget(job));
+          ctx.manager.cancel(job, 'disconnected');
+          void ctx.manager
+            .finished(job)
+            .then(() => ctx.manager.forget(job))
+            .catch((error) => request.log.error({ err: error, jobId: job.record.id }, 'could not delete a synchronous job'));
         });
         const record = await ctx.manager.finished(job);
         if (record.status !== 'succeeded') throw failureOf(job);

@@ -8,7 +8,7 @@ import { Job, JobId } from '../schemas/api.js';
 import { HessianRequest } from '../schemas/model.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS, type ErrorCode } from './errors.js';
-import { checkSize, failureOf } from './hessian.js';
+import { admit, failureOf } from './hessian.js';
 import { negotiate, resultFormat, resultResponse, sendResult } from './results.js';
 
 const STREAM_TYPES = { ndjson: 'application/x-ndjson', binary: 'application/octet-stream' };
@@ -60,8 +60,8 @@ export const jobRoutes =
         },
       },
       async (request, reply) => {
-        checkSize(request.body, ctx.config);
-        const job = ctx.manager.submit(request.body, request.client);
+        const cost = admit(request.body, ctx.config);
+        const job = await ctx.manager.submitRecorded(request.body, cost, request.client);
         return reply.code(202).header('location', `/v1/jobs/${job.record.id}`).send(describe(job));
       },
     );
@@ -135,7 +135,7 @@ export const jobRoutes =
           description: 'A queued or running job is cancelled (a running one stops after the row blocks in flight) and its record answered; a finished job is deleted with its result (204).',
           tags: ['jobs'],
           params: JobId,
-          response: { 200: Job, 204: z.null().describe('Deleted'), ...errorResponses(...JOB_ERRORS) },
+          response: { 200: Job, 204: z.null().describe('Deleted'), ...errorResponses(...JOB_ERRORS, 'storage_error') },
         },
       },
       async (request, reply) => {
@@ -144,7 +144,7 @@ export const jobRoutes =
           await ctx.manager.forget(job);
           return reply.code(204).send(null);
         }
-        ctx.manager.cancel(job);
+        ctx.manager.cancel(job, 'request');
         return describe(job);
       },
     );

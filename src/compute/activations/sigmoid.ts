@@ -1,10 +1,16 @@
-import { tf } from '../tf.js';
+import { tf, type Tensor } from '../tf.js';
 import { elementwise } from './rule.js';
 
-/** f' = s (1 - s), f'' = s (1 - s) (1 - 2 s), from the output s. */
+/**
+ * sigmoid'(z) = s (1 - s), computed as sigmoid(z) sigmoid(-z): 1 - s cancels to exactly 0 in
+ * float32 once s rounds to 1 (z above about 17), while sigmoid(-z) keeps its relative precision.
+ */
+export const sigmoidSlope = (z: Tensor): Tensor => tf.mul(tf.sigmoid(z), tf.sigmoid(tf.neg(z)));
+
+/** f' = s (1 - s), f'' = s (1 - s) (1 - 2 s), with 1 - s as sigmoid(-z) and 1 - 2 s as sigmoid(-z) - s. */
 export const sigmoid = elementwise({
   name: 'sigmoid',
   value: (z) => tf.sigmoid(z),
-  d1: (_z, s) => tf.mul(s, tf.sub(1, s)),
-  d2: (_z, s) => tf.mul(tf.mul(s, tf.sub(1, s)), tf.sub(1, tf.mul(s, 2))),
+  d1: (z) => sigmoidSlope(z),
+  d2: (z, s) => tf.mul(sigmoidSlope(z), tf.sub(tf.sigmoid(tf.neg(z)), s)),
 });

@@ -1,17 +1,15 @@
 import { tf } from '../tf.js';
 import { elementwise } from './rule.js';
+import { sigmoidSlope } from './sigmoid.js';
 
-/** z sigmoid(z): f' = s + z s (1 - s), f'' = s (1 - s) (2 + z (1 - 2 s)). */
+/**
+ * z sigmoid(z): f' = s + z s (1 - s), f'' = s (1 - s) (2 + z (1 - 2 s)), with s (1 - s) from
+ * sigmoidSlope and 1 - 2 s as sigmoid(-z) - s, so that neither cancels for large z.
+ */
 export const swish = elementwise({
   name: 'swish',
   aliases: ['silu'],
   value: (z) => tf.mul(z, tf.sigmoid(z)),
-  d1: (z) => {
-    const s = tf.sigmoid(z);
-    return tf.add(s, tf.mul(tf.mul(z, s), tf.sub(1, s)));
-  },
-  d2: (z) => {
-    const s = tf.sigmoid(z);
-    return tf.mul(tf.mul(s, tf.sub(1, s)), tf.add(2, tf.mul(z, tf.sub(1, tf.mul(s, 2)))));
-  },
+  d1: (z) => tf.add(tf.sigmoid(z), tf.mul(z, sigmoidSlope(z))),
+  d2: (z) => tf.mul(sigmoidSlope(z), tf.add(2, tf.mul(z, tf.sub(tf.sigmoid(tf.neg(z)), tf.sigmoid(z))))),
 });

@@ -1,10 +1,17 @@
-import { tf } from '../tf.js';
+import { tf, type Tensor } from '../tf.js';
 import { elementwise } from './rule.js';
+import { sigmoidSlope } from './sigmoid.js';
 
-/** f' = 1 - t^2, f'' = -2 t (1 - t^2), from the output t. */
+/**
+ * tanh'(u) = 1 - tanh(u)^2, computed as 4 sigmoid(2u) sigmoid(-2u) (the same quantity): 1 - t^2
+ * cancels to exactly 0 in float32 once |u| exceeds about 9.
+ */
+export const tanhSlope = (u: Tensor): Tensor => tf.mul(sigmoidSlope(tf.mul(u, 2)), 4);
+
+/** f' = 1 - t^2, f'' = -2 t (1 - t^2). */
 export const tanh = elementwise({
   name: 'tanh',
   value: (z) => tf.tanh(z),
-  d1: (_z, t) => tf.sub(1, tf.square(t)),
-  d2: (_z, t) => tf.mul(tf.mul(t, -2), tf.sub(1, tf.square(t))),
+  d1: (z) => tanhSlope(z),
+  d2: (z, t) => tf.mul(tf.mul(t, -2), tanhSlope(z)),
 });

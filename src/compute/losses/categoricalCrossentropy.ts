@@ -1,32 +1,50 @@
 import { perDirection } from '../activations/rule.js';
-import { tf, type Tensor2D, type Tensor3D } from '../tf.js';
+import { tf, type Tensor, type Tensor2D, type Tensor3D } from '../tf.js';
 import type { LossRule } from './rule.js';
 
 /**
+ * sum_{j != i} t_j for every unit i (over the last axis), as exclusive prefix plus suffix sums: no
+ * subtraction, so 1 - p_i = sum_{j != i} p_j stays exact where p_i rounds to 1 (a dominant logit).
+ */
+function sumOverOtherUnits<T extends Tensor>(t: T): T {
+  const axis = t.rank - 1; // a positive axis: the wasm Cumsum kernel traps on -1
+  return tf.add(tf.cumsum(t, axis, true), tf.cumsum(t, axis, true, true)) as T;
+}
+
+/**
  * -sum_j y_j log p_j per example, mean over the batch; Y = sum_j y_j (1 for one-hot targets).
- * From logits (p = softmax(a)): gradient Y p - y, Hessian Y (diag(p) - p p^T).
+ * From logits (p = softmax(a)): gradient Y p - y, Hessian Y (diag(p) - p p^T), in forms with no
+ * 1 - p_i, which cancels to 0 in float32 for a confident prediction (Y p_i - y_i = p_i sum_{j != i} y_j
+ * - y_i sum_{j != i} p_j, and (diag(p) - p p^T) r = p * (r sum_{j != i} p_j - sum_{j != i} p_j r_j), both as
+ * sum p = 1), and -log p_i = softplus(log(sum_{j != i} p_j) - log p_i), which keeps the tiny loss
+ * of a confident right prediction that log p_i rounds to 0.
  * From probabilities, with Keras' renormalisation p = a / S, S = sum_j a_j (no epsilon clipping, so
  * the derivatives are exact): L = -sum y log a + Y log S, gradient -y / a + Y / S,
- * Hessian diag(y / a^2) - (Y / S^2) 1 1^T.
+ * Hessian diag(y / a^2) - (Y / S^2) 1 1^T. A softmax output layer never reaches this form: the model
+ * feeds its logits to the one above (see fusesWith).
  */
 export const categoricalCrossentropy: LossRule = {
   name: 'categoricalCrossentropy',
   aliases: ['categorical_crossentropy'],
   targets: 'dense',
   takesLogits: true,
+  fusesWith: 'softmax',
   apply(a, y, params, keep) {
     const batch = a.shape[0];
     const targetMass = tf.sum(y, 1, true); // Y, [B, 1]
     if (params.fromLogits) {
       const logP = tf.logSoftmax(a);
       const p = tf.exp(logP);
+      const rest = sumOverOtherUnits(p); // 1 - p, exactly
+      const minusLogP = tf.softplus(tf.sub(tf.log(rest), logP));
       const pDir = keep(perDirection(tf.mul(p, tf.div(targetMass, batch)) as Tensor2D));
       const plain = keep(perDirection(p as Tensor2D));
+      const restDir = keep(perDirection(rest as Tensor2D));
       return {
-        value: -tf.sum(tf.mul(y, logP)).dataSync()[0] / batch,
-        gradient: keep(tf.div(tf.sub(tf.mul(p, targetMass), y), batch) as Tensor2D),
+        value: tf.sum(tf.mul(y, minusLogP)).dataSync()[0] / batch,
+        gradient: keep(tf.div(tf.sub(tf.mul(p, sumOverOtherUnits(y)), tf.mul(y, rest)), batch) as Tensor2D),
         // Y p * (r - <p, r>) / B
-        hvp: (ra) => tf.mul(pDir, tf.sub(ra, tf.sum(tf.mul(plain, ra), -1, true))) as Tensor3D,
+        hvp: (ra) => tf.mul(pDir, tf.sub(tf.mul(ra, restDir), sumOverOtherUnits(tf.mul(plain, ra)))) as Tensor3D,
       };
     }
     const total = tf.sum(a, 1, true); // S, [B, 1]

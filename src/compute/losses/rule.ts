@@ -28,6 +28,12 @@ export interface LossRule {
   targets: TargetKind;
   /** Whether `fromLogits` means anything for this loss. */
   takesLogits: boolean;
+  /**
+   * The output activation whose probabilities this loss can take as logits instead (sigmoid for binary,
+   * softmax for categorical cross-entropy): the same function, but computed in the logits form it has
+   * no log 0 when the activation saturates. The model makes that choice (outputRules in model.ts).
+   */
+  fusesWith?: string;
   apply(output: Tensor2D, y: Tensor2D, params: LossParams, keep: Keep): LossState;
 }
 
@@ -36,6 +42,7 @@ export interface ElementwiseLossDefinition {
   name: string;
   aliases: string[];
   takesLogits: boolean;
+  fusesWith?: string;
   /** Per element: the value, its first derivative in a, and its second (a constant, or null for 0). */
   terms(a: Tensor2D, y: Tensor2D, params: LossParams): { value: Tensor; first: Tensor; second: Tensor | number | null };
 }
@@ -46,6 +53,7 @@ export function meanOverElements(def: ElementwiseLossDefinition): LossRule {
     aliases: def.aliases,
     targets: 'dense',
     takesLogits: def.takesLogits,
+    fusesWith: def.fusesWith,
     apply(a, y, params, keep) {
       const count = a.size;
       const { value, first, second } = def.terms(a, y, params);

@@ -31,9 +31,12 @@ function presentedKey(request: FastifyRequest): string | undefined {
   return (Array.isArray(header) ? header[0] : header)?.trim() || undefined;
 }
 
+/** The API proper: what keys, the rate limit and the per-client share apply to. */
+export const isApiPath = (path: string) => path.startsWith('/v1/');
+
 /** Paths that need a key when keys are on; /health and /ready never do. */
 const isProtected = (path: string, protectOperations: boolean) =>
-  path.startsWith('/v1/') || (protectOperations && (path === '/metrics' || path === '/openapi.json' || path === '/docs' || path.startsWith('/docs/')));
+  isApiPath(path) || (protectOperations && (path === '/metrics' || path === '/openapi.json' || path === '/docs' || path.startsWith('/docs/')));
 
 /**
  * Identifies every request's client. Without API_KEYS the client is its IP address and every route
@@ -46,7 +49,10 @@ export const authPlugin = (config: Config, keys: string[]): FastifyPluginAsync =
     app.decorateRequest('client', null as unknown as Submitter);
     app.addHook('onRequest', async (request) => {
       request.client = { id: `ip:${request.ip}` };
-      if (!known.size || request.method === 'OPTIONS' || !isProtected(request.url.split('?')[0], config.PROTECT_DOCS_AND_METRICS)) return;
+      if (!known.size || request.method === 'OPTIONS') return;
+      // The matched route as well as the raw path: no spelling of a URL reaches a route unprotected.
+      const paths = [request.url.split('?')[0], request.routeOptions.url ?? ''];
+      if (!paths.some((path) => isProtected(path, config.PROTECT_DOCS_AND_METRICS))) return;
       const key = presentedKey(request);
       if (!key) throw new ApiError('unauthorized', 'this server needs an API key: send Authorization: Bearer <key> or X-API-Key: <key>');
       const owner = digest(key);

@@ -2,6 +2,7 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsync } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
 import { ApiError } from '../routes/errors.js';
+import { isApiPath } from './auth.js';
 
 /**
  * At most `perMinute` requests a minute to the /v1 routes per client (API key, or IP address without
@@ -13,7 +14,8 @@ export const rateLimitPlugin = (perMinute: number): FastifyPluginAsync =>
       max: perMinute,
       timeWindow: 60_000,
       keyGenerator: (request) => request.client.id,
-      allowList: (request) => !request.url.startsWith('/v1/'),
+      // CORS preflights carry no key and are answered without work: they do not count.
+      allowList: (request) => request.method === 'OPTIONS' || !isApiPath(request.url),
       errorResponseBuilder: (_request, context) =>
         new ApiError(
           'rate_limited',

@@ -11,6 +11,7 @@ import { ResultStore } from './jobs/store.js';
 import { createMetrics } from './metrics.js';
 import { deploymentPlugins } from './plugins/index.js';
 import type { ServiceContext } from './routes/context.js';
+import { curvatureRoutes } from './routes/curvature.js';
 import { errorHandler } from './routes/errors.js';
 import { hessianRoutes } from './routes/hessian.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -62,7 +63,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       app.log.error({ err: error }, 'the worker pool could not load a TF.js backend');
     },
   );
-  const ctx: ServiceContext = { config, manager, store, metrics, backend: () => backend, backendError: () => backendError };
+  const ctx: ServiceContext = { config, manager, pool, store, metrics, backend: () => backend, backendError: () => backendError };
 
   // Request bodies are checked by the same zod schemas that document them; failures name their field.
   app.setValidatorCompiler(({ schema }) => (data) => {
@@ -83,6 +84,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 
   await app.register(deploymentPlugins(config));
   await app.register(hessianRoutes(ctx));
+  await app.register(curvatureRoutes(ctx));
   await app.register(jobRoutes(ctx));
   await app.register(opsRoutes(ctx));
 

@@ -69,10 +69,10 @@ export function layerShapes(all: readonly ParameterTensor[]): LayerShape[] {
   return layers;
 }
 
-const augmented = (layer: LayerShape) => layer.inputs + (layer.bias ? 1 : 0);
+export const augmented = (layer: LayerShape) => layer.inputs + (layer.bias ? 1 : 0);
 
 /** Bytes the prepared model holds in a worker for the whole job: weights, activations, data. */
-function preparedBytes({ batch, layers, dataValues }: CostShape, size: number): number {
+export function preparedBytes({ batch, layers, dataValues }: CostShape, size: number): number {
   let floats = 0;
   for (const layer of layers) {
     const n = augmented(layer);

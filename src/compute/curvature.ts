@@ -5,16 +5,25 @@ import type { ParameterTensor } from './parameters.js';
 import { tf, type Tensor3D } from './tf.js';
 
 /**
+ * 'hessian': every second-order term. 'ggn': the generalized Gauss-Newton J^T Λ J, J the Jacobian of the
+ * last pre-activation: the same passes without the terms where the network itself curves (hidden
+ * activations' f'', the parameter cross terms delta · V^T and R(a_in)^T delta), the regularizer kept.
+ */
+export type ProductKind = 'hessian' | 'ggn';
+
+/**
  * Exact Hessian-vector products by the R-operator (Pearlmutter's forward-over-reverse), K directions
  * at a time: a forward pass of R(z), R(a) from the first layer the directions touch, the loss's
  * curvature at the output, then a backward pass of R(delta) that yields H v for every column tensor.
- * The full Hessian is this with unit vectors, P/K times.
+ * The full Hessian is this with unit vectors, P/K times. With kind 'ggn', Gauss-Newton-vector products.
  */
 export function hessianVectorProducts(
   model: PreparedModel,
   seed: DirectionSeed,
   columns: readonly ParameterTensor[] = model.parameters,
+  kind: ProductKind = 'hessian',
 ): Float32Array {
+  const full = kind === 'hessian';
   const width = model.size; // columns not asked for stay 0
   const rows = new Float32Array(seed.count * width);
   const lowestColumnLayer = Math.min(...columns.map((t) => t.layer));
@@ -31,14 +40,15 @@ export function hessianVectorProducts(
     let rGradient = model.lossState.hvp(rActivation!);
     for (let l = layers.length - 1; l >= lowestColumnLayer; l--) {
       const layer = layers[l];
-      const rDelta = layer.rDelta(rGradient, rZ[l] ?? null);
+      // The last layer's activation belongs to Λ (the loss's curvature w.r.t. the logits) in both kinds.
+      const rDelta = full || l === layers.length - 1 ? layer.rDelta(rGradient, rZ[l] ?? null) : layer.activation.vjp(rGradient);
       const layerColumns = columns.filter((t) => t.layer === l);
       if (layerColumns.length) {
         const needsInputTerm = layerColumns.some((t) => t.kind === 'kernel');
-        const parts = layer.rowContributions(rDelta, needsInputTerm ? (rInputs[l] ?? null) : null);
+        const parts = layer.rowContributions(rDelta, full && needsInputTerm ? (rInputs[l] ?? null) : null);
         for (const t of layerColumns) placeColumns(rows, width, seed.count, t, layer.inputs, layer.units, parts);
       }
-      if (l > lowestColumnLayer) rGradient = layer.rBackward(rDelta, seed.outputTerm(l, layer));
+      if (l > lowestColumnLayer) rGradient = layer.rBackward(rDelta, full ? seed.outputTerm(l, layer) : null);
     }
   });
   seed.addRegularizer(rows, width, columns, model.layers);
@@ -46,7 +56,7 @@ export function hessianVectorProducts(
 }
 
 /** Copies one tensor's columns of the K rows out of the layouts DenseLayer.rowContributions gives. */
-function placeColumns(
+export function placeColumns(
   rows: Float32Array,
   width: number,
   count: number,
@@ -108,17 +118,18 @@ export function hessianRows(model: PreparedModel, block: RowBlock, upperOnly = f
   const tensor = model.parameters[block.tensor];
   const seed = new BasisDirections(tensor, block.start, block.count, model.layers[tensor.layer]);
   const columns = upperOnly ? model.parameters.filter((t) => t.layer >= tensor.layer) : model.parameters;
-  const rows = hessianVectorProducts(model, seed, columns);
-  if (!allFinite(rows)) throw new NumericalError(`Hessian rows ${block.row}..${block.row + block.count - 1} are not finite on this data`);
+  return finiteRows(hessianVectorProducts(model, seed, columns), block);
+}
+
+/** The block's rows, or a NumericalError when any is not finite (whichever path computed them). */
+export function finiteRows(rows: Float32Array, block: RowBlock): Float32Array {
+  for (let i = 0; i < rows.length; i++) {
+    if (!Number.isFinite(rows[i])) throw new NumericalError(`Hessian rows ${block.row}..${block.row + block.count - 1} are not finite on this data`);
+  }
   return rows;
 }
 
-function allFinite(values: Float32Array): boolean {
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
-  return true;
-}
-
-/** H V for K arbitrary directions V [K x P] (row-major) over the selected parameters. */
-export function hessianTimes(model: PreparedModel, vectors: Float32Array, count: number): Float32Array {
-  return hessianVectorProducts(model, new DenseDirections(vectors, count, model.parameters, model.layers));
+/** H V (or G V for kind 'ggn') for K arbitrary directions V [K x P] (row-major) over the selected parameters. */
+export function hessianTimes(model: PreparedModel, vectors: Float32Array, count: number, kind: ProductKind = 'hessian'): Float32Array {
+  return hessianVectorProducts(model, new DenseDirections(vectors, count, model.parameters, model.layers), model.parameters, kind);
 }

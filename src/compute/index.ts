@@ -5,8 +5,10 @@
 import type { z } from 'zod';
 import { HessianRequest } from '../schemas/model.js';
 import { activeBackend, initBackend, type BackendInfo } from './backend.js';
-import { estimateCost, layerShapes, type CostShape } from './cost.js';
-import { hessianRows, planRowBlocks } from './curvature.js';
+import { structuredCost } from './assembly/cost.js';
+import { StructuredAssembly } from './assembly/index.js';
+import { estimateCost, layerShapes, type CostEstimate, type CostShape } from './cost.js';
+import { finiteRows, hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
 import { SpecError } from './errors.js';
 import { PreparedModel } from './model.js';
 import { allParameters, selectParameters, type ParameterTensor } from './parameters.js';
@@ -14,6 +16,7 @@ import { allParameters, selectParameters, type ParameterTensor } from './paramet
 export { initBackend, activeBackend, type BackendInfo } from './backend.js';
 export { hessianRows, hessianTimes, planRowBlocks, type RowBlock } from './curvature.js';
 export { estimateCost, type CostEstimate, type CostShape } from './cost.js';
+export { StructuredAssembly } from './assembly/index.js';
 export { SpecError, NumericalError, type FieldIssue } from './errors.js';
 export { PreparedModel } from './model.js';
 export { allParameters, selectParameters, totalSize, type ParameterTensor } from './parameters.js';
@@ -61,11 +64,13 @@ export interface HessianSummary {
 export interface HessianResult extends HessianSummary {
   /** P x P row-major; absent when rows went to onRows instead. */
   hessian?: Float32Array;
-  meta: BackendInfo & { elapsedMs: number };
+  meta: BackendInfo & { elapsedMs: number; method: HessianMethod };
 }
 
 export interface ComputeOptions {
   blockSize?: number;
+  /** Forces a path (tests compare them); by default the engine picks one per model (see rowSource). */
+  method?: HessianMethod;
   /** Receives each row block as it is ready ([count x P] rows from `row`); the matrix is then not kept. */
   onRows?: (row: number, count: number, rows: Float32Array) => void;
 }
@@ -75,19 +80,33 @@ export async function computeHessian(body: unknown, options: ComputeOptions = {}
   const started = performance.now();
   const backend = activeBackend() ?? (await initBackend());
   const model = new PreparedModel(parseRequest(body));
+  let source: RowSource | null = null;
   try {
+    const plan = planHessian(costShape(model.request), DEFAULT_MEMORY_BUDGET_BYTES, options.method);
+    source = rowSource(model, plan.method);
     const hessian = options.onRows ? undefined : new Float32Array(model.size * model.size);
-    for (const block of planRowBlocks(model.parameters, options.blockSize ?? blockSizeFor(model))) {
-      const rows = hessianRows(model, block);
+    for (const block of planRowBlocks(model.parameters, options.blockSize ?? plan.blockSize)) {
+      const rows = source.rows(block, false);
       if (hessian) hessian.set(rows, block.row * model.size);
       else options.onRows!(block.row, block.count, rows);
     }
     const { parameters, size, loss, gradient } = model;
-    return { parameters, size, loss, gradient, hessian, meta: { ...backend, elapsedMs: performance.now() - started } };
+    const meta = { ...backend, elapsedMs: performance.now() - started, method: source.method };
+    return { parameters, size, loss, gradient, hessian, meta };
   } finally {
+    source?.dispose();
     model.dispose();
   }
 }
+
+/**
+ * How the rows are computed: 'structured' assembles them from per-example factors in GEMMs over the
+ * batch (compute/assembly), 'rOperator' runs Hessian-vector products with unit directions.
+ */
+export type HessianMethod = 'structured' | 'rOperator';
+
+/** A cost estimate together with the path it is for. */
+export type HessianPlan = CostEstimate & { method: HessianMethod };
 
 /** A worker's memory budget when none is given (the service passes MAX_WORKER_MEMORY_MB). */
 export const DEFAULT_MEMORY_BUDGET_BYTES = 2048 * 2 ** 20;
@@ -103,7 +122,28 @@ export function costShape(request: HessianRequest): CostShape {
   };
 }
 
-export const blockSizeFor = (model: PreparedModel, budgetBytes = DEFAULT_MEMORY_BUDGET_BYTES): number =>
-  estimateCost(costShape(model.request), budgetBytes).blockSize;
+/**
+ * The path for a request, from sizes alone: structured whenever its factors and a block fit the
+ * budget (every layer is dense with a rule-defined activation, so it is exact for all of them), the
+ * R-operator otherwise; `method` forces one.
+ */
+export function planHessian(shape: CostShape, budgetBytes: number, method?: HessianMethod): HessianPlan {
+  const structured = method === 'rOperator' ? null : structuredCost(shape, budgetBytes, method === 'structured');
+  return structured ? { ...structured, method: 'structured' } : { ...estimateCost(shape, budgetBytes), method: 'rOperator' };
+}
+
+/** Computes row blocks of one prepared model by one method; holds that method's state until dispose(). */
+export interface RowSource {
+  readonly method: HessianMethod;
+  /** Rows [block.count x P]; with upperOnly only the columns of the block's layer and above. */
+  rows(block: RowBlock, upperOnly: boolean): Float32Array;
+  dispose(): void;
+}
+
+export function rowSource(model: PreparedModel, method: HessianMethod): RowSource {
+  if (method === 'rOperator') return { method, rows: (block, upperOnly) => hessianRows(model, block, upperOnly), dispose: () => {} };
+  const assembly = new StructuredAssembly(model);
+  return { method, rows: (block, upperOnly) => finiteRows(assembly.rows(block, upperOnly), block), dispose: () => assembly.dispose() };
+}
 
 

@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto';
 import {
   costShape,
   DEFAULT_MEMORY_BUDGET_BYTES,
-  estimateCost,
+  planHessian,
   planRowBlocks,
   selectParameters,
   totalSize,
-  type CostEstimate,
+  type HessianPlan,
+  type HessianMethod,
   type ParameterTensor,
 } from '../compute/index.js';
 import type { HessianRequest } from '../schemas/model.js';
@@ -64,8 +65,9 @@ export interface Job {
   client?: string;
   /** The tensors the matrix is over, with their layers (record.parameters is the public part). */
   parameters: ParameterTensor[];
-  /** Directions per row block: the admission's choice, so that a task fits MAX_WORKER_MEMORY_MB. */
+  /** Rows per row block and the path: the admission's choice, so that a task fits MAX_WORKER_MEMORY_MB. */
   blockSize: number;
+  method: HessianMethod;
   /** Rows [0, contiguousRows) are on disk: what a stream may send. */
   contiguousRows: number;
   cancelled: boolean;
@@ -105,12 +107,19 @@ export class JobManager {
   async init(): Promise<void> {
     for (const record of await this.store.recover(Date.now(), this.options.ttlSeconds)) {
       const contiguousRows = record.status === 'succeeded' ? record.size : 0;
-      this.jobs.set(record.id, this.newJob(record, null, [], 1, contiguousRows, false));
+      this.jobs.set(record.id, this.newJob(record, null, [], { blockSize: 1, method: 'rOperator' }, contiguousRows, false));
     }
   }
 
-  private newJob(record: JobRecord, request: HessianRequest | null, parameters: ParameterTensor[], blockSize: number, contiguousRows: number, ephemeral: boolean): Job {
-    return { record, request, parameters, blockSize, contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
+  private newJob(
+    record: JobRecord,
+    request: HessianRequest | null,
+    parameters: ParameterTensor[],
+    { blockSize, method }: Pick<HessianPlan, 'blockSize' | 'method'>,
+    contiguousRows: number,
+    ephemeral: boolean,
+  ): Job {
+    return { record, request, parameters, blockSize, method, contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
   }
 
   /**
@@ -133,7 +142,7 @@ export class JobManager {
    * not recorded on disk (see Job.ephemeral). `submitter`: who asks; ClientQueueFullError when it
    * already has `maxPerClient` jobs queued or running, and an owner, if any, alone may see the job.
    */
-  submit(request: HessianRequest, cost?: CostEstimate, { ephemeral = false, submitter }: { ephemeral?: boolean; submitter?: Submitter } = {}): Job {
+  submit(request: HessianRequest, cost?: HessianPlan, { ephemeral = false, submitter }: { ephemeral?: boolean; submitter?: Submitter } = {}): Job {
     if (!this.accepting) throw new ShuttingDownError();
     if (this.queue.length >= this.options.maxQueued) throw new QueueFullError(this.options.maxQueued);
     const { maxPerClient } = this.options;
@@ -142,7 +151,7 @@ export class JobManager {
     const needed = matrixBytes(totalSize(parameters));
     const limit = this.options.maxResultsBytes ?? Infinity;
     if (this.resultsBytes + needed > limit) throw new ResultsQuotaError(needed, this.resultsBytes, limit);
-    const { blockSize } = cost ?? estimateCost(costShape(request), this.options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
+    const plan = cost ?? planHessian(costShape(request), this.options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
     const record: JobRecord = {
       id: randomUUID(),
       status: 'queued',
@@ -158,7 +167,7 @@ export class JobManager {
       meta: null,
       ...(submitter?.owner ? { owner: submitter.owner } : {}),
     };
-    const job: Job = { ...this.newJob(record, request, parameters, blockSize, 0, ephemeral), client: submitter?.id };
+    const job: Job = { ...this.newJob(record, request, parameters, plan, 0, ephemeral), client: submitter?.id };
     this.jobs.set(record.id, job);
     this.queue.push(job);
     this.pump();
@@ -170,7 +179,7 @@ export class JobManager {
    * stop a restart reports it, never a 404). If it cannot be written the job is dropped and a
    * StorageError thrown: a job the server cannot record would be lost by a restart.
    */
-  async submitRecorded(request: HessianRequest, cost?: CostEstimate, submitter?: Submitter): Promise<Job> {
+  async submitRecorded(request: HessianRequest, cost?: HessianPlan, submitter?: Submitter): Promise<Job> {
     const job = this.submit(request, cost, { submitter });
     const failure = await this.persist(job);
     if (failure) {
@@ -316,7 +325,7 @@ export class JobManager {
     record.startedAt = new Date().toISOString();
     await this.persist(job); // so that a crash leaves a record the next start marks interrupted
     this.notify(job);
-    const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request! });
+    const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request!, method: job.method });
     if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;
@@ -345,7 +354,7 @@ export class JobManager {
         const block = blocks[index];
         const layer = layerOf(index);
         try {
-          const task = { kind: 'rows' as const, jobId: record.id, block, upperOnly: true };
+          const task = { kind: 'rows' as const, jobId: record.id, method: job.method, block, upperOnly: true };
           let rows = await this.pool.run(task);
           if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request });
           if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request
@@ -371,7 +380,7 @@ export class JobManager {
     await this.store.closeMatrix(record.id);
     if (job.cancelled) return;
     if (failure) return this.finish(job, 'failed', failure);
-    record.meta = { backend: backend.backend, dtype: backend.dtype, elapsedMs: performance.now() - started };
+    record.meta = { backend: backend.backend, dtype: backend.dtype, elapsedMs: performance.now() - started, method: job.method };
     await this.finish(job, 'succeeded');
   }
 

@@ -1,16 +1,26 @@
-import type { BackendInfo, RowBlock } from '../compute/index.js';
+import type { BackendInfo, HessianMethod, RowBlock } from '../compute/index.js';
+import type { CurvatureQuery, QuantityResult } from '../compute/quantities/index.js';
 import type { HessianRequest } from '../schemas/model.js';
 
 /** Messages between the job manager (main thread) and the compute workers. */
 export type WorkerTask =
   | { kind: 'ping' }
-  | { kind: 'summary'; jobId: string; request: HessianRequest }
+  /** method: the path the admission planned (planHessian), which the block size is for. */
+  | { kind: 'summary'; jobId: string; request: HessianRequest; method: HessianMethod }
   /**
    * upperOnly: see hessianRows; the manager fills the lower-layer columns from rows on disk.
    * request: sent only when the worker answered NeedsRequest, i.e. once per worker and job, since
    * copying a large batch to a worker for every block would cost more than the block.
    */
-  | { kind: 'rows'; jobId: string; request?: HessianRequest; block: RowBlock; upperOnly: boolean };
+  | { kind: 'rows'; jobId: string; request?: HessianRequest; method: HessianMethod; block: RowBlock; upperOnly: boolean }
+  /** One curvature quantity (POST /v1/curvature), computed whole in one worker. */
+  | { kind: 'curvature'; request: HessianRequest; query: CurvatureQuery; blockSize: number };
+
+/** A curvature quantity with the model's loss and how it was computed. */
+export interface CurvatureAnswer extends QuantityResult {
+  loss: number;
+  meta: BackendInfo & { elapsedMs: number };
+}
 
 /** A failure the worker reports instead of throwing, so that its kind survives the thread boundary. */
 export interface WorkerFailure {
@@ -28,7 +38,7 @@ export interface Summary {
   backend: BackendInfo;
 }
 
-export type WorkerResult = BackendInfo | Summary | Float32Array | WorkerFailure | NeedsRequest;
+export type WorkerResult = BackendInfo | Summary | Float32Array | WorkerFailure | NeedsRequest | CurvatureAnswer;
 
 export const isFailure = (r: unknown): r is WorkerFailure => typeof r === 'object' && r !== null && 'error' in r;
 export const needsRequest = (r: unknown): r is NeedsRequest => typeof r === 'object' && r !== null && 'needsRequest' in r;

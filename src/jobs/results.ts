@@ -18,7 +18,7 @@ export type ResultFormat = keyof typeof RESULT_TYPES;
  * (e.g. /health) for hundreds of ms.
  */
 const VALUES_PER_TURN = 4096;
-async function formatRows(values: Float32Array, size: number, count: number): Promise<string> {
+export async function formatRows(values: Float32Array, size: number, count: number): Promise<string> {
   const lines = new Array<string>(count);
   const parts = new Array<string>(size);
   let sinceTurn = 0;
@@ -39,7 +39,7 @@ async function formatRows(values: Float32Array, size: number, count: number): Pr
 const rowsPerRead = (size: number) => Math.max(1, Math.floor(262144 / Math.max(size, 1)));
 
 /** Headers that describe the matrix in the binary forms, whose body holds nothing else. */
-export function matrixHeaders(record: JobRecord): Record<string, string> {
+export function matrixHeaders(record: Pick<JobRecord, 'size' | 'parameters' | 'loss' | 'meta'>): Record<string, string> {
   return {
     'x-hessian-size': String(record.size),
     'x-hessian-parameters': JSON.stringify(record.parameters),

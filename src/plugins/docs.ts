@@ -18,7 +18,7 @@ const SECURITY_SCHEMES = {
   apiKeyHeader: { type: 'apiKey' as const, in: 'header', name: 'X-API-Key', description: 'X-API-Key: <one of API_KEYS>' },
 };
 
-type Operation = { security?: Record<string, string[]>[]; requestBody?: { content?: Record<string, { examples?: unknown }> } };
+type Operation = { security?: Record<string, string[]>[]; requestBody?: { content?: Record<string, { schema?: { $ref?: string }; examples?: unknown }> } };
 type Document = { paths?: Record<string, Record<string, Operation>>; components?: { schemas?: Record<string, unknown> } };
 
 /**
@@ -61,6 +61,7 @@ export const docsPlugin = (options: { keysRequired: boolean; protectOperations: 
         servers: [{ url: 'http://127.0.0.1:3000', description: 'A local server with the default HOST and PORT (npm start)' }],
         tags: [
           { name: 'hessian', description: 'Compute and answer in one request' },
+          { name: 'curvature', description: 'Products, Gauss-Newton, Fisher, diagonal, eigenvalues, trace, spectral density' },
           { name: 'jobs', description: 'Queue, watch, stream, download and cancel' },
           { name: 'operations', description: 'Health, readiness, metrics, this document' },
         ],
@@ -73,7 +74,7 @@ export const docsPlugin = (options: { keysRequired: boolean; protectOperations: 
           for (const operation of Object.values(operations)) {
             operation.security = securityOf(path, options.keysRequired, options.protectOperations);
             const json = operation.requestBody?.content?.['application/json'];
-            if (json) json.examples = structuredClone(REQUEST_EXAMPLES);
+            if (json?.schema?.$ref === '#/components/schemas/HessianRequestInput') json.examples = structuredClone(REQUEST_EXAMPLES);
           }
         }
         dropUnusedSchemas(document);

@@ -1,6 +1,7 @@
 import type { BackendInfo } from '../compute/index.js';
 import type { Config } from '../config.js';
 import type { JobManager } from '../jobs/manager.js';
+import type { ComputePool } from '../jobs/pool.js';
 import type { ResultStore } from '../jobs/store.js';
 import type { Metrics } from '../metrics.js';
 
@@ -8,6 +9,8 @@ import type { Metrics } from '../metrics.js';
 export interface ServiceContext {
   config: Config;
   manager: JobManager;
+  /** The worker pool, for requests computed whole in one task (/v1/curvature). */
+  pool: ComputePool;
   store: ResultStore;
   metrics: Metrics;
   /** Set once a worker has loaded its TF.js backend. */

@@ -165,12 +165,14 @@ function toApiError(error: FastifyError, request: FastifyRequest): ApiError {
 /** What any /v1 route can answer: a missing or unknown key (with API_KEYS), the rate limit, a fault. */
 export const V1_ERRORS: ErrorCode[] = ['unauthorized', 'forbidden', 'rate_limited', 'internal'];
 
-/** What a route that takes a Hessian request body can answer besides V1_ERRORS. */
-export const SUBMIT_ERRORS: ErrorCode[] = [
+/** What a route that takes a request body (a model, a loss, data) can answer on reading and admitting it. */
+export const BODY_ERRORS: ErrorCode[] = [
   'invalid_json', 'invalid_request', 'invalid_compressed_body', 'bad_request', 'payload_too_large', 'too_many_parameters', 'model_too_large',
-  'over_memory_budget', 'over_compute_budget', 'unsupported_media_type', 'unsupported_content_encoding', 'queue_full', 'client_queue_full',
-  'storage_error', 'shutting_down', 'insufficient_storage',
+  'over_memory_budget', 'over_compute_budget', 'unsupported_media_type', 'unsupported_content_encoding',
 ];
+
+/** What a route that queues a job can answer besides BODY_ERRORS and V1_ERRORS. */
+export const SUBMIT_ERRORS: ErrorCode[] = [...BODY_ERRORS, 'queue_full', 'client_queue_full', 'storage_error', 'shutting_down', 'insufficient_storage'];
 
 /**
  * OpenAPI responses for the error codes a route can give: one entry per status, its description

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { allParameters, costShape, estimateCost, selectParameters, totalSize, type CostEstimate } from '../compute/index.js';
+import { allParameters, costShape, estimateCost, planHessian, selectParameters, totalSize, type CostEstimate, type HessianPlan } from '../compute/index.js';
 import type { Config } from '../config.js';
 import type { Job } from '../jobs/manager.js';
 import { HessianRequest } from '../schemas/model.js';
@@ -17,12 +17,9 @@ const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
  * operations MAX_JOB_FLOPS. Each message gives the estimate and the limit. Returns the cost estimate,
  * whose block size the job then uses.
  */
-export function admit(request: HessianRequest, config: Config): CostEstimate {
-  const { MAX_PARAMETERS: maxParameters, MAX_MODEL_PARAMETERS: maxModel, MAX_WORKER_MEMORY_MB: memoryMb, MAX_JOB_FLOPS: maxFlops } = config;
-  const modelSize = totalSize(allParameters(request.model));
-  if (modelSize > maxModel) {
-    throw new ApiError('model_too_large', `the model has ${modelSize} parameters; the limit MAX_MODEL_PARAMETERS is ${maxModel}`);
-  }
+export function admit(request: HessianRequest, config: Config): HessianPlan {
+  const { MAX_PARAMETERS: maxParameters, MAX_WORKER_MEMORY_MB: memoryMb, MAX_JOB_FLOPS: maxFlops } = config;
+  checkModelSize(request, config);
   const size = totalSize(selectParameters(request.model, request.wrt));
   if (size > maxParameters) {
     const bytes = size * size * 4;
@@ -31,13 +28,8 @@ export function admit(request: HessianRequest, config: Config): CostEstimate {
       `the Hessian would be ${size} x ${size} (P = ${size}); the limit MAX_PARAMETERS is ${maxParameters}; as float32 it would take ${bytes} bytes (${gib(bytes)})`,
     );
   }
-  const cost = estimateCost(costShape(request), memoryMb * 2 ** 20);
-  if (cost.minimumBytes > memoryMb * 2 ** 20) {
-    throw new ApiError(
-      'over_memory_budget',
-      `a worker would need about ${gib(cost.minimumBytes)} (${Math.ceil(cost.minimumBytes / 2 ** 20)} MiB) of working memory for this model and batch (batch ${costShape(request).batch}), even one Hessian row at a time; the limit MAX_WORKER_MEMORY_MB is ${memoryMb} MiB`,
-    );
-  }
+  const cost = planHessian(costShape(request), memoryMb * 2 ** 20);
+  checkWorkingSet(cost.minimumBytes, request, config);
   if (cost.flops > maxFlops) {
     throw new ApiError(
       'over_compute_budget',
@@ -47,13 +39,45 @@ export function admit(request: HessianRequest, config: Config): CostEstimate {
   return cost;
 }
 
+/** 413 when the model has more than MAX_MODEL_PARAMETERS parameters (whatever `wrt` keeps of it). */
+export function checkModelSize(request: HessianRequest, { MAX_MODEL_PARAMETERS: maxModel }: Config): void {
+  const modelSize = totalSize(allParameters(request.model));
+  if (modelSize > maxModel) {
+    throw new ApiError('model_too_large', `the model has ${modelSize} parameters; the limit MAX_MODEL_PARAMETERS is ${maxModel}`);
+  }
+}
+
+/** 413 when a task needs more than MAX_WORKER_MEMORY_MB even one direction at a time. */
+function checkWorkingSet(minimumBytes: number, request: HessianRequest, { MAX_WORKER_MEMORY_MB: memoryMb }: Config): void {
+  if (minimumBytes > memoryMb * 2 ** 20) {
+    throw new ApiError(
+      'over_memory_budget',
+      `a worker would need about ${gib(minimumBytes)} (${Math.ceil(minimumBytes / 2 ** 20)} MiB) of working memory for this model and batch (batch ${costShape(request).batch}), even one Hessian row at a time; the limit MAX_WORKER_MEMORY_MB is ${memoryMb} MiB`,
+    );
+  }
+}
+
+/** The R-operator's cost (what curvature products run on), admitted on memory: see checkWorkingSet. */
+export function admitWorkingSet(request: HessianRequest, config: Config): CostEstimate {
+  const cost = estimateCost(costShape(request), config.MAX_WORKER_MEMORY_MB * 2 ** 20);
+  checkWorkingSet(cost.minimumBytes, request, config);
+  return cost;
+}
+
 /** Maps a job that did not succeed to the error its client gets. */
 export function failureOf(job: Job): ApiError {
   const { error, status } = job.record;
-  if (error?.kind === 'spec') return new ApiError('invalid_request', error.message);
-  if (error?.kind === 'numerical') return new ApiError('numerical_error', error.message);
-  if (status === 'cancelled') return new ApiError('cancelled', `the computation was ${error?.message ?? 'cancelled'}`);
-  return new ApiError('internal', error?.message ?? 'the computation failed');
+  if (status === 'cancelled' && error?.kind !== 'spec' && error?.kind !== 'numerical') {
+    return new ApiError('cancelled', `the computation was ${error?.message ?? 'cancelled'}`);
+  }
+  return computeFailure(error ?? { kind: 'internal', message: 'the computation failed' });
+}
+
+/** A failure a worker reported, as the error its client gets. */
+export function computeFailure(error: { kind: string; message: string }): ApiError {
+  if (error.kind === 'spec') return new ApiError('invalid_request', error.message);
+  if (error.kind === 'numerical') return new ApiError('numerical_error', error.message);
+  return new ApiError('internal', error.message);
 }
 
 export const hessianRoutes =

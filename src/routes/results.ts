@@ -9,8 +9,8 @@ import { ApiError } from './errors.js';
  * The form (a key of `offered`) the client's Accept header prefers, q-values weighed by
  * @fastify/accepts; on a tie, or with no Accept or a wildcard, the first offered. 406 when none fits.
  */
-export function negotiate<Format extends string>(request: FastifyRequest, offered: Record<Format, string>): Format {
-  const types = Object.values<string>(offered);
+export function negotiate<Format extends string>(request: FastifyRequest, offered: Partial<Record<Format, string>>): Format {
+  const types = Object.values(offered) as string[];
   const best = request.accepts().type(types);
   if (!best) throw new ApiError('not_acceptable', `Accept: ${request.headers.accept} names no form served here; accepted: ${types.join(', ')}`);
   return (Object.keys(offered) as Format[]).find((format) => offered[format] === best)!;

@@ -16,6 +16,10 @@ export const ResultMeta = z.object({
   backend: z.enum(['tensorflow', 'wasm', 'cpu']),
   dtype: z.literal('float32'),
   elapsedMs: z.number(),
+  method: z
+    .enum(['structured', 'rOperator'])
+    .optional()
+    .describe('How the matrix was computed: structured assembly from per-example factors, or Hessian-vector products by the R-operator (absent in results from before this field)'),
 });
 
 export const HessianJson = z.object({

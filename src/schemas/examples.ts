@@ -23,7 +23,7 @@ export const EXAMPLE_RESPONSE = {
     [-0.24999997, 0, 1.7500001, 0],
     [0, -0.24999997, 0, 1.7500001],
   ],
-  meta: { backend: 'wasm' as const, dtype: 'float32' as const, elapsedMs: 12.3 },
+  meta: { backend: 'wasm' as const, dtype: 'float32' as const, elapsedMs: 12.3, method: 'structured' as const },
 };
 
 /**

@@ -70,7 +70,8 @@ export const Data = z
   })
   .strict();
 
-const RequestFields = z
+/** The fields every request shares (the curvature request extends them). */
+export const RequestFields = z
   .object({
     model: Model,
     loss: LossSpec,
@@ -99,10 +100,10 @@ export type HessianRequestInput = z.input<typeof HessianRequest>;
 /** The loss spec in its object form. */
 export const normalizeLoss = (loss: LossSpec) => (typeof loss === 'string' ? { type: loss } : loss);
 
-type Report = (path: (string | number)[], message: string) => void;
+export type Report = (path: (string | number)[], message: string) => void;
 
 /** Checks that need more than one field: shapes that must chain, targets that must fit the loss. */
-function checkConsistency(request: HessianRequest, issue: Report): void {
+export function checkConsistency(request: HessianRequest, issue: Report): void {
   const { model, data } = request;
   const inputs = layerInputs(model);
   model.layers.forEach((layer, l) => {

@@ -1,0 +1,141 @@
+import type { RowBlock } from '../curvature.js';
+import type { DenseLayer } from '../layers/dense.js';
+import type { PreparedModel } from '../model.js';
+import type { ParameterTensor } from '../parameters.js';
+import { tf, type Tensor, type Tensor2D } from '../tf.js';
+import { key, pairFactors, type PairFactors } from './factors.js';
+
+/**
+ * Structured assembly of the full Hessian of a sequential dense stack (issue 10). With a_aug = [a, 1],
+ * g_k = dL/dz_k, and the per-example factors S, E of factors.ts, for layers lo <= hi:
+ *
+ *   H[(lo: i, j), (hi: p, q)] = sum_b a_lo[b,i] a_hi[b,p] S^{lo,hi}[b,j,q] + sum_b a_lo[b,i] g_hi[b,q] E^{lo,hi}[b,j,p]
+ *
+ * (a_lo is layer lo's augmented input, i, p index augmented-kernel rows, j, q units). Each sum is one
+ * GEMM whose inner dimension is the batch: the Khatri-Rao product of two small factors, [(i, p), B],
+ * times S or E laid out [B, (j, q)], then a transpose of the product into the flat (i, j) x (p, q) order.
+ * That is about 2 B P_lo P_hi multiply-adds per term in large matMuls, instead of the R-operator's
+ * passes through every layer width per row.
+ */
+
+/** The layers that hold selected tensors, ascending. */
+const selectedLayers = (parameters: readonly ParameterTensor[]) => [...new Set(parameters.map((t) => t.layer))].sort((a, b) => a - b);
+
+/**
+ * The augmented-kernel rows [first, first + count) of a layer that its selected tensors cover: the
+ * kernel's rows, the bias row, or both (kernel and bias are adjacent, so it is one range).
+ */
+function selectedRows(parameters: readonly ParameterTensor[], layer: number, inputs: number): { first: number; count: number } {
+  const kinds = parameters.filter((t) => t.layer === layer).map((t) => t.kind);
+  const first = kinds.includes('kernel') ? 0 : inputs;
+  return { first, count: (kinds.includes('bias') ? inputs + 1 : inputs) - first };
+}
+
+/** The factors of one prepared model, kept until dispose(); rows() then assembles any row block. */
+export class StructuredAssembly {
+  private readonly factors: Map<string, PairFactors>;
+  private readonly kept: Tensor[] = [];
+
+  constructor(private readonly model: PreparedModel) {
+    const selected = selectedLayers(model.parameters);
+    const keep = <T extends Tensor>(t: T) => {
+      this.kept.push(t);
+      return t;
+    };
+    let factors = new Map<string, PairFactors>();
+    tf.tidy(() => {
+      factors = pairFactors(model, selected, keep);
+      return this.kept; // everything else the recursion made is freed here
+    });
+    this.factors = factors;
+  }
+
+  /**
+   * Rows [block.count x P] of the Hessian; with `upperOnly`, only the columns of the block's layer
+   * and above (the rest stay 0, as hessianRows).
+   */
+  rows(block: RowBlock, upperOnly = false): Float32Array {
+    const { model } = this;
+    const width = model.size;
+    const tensor = model.parameters[block.tensor];
+    const rowLayer = model.layers[tensor.layer];
+    const out = new Float32Array(block.count * width);
+    // The augmented-kernel rows i0 .. i0+c-1 that cover the block, and where the block starts in them.
+    const first = (tensor.kind === 'bias' ? rowLayer.inputs * rowLayer.units : 0) + block.start;
+    const i0 = Math.floor(first / rowLayer.units);
+    const c = Math.floor((first + block.count - 1) / rowLayer.units) - i0 + 1;
+    const skip = first - i0 * rowLayer.units;
+    const columnLayers = selectedLayers(model.parameters).filter((l) => !upperOnly || l >= tensor.layer);
+    for (const columnLayer of columnLayers) {
+      const columns = model.layers[columnLayer];
+      const range = selectedRows(model.parameters, columnLayer, columns.inputs);
+      const block2d = tf.tidy(() => this.pairBlock(tensor.layer, columnLayer, i0, c, range));
+      const values = block2d.dataSync() as Float32Array;
+      block2d.dispose();
+      const stride = range.count * columns.units;
+      for (const t of model.parameters) {
+        if (t.layer !== columnLayer) continue;
+        const from = ((t.kind === 'bias' ? columns.inputs : 0) - range.first) * columns.units;
+        for (let d = 0; d < block.count; d++) {
+          const src = (skip + d) * stride + from;
+          out.set(values.subarray(src, src + t.size), d * width + t.offset);
+        }
+      }
+    }
+    addRegularizer(out, width, tensor, block, model.parameters, rowLayer);
+    return out;
+  }
+
+  /**
+   * Rows (r: i, j) for i in [i0, i0+c) of layer r against the columns (h: p, q) of layer h with p in
+   * `range`, as [c * m_r, range.count * m_h]. Above the diagonal (r <= h) the formula as written;
+   * below it the same sums with the roles of the two layers' indices exchanged.
+   */
+  private pairBlock(r: number, h: number, i0: number, c: number, range: { first: number; count: number }): Tensor2D {
+    const { layers } = this.model;
+    const lo = Math.min(r, h);
+    const hi = Math.max(r, h);
+    const { curvature, inputJacobian } = this.factors.get(key(lo, hi))!;
+    const [low, high] = [layers[lo], layers[hi]];
+    const { batch } = high;
+    const np = range.count;
+    const picked = tf.slice(layers[r].inputAugT, [i0, 0], [c, batch]); // [c, B] rows of the block
+    const columnInputs = tf.slice(layers[h].inputAugT, [range.first, 0], [np, batch]); // [np, B]
+    /** E^{lo,hi} [B, m_lo, n_aug_hi] restricted to the hi-layer rows [first, first + count). */
+    const jacobian = (first: number, count: number) =>
+      tf.reshape(tf.slice(tf.reshape(inputJacobian!, [batch, low.units, high.inputsAug]), [0, 0, first], [batch, low.units, count]), [batch, low.units * count]);
+    if (r <= h) {
+      // [(i, p), B] @ [B, (j, q)] -> (i, p, j, q) -> (i, j, p, q)
+      let block = tf.transpose(tf.reshape(tf.matMul(khatriRao(picked, columnInputs), curvature), [c, np, low.units, high.units]), [0, 2, 1, 3]);
+      if (inputJacobian) {
+        // [(i, q), B] @ [B, (j, p)] -> (i, q, j, p) -> (i, j, p, q)
+        const second = tf.reshape(tf.matMul(khatriRao(picked, high.deltaT), jacobian(range.first, np)), [c, high.units, low.units, np]);
+        block = tf.add(block, tf.transpose(second, [0, 2, 3, 1]));
+      }
+      return tf.reshape(block, [c * low.units, np * high.units]);
+    }
+    // Rows in hi (p in the picked range, q), columns in lo (i in range, j).
+    // [(p, i), B] @ [B, (j, q)] -> (p, i, j, q) -> (p, q, i, j)
+    const first = tf.transpose(tf.reshape(tf.matMul(khatriRao(picked, columnInputs), curvature), [c, np, low.units, high.units]), [0, 3, 1, 2]);
+    // [(q, i), B] @ [B, (j, p)] -> (q, i, j, p) -> (p, q, i, j)
+    const second = tf.reshape(tf.matMul(khatriRao(high.deltaT, columnInputs), jacobian(i0, c)), [high.units, np, low.units, c]);
+    return tf.reshape(tf.add(first, tf.transpose(second, [3, 0, 1, 2])), [c * high.units, np * low.units]);
+  }
+
+  dispose(): void {
+    tf.dispose(this.kept);
+    this.kept.length = 0;
+  }
+}
+
+/** Rows of u [a, B] times rows of v [b, B], example by example: [(a, b), B]. */
+const khatriRao = (u: Tensor2D, v: Tensor2D): Tensor2D => {
+  const [a, batch] = u.shape;
+  return tf.reshape(tf.mul(tf.expandDims(u, 1), tf.expandDims(v, 0)), [a * v.shape[0], batch]);
+};
+
+/** The l2 term 2 l2 on the diagonal of a regularized kernel's own columns. */
+function addRegularizer(out: Float32Array, width: number, tensor: ParameterTensor, block: RowBlock, columns: readonly ParameterTensor[], layer: DenseLayer): void {
+  if (!layer.l2 || tensor.kind !== 'kernel' || !columns.some((t) => t.name === tensor.name)) return;
+  for (let d = 0; d < block.count; d++) out[d * width + tensor.offset + block.start + d] += 2 * layer.l2;
+}

@@ -1,0 +1,86 @@
+import { lanczosEigen } from '../algorithms/lanczos.js';
+import { hutchinsonTrace } from '../algorithms/hutchinson.js';
+import { lanczosQuadrature } from '../algorithms/quadrature.js';
+import { NumericalError } from '../errors.js';
+import { mulberry32 } from '../initializers.js';
+import type { PreparedModel } from '../model.js';
+import { applyInBlocks, curvatureOperator, type LinearOperator } from '../operators/index.js';
+import { exactDiagonal } from './diagonal.js';
+import { maxEigenBasis, type CurvatureQuery, type Quantity, type QuantityResult } from './query.js';
+
+export { exactDiagonal } from './diagonal.js';
+export { KRYLOV_BUDGET_BYTES, maxEigenBasis, type CurvatureQuery, type Quantity, type QuantityResult } from './query.js';
+
+type Rule<Q extends Quantity> = (model: PreparedModel, query: Extract<CurvatureQuery, { quantity: Q }>, engineBlock?: number) => QuantityResult;
+
+/** One entry per quantity; each is written against the operator of the matrix asked for. */
+const QUANTITIES: { [Q in Quantity]: Rule<Q> } = {
+  hvp(model, { matrix, vectors }, engineBlock) {
+    const packed = new Float32Array(vectors.length * model.size);
+    vectors.forEach((v, d) => packed.set(v, d * model.size));
+    const products = applyInBlocks(curvatureOperator(model, matrix, engineBlock), packed, vectors.length);
+    return { fields: { products: vectors.map((_, d) => products.subarray(d * model.size, (d + 1) * model.size)) } };
+  },
+  ggn: (model, _query, engineBlock) => ({ fields: {}, matrix: denseMatrix(curvatureOperator(model, 'ggn', engineBlock)) }),
+  fisher: (model, _query, engineBlock) => ({ fields: {}, matrix: denseMatrix(curvatureOperator(model, 'fisher', engineBlock)) }),
+  diagonal: (model, { matrix }) => ({ fields: { diagonal: exactDiagonal(model, matrix) } }),
+  eigenvalues(model, query, engineBlock) {
+    const operator = curvatureOperator(model, query.matrix, engineBlock);
+    const maxBasis = query.maxIterations ? Math.min(maxEigenBasis(model.size), query.maxIterations * query.k) : maxEigenBasis(model.size);
+    const result = lanczosEigen(operator, {
+      k: query.k,
+      which: query.which,
+      tolerance: query.tolerance,
+      maxBasis,
+      block: query.k,
+      random: mulberry32(query.seed),
+    });
+    return {
+      fields: {
+        eigenvalues: result.eigenvalues,
+        ...(query.vectors ? { eigenvectors: result.eigenvectors } : {}),
+        residuals: result.residuals,
+        iterations: result.iterations,
+        converged: result.converged,
+      },
+    };
+  },
+  trace(model, { matrix, method, samples, seed }, engineBlock) {
+    if (method === 'exact') return { fields: { trace: exactDiagonal(model, matrix).reduce((a, b) => a + b, 0), stdError: 0, samples: null } };
+    const { trace, stdError } = hutchinsonTrace(curvatureOperator(model, matrix, engineBlock), samples, mulberry32(seed));
+    return { fields: { trace, stdError, samples } };
+  },
+  density(model, { matrix, runs, steps, gridPoints, seed }, engineBlock) {
+    const { nodes, weights, grid, density, sigma } = lanczosQuadrature(curvatureOperator(model, matrix, engineBlock), runs, steps, gridPoints, mulberry32(seed));
+    return { fields: { nodes, weights, grid, density, sigma } };
+  },
+};
+
+/** Computes one quantity on a prepared model; engineBlock: see curvatureOperator. */
+export function computeQuantity(model: PreparedModel, query: CurvatureQuery, engineBlock?: number): QuantityResult {
+  const result = (QUANTITIES[query.quantity] as Rule<Quantity>)(model, query as never, engineBlock);
+  const bad = Object.entries({ ...result.fields, matrix: result.matrix ?? null }).find(([, value]) => !allFinite(value));
+  if (bad) throw new NumericalError(`the ${query.quantity} (${bad[0]}) is not finite on this data`);
+  return result;
+}
+
+function allFinite(value: unknown): boolean {
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (Array.isArray(value) || ArrayBuffer.isView(value)) {
+    for (let i = 0; i < (value as ArrayLike<unknown>).length; i++) if (!allFinite((value as ArrayLike<unknown>)[i])) return false;
+  }
+  return true;
+}
+
+/** The operator's matrix from products with unit vectors, a block at a time: P x P row-major. */
+function denseMatrix(operator: LinearOperator): Float32Array {
+  const { size, blockSize } = operator;
+  const matrix = new Float32Array(size * size);
+  for (let first = 0; first < size; first += blockSize) {
+    const count = Math.min(blockSize, size - first);
+    const units = new Float32Array(count * size);
+    for (let d = 0; d < count; d++) units[d * size + first + d] = 1;
+    matrix.set(operator.apply(units, count), first * size);
+  }
+  return matrix;
+}

@@ -1,0 +1,26 @@
+import type { Which } from '../algorithms/lanczos.js';
+import type { MatrixKind } from '../operators/index.js';
+
+/** What /v1/curvature asks of the engine besides the model (validated by src/schemas/curvature.ts). */
+export type CurvatureQuery =
+  | { quantity: 'hvp'; matrix: MatrixKind; vectors: number[][] }
+  | { quantity: 'ggn' | 'fisher' }
+  | { quantity: 'diagonal'; matrix: MatrixKind }
+  | { quantity: 'eigenvalues'; matrix: MatrixKind; k: number; which: Which; vectors: boolean; tolerance: number; maxIterations?: number; seed: number }
+  | { quantity: 'trace'; matrix: MatrixKind; method: 'exact' | 'hutchinson'; samples: number; seed: number }
+  | { quantity: 'density'; matrix: MatrixKind; runs: number; steps: number; gridPoints: number; seed: number };
+
+export type Quantity = CurvatureQuery['quantity'];
+
+/** A quantity's answer: plain fields, float32 arrays (served as JSON numbers) and, for matrices, P x P. */
+export interface QuantityResult {
+  fields: Record<string, number | boolean | number[] | number[][] | Float32Array | Float32Array[] | null>;
+  /** The dense matrix of 'ggn' and 'fisher', P x P row-major. */
+  matrix?: Float32Array;
+}
+
+/** Memory the Krylov bases of eigenvalues and density may take (vectors of P float32). */
+export const KRYLOV_BUDGET_BYTES = 512 * 2 ** 20;
+
+/** Largest Lanczos basis for eigenvalues: 200 vectors, fewer when P is large. */
+export const maxEigenBasis = (size: number): number => Math.max(1, Math.min(200, Math.floor(KRYLOV_BUDGET_BYTES / (4 * size))));

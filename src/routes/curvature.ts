@@ -1,0 +1,165 @@
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { selectParameters } from '../compute/index.js';
+import { KRYLOV_BUDGET_BYTES, maxEigenBasis } from '../compute/quantities/index.js';
+import { npyHeader } from '../jobs/npy.js';
+import { isFailure, type CurvatureAnswer } from '../jobs/protocol.js';
+import { formatRows, matrixHeaders, RESULT_TYPES } from '../jobs/results.js';
+import { CURVATURE_DEFAULTS, CurvatureJson, CurvatureRequest, curvatureQuery } from '../schemas/curvature.js';
+import type { HessianRequest } from '../schemas/model.js';
+import type { Config } from '../config.js';
+import type { CostEstimate } from '../compute/index.js';
+import type { ServiceContext } from './context.js';
+import { ApiError, BODY_ERRORS, errorResponses, V1_ERRORS } from './errors.js';
+import { admit, admitWorkingSet, checkModelSize, computeFailure } from './hessian.js';
+import { negotiate } from './results.js';
+
+const binary = z.string().meta({ format: 'binary' });
+const MATRIX_QUANTITIES = new Set(['ggn', 'fisher']);
+
+/**
+ * POST /v1/curvature: one quantity computed whole in one worker of the pool. The dense matrices (ggn,
+ * fisher) keep MAX_PARAMETERS and come in the forms /v1/hessian gives; every other quantity needs only
+ * products and works up to MAX_MODEL_PARAMETERS, within the Krylov memory budget.
+ */
+export const curvatureRoutes =
+  (ctx: ServiceContext): FastifyPluginAsync =>
+  async (app) => {
+    app.withTypeProvider<ZodTypeProvider>().post(
+      '/v1/curvature',
+      {
+        schema: {
+          operationId: 'computeCurvature',
+          summary: 'Curvature beyond the full Hessian',
+          description:
+            'Hessian-, GGN- or Fisher-vector products; the generalized Gauss-Newton or empirical Fisher matrix (JSON, .npy or float32, P <= MAX_PARAMETERS); the exact diagonal; extreme eigenvalues (block Lanczos); the trace (exact or Hutchinson); the spectral density (stochastic Lanczos quadrature). `matrix` picks hessian (default), ggn or fisher.',
+          tags: ['curvature'],
+          body: CurvatureRequest,
+          response: {
+            200: {
+              description: 'JSON; for ggn and fisher also application/x-npy or application/octet-stream (P x P float32, as /v1/hessian)',
+              content: {
+                'application/json': { schema: CurvatureJson },
+                'application/octet-stream': { schema: binary },
+                'application/x-npy': { schema: binary },
+              },
+            },
+            ...errorResponses(...BODY_ERRORS, ...V1_ERRORS, 'not_acceptable', 'numerical_error'),
+          },
+        },
+      },
+      async (request, reply) => {
+        const body = request.body;
+        const isMatrix = MATRIX_QUANTITIES.has(body.quantity);
+        const offered: Partial<typeof RESULT_TYPES> = isMatrix ? RESULT_TYPES : { json: RESULT_TYPES.json };
+        const format = negotiate(request, offered);
+        const { model, loss, data, wrt } = body;
+        const hessianRequest: HessianRequest = { model, loss, data, ...(wrt ? { wrt } : {}) };
+        const parameters = selectParameters(model, wrt);
+        const size = parameters.reduce((n, t) => n + t.size, 0);
+        const cost = isMatrix ? admit(hessianRequest, ctx.config) : admitProducts(hessianRequest, body, size, ctx.config);
+
+        const task = { kind: 'curvature' as const, request: hessianRequest, query: curvatureQuery(body), blockSize: cost.blockSize };
+        const answer = await ctx.pool.run(task);
+        if (isFailure(answer)) throw computeFailure(answer.error);
+        const result = answer as CurvatureAnswer;
+        const summary = { parameters: parameters.map(({ name, shape, offset, size: n }) => ({ name, shape, offset, size: n })), size };
+        if (format !== 'json') return sendMatrix(reply, format, result, summary);
+        const matrix = isMatrix ? undefined : (body.matrix ?? CURVATURE_DEFAULTS.matrix);
+        reply.type('application/json');
+        return reply.send(await curvatureDocument(body.quantity, matrix, summary, result));
+      },
+    );
+  };
+
+/**
+ * Admission of a quantity made of products, before anything is allocated: the model size, one
+ * product's working set (as a Hessian row's), the Krylov memory budget, and the operations: about a
+ * Hessian row's per product (the GGN and Fisher cost no more), times the products the quantity runs.
+ */
+function admitProducts(request: HessianRequest, body: CurvatureRequest, size: number, config: Config): CostEstimate {
+  checkModelSize(request, config);
+  const cost = admitWorkingSet(request, config);
+  checkKrylovBudget(body, size);
+  const products = productCount(body, size, request);
+  const flops = (cost.flops / size) * products;
+  if (flops > config.MAX_JOB_FLOPS) {
+    throw new ApiError(
+      'over_compute_budget',
+      `${body.quantity} would take about ${products} curvature products, ${flops.toExponential(2)} floating-point operations (P = ${size}); the limit MAX_JOB_FLOPS is ${config.MAX_JOB_FLOPS.toExponential(2)}`,
+    );
+  }
+  return cost;
+}
+
+/** Products a quantity runs (the exact diagonal as many as the factors' widest block, the widest layer). */
+function productCount(body: CurvatureRequest, size: number, request: HessianRequest): number {
+  const o = { ...CURVATURE_DEFAULTS, ...body };
+  const widest = Math.max(...request.model.layers.map((l) => l.units));
+  switch (body.quantity) {
+    case 'hvp':
+      return Array.isArray(body.vectors) ? body.vectors.length : 0;
+    case 'eigenvalues':
+      return Math.min(maxEigenBasis(size), body.maxIterations ? body.maxIterations * o.k : Infinity) + o.k;
+    case 'trace':
+      return o.method === 'exact' ? widest : o.samples;
+    case 'density':
+      return o.runs * Math.min(o.steps, size);
+    default:
+      return widest;
+  }
+}
+
+/** 400 when the Krylov bases would outgrow their memory budget, naming the fields to lower. */
+function checkKrylovBudget(body: CurvatureRequest, size: number): void {
+  const budgetMb = KRYLOV_BUDGET_BYTES / 2 ** 20;
+  if (body.quantity === 'eigenvalues') {
+    const k = body.k ?? CURVATURE_DEFAULTS.k;
+    const basis = maxEigenBasis(size);
+    if (2 * k > basis && k < size) {
+      throw new ApiError('invalid_request', `k = ${k} needs a Lanczos basis of at least ${2 * k} vectors, but at P = ${size} only ${basis} fit in ${budgetMb} MB; ask for k <= ${Math.floor(basis / 2)}`, [{ path: 'k', message: `at most ${Math.floor(basis / 2)} at P = ${size}` }]);
+    }
+  }
+  if (body.quantity === 'density') {
+    const runs = body.runs ?? CURVATURE_DEFAULTS.runs;
+    const steps = Math.min(body.steps ?? CURVATURE_DEFAULTS.steps, size);
+    const bytes = runs * steps * size * 4;
+    if (bytes > KRYLOV_BUDGET_BYTES) {
+      throw new ApiError('invalid_request', `runs x steps x P = ${runs} x ${steps} x ${size} float32 would take ${(bytes / 2 ** 20).toFixed(0)} MB of Lanczos vectors; the budget is ${budgetMb} MB: lower runs or steps`, [{ path: 'steps', message: `runs x steps must be at most ${Math.floor(KRYLOV_BUDGET_BYTES / (4 * size))} at P = ${size}` }]);
+    }
+  }
+}
+
+interface Summary {
+  parameters: { name: string; shape: number[]; offset: number; size: number }[];
+  size: number;
+}
+
+function sendMatrix(reply: FastifyReply, format: string, result: CurvatureAnswer, summary: Summary) {
+  const matrix = result.matrix!;
+  const bytes = Buffer.from(matrix.buffer, matrix.byteOffset, matrix.byteLength);
+  reply.type(RESULT_TYPES[format as keyof typeof RESULT_TYPES]);
+  reply.headers(matrixHeaders({ ...summary, loss: result.loss, meta: result.meta }));
+  return reply.send(format === 'npy' ? Buffer.concat([npyHeader(summary.size, summary.size), bytes]) : bytes);
+}
+
+/** The JSON answer; float32 values in their shortest form, as /v1/hessian writes them. */
+async function curvatureDocument(quantity: string, matrix: string | undefined, summary: Summary, result: CurvatureAnswer): Promise<string> {
+  const parts = [`"parameters":${JSON.stringify(summary.parameters)}`, `"size":${summary.size}`, `"quantity":"${quantity}"`];
+  if (matrix) parts.push(`"matrix":"${matrix}"`);
+  parts.push(`"loss":${JSON.stringify(result.loss)}`);
+  if (result.matrix) parts.push(`"${quantity}":[${await formatRows(result.matrix, summary.size, summary.size)}]`);
+  for (const [key, value] of Object.entries(result.fields)) parts.push(`"${key}":${await jsonValue(value)}`);
+  parts.push(`"meta":${JSON.stringify(result.meta)}`);
+  return `{${parts.join(',')}}`;
+}
+
+async function jsonValue(value: CurvatureAnswer['fields'][string]): Promise<string> {
+  if (value instanceof Float32Array) return formatRows(value, value.length, 1);
+  if (Array.isArray(value) && value[0] instanceof Float32Array) {
+    const rows = await Promise.all((value as Float32Array[]).map((v) => formatRows(v, v.length, 1)));
+    return `[${rows.join(',')}]`;
+  }
+  return JSON.stringify(value);
+}

@@ -1,0 +1,152 @@
+import { z } from 'zod';
+import { allParameters, selectParameters, totalSize } from '../compute/parameters.js';
+import type { CurvatureQuery } from '../compute/quantities/index.js';
+import { ParameterEntry, ResultMeta } from './api.js';
+import { checkConsistency, RequestFields, type Report } from './model.js';
+
+/**
+ * POST /v1/curvature: the Hessian request's fields plus the quantity asked for and its options.
+ * Options have no zod defaults, so that an option sent for a quantity it does not apply to is an
+ * error instead of being silently ignored; CURVATURE_DEFAULTS fills them in.
+ */
+export const QUANTITIES = ['hvp', 'ggn', 'fisher', 'diagonal', 'eigenvalues', 'trace', 'density'] as const;
+export const MATRICES = ['hessian', 'ggn', 'fisher'] as const;
+
+const CurvatureFields = RequestFields.extend({
+  quantity: z.enum(QUANTITIES).describe(
+    'hvp: M v for each of `vectors`; ggn / fisher: the dense matrix (P <= MAX_PARAMETERS); diagonal; eigenvalues; trace; density (stochastic Lanczos quadrature)',
+  ),
+  matrix: z.enum(MATRICES).optional().describe('The matrix M of hvp, diagonal, eigenvalues, trace and density (default hessian)'),
+  vectors: z
+    .union([z.array(z.array(z.number())).min(1).max(1024), z.boolean()])
+    .optional()
+    .describe('hvp: the directions, each P numbers in the flat parameter order. eigenvalues: whether to return eigenvectors (default false)'),
+  k: z.number().int().min(1).max(64).optional().describe('eigenvalues: how many (default 1)'),
+  which: z.enum(['largest', 'smallest', 'largestMagnitude']).optional().describe('eigenvalues: which end of the spectrum (default largest)'),
+  tolerance: z
+    .number()
+    .positive()
+    .max(1)
+    .optional()
+    .describe('eigenvalues: stop when every residual ||M x - λ x|| is below tolerance · max|λ| (default 1e-4)'),
+  maxIterations: z.number().int().min(1).max(1000).optional().describe('eigenvalues: most block Lanczos steps (default: as memory allows, at most 200 basis vectors)'),
+  method: z.enum(['exact', 'hutchinson']).optional().describe('trace: the sum of the exact diagonal, or Hutchinson with Rademacher probes (default exact)'),
+  samples: z.number().int().min(2).max(100_000).optional().describe('trace, hutchinson: probes (default 100)'),
+  runs: z.number().int().min(1).max(256).optional().describe('density: independent Lanczos runs (default 10)'),
+  steps: z.number().int().min(1).max(1000).optional().describe('density: Lanczos steps per run (default 50)'),
+  gridPoints: z.number().int().min(10).max(100_000).optional().describe('density: points of the returned grid (default 1000)'),
+  seed: z.number().int().min(0).max(2 ** 31).optional().describe('Seed of the random start / probe vectors (default 0)'),
+}).strict();
+
+type CurvatureFields = z.infer<typeof CurvatureFields>;
+type Option = Exclude<keyof CurvatureFields, keyof z.infer<typeof RequestFields> | 'quantity'>;
+
+/** Which options each quantity takes. */
+const OPTIONS: Record<(typeof QUANTITIES)[number], readonly Option[]> = {
+  hvp: ['matrix', 'vectors'],
+  ggn: [],
+  fisher: [],
+  diagonal: ['matrix'],
+  eigenvalues: ['matrix', 'k', 'which', 'vectors', 'tolerance', 'maxIterations', 'seed'],
+  trace: ['matrix', 'method', 'samples', 'seed'],
+  density: ['matrix', 'runs', 'steps', 'gridPoints', 'seed'],
+};
+
+export const CURVATURE_DEFAULTS = {
+  matrix: 'hessian',
+  k: 1,
+  which: 'largest',
+  tolerance: 1e-4,
+  method: 'exact',
+  samples: 100,
+  runs: 10,
+  steps: 50,
+  gridPoints: 1000,
+  seed: 0,
+} as const;
+
+export const CurvatureRequest = CurvatureFields.check((payload) => {
+  if (payload.issues.length) return;
+  const issue: Report = (path, message) => payload.issues.push({ code: 'custom', path, message, input: payload.value });
+  checkConsistency(payload.value, issue);
+  checkOptions(payload.value, issue);
+}).meta({ id: 'CurvatureRequest' });
+
+function checkOptions(request: CurvatureFields, issue: Report): void {
+  const { quantity } = request;
+  const allowed = OPTIONS[quantity];
+  for (const option of Object.keys(OPTIONS).flatMap((q) => OPTIONS[q as keyof typeof OPTIONS])) {
+    if (request[option] !== undefined && !allowed.includes(option)) {
+      const takers = Object.entries(OPTIONS).filter(([, o]) => o.includes(option)).map(([q]) => q);
+      issue([option], `${option} does not apply to quantity '${quantity}' (it is an option of ${takers.join(', ')})`);
+    }
+  }
+  const { vectors } = request;
+  if (quantity === 'hvp') {
+    if (!Array.isArray(vectors)) {
+      issue(['vectors'], 'vectors is required for quantity hvp: a list of directions, each with P numbers');
+      return;
+    }
+    if (request.wrt && request.wrt.some((name) => !allParameters(request.model).some((t) => t.name === name))) return;
+    const size = totalSize(selectParameters(request.model, request.wrt));
+    const bad = vectors.findIndex((v) => v.length !== size);
+    if (bad >= 0) issue(['vectors', bad], `vectors[${bad}] has ${vectors[bad].length} entries but P is ${size} (the ${request.wrt ? 'wrt' : 'model'} parameters)`);
+  } else if (quantity === 'eigenvalues' && vectors !== undefined && typeof vectors !== 'boolean') {
+    issue(['vectors'], 'vectors must be true or false for quantity eigenvalues (whether to return eigenvectors)');
+  }
+}
+
+export type CurvatureRequest = CurvatureFields;
+
+const numbers = z.array(z.number());
+
+export const CurvatureJson = z
+  .object({
+    parameters: z.array(ParameterEntry),
+    size: z.number().int().describe('P'),
+    quantity: z.enum(QUANTITIES),
+    matrix: z.enum(MATRICES).optional(),
+    loss: z.number(),
+    products: z.array(numbers).optional().describe('hvp: M v for each vector'),
+    ggn: z.array(numbers).optional().describe('ggn: P rows of P numbers'),
+    fisher: z.array(numbers).optional().describe('fisher: P rows of P numbers'),
+    diagonal: numbers.optional(),
+    eigenvalues: numbers.optional().describe('In the order `which` asks for'),
+    eigenvectors: z.array(numbers).optional().describe('Unit vectors, one per eigenvalue, when vectors: true'),
+    residuals: numbers.optional().describe('||M x - λ x|| of each pair'),
+    iterations: z.number().int().optional().describe('Block Lanczos steps'),
+    converged: z.boolean().optional().describe('Whether every residual met the tolerance'),
+    trace: z.number().optional(),
+    stdError: z.number().optional().describe('Standard error of the Hutchinson estimate (0 for exact)'),
+    samples: z.number().int().nullable().optional(),
+    nodes: z.array(numbers).optional().describe('density: per run, the quadrature nodes (Ritz values)'),
+    weights: z.array(numbers).optional().describe('density: per run, the quadrature weights (sum 1)'),
+    grid: numbers.optional(),
+    density: numbers.optional().describe('Gaussian-smoothed spectral density on the grid (integrates to 1)'),
+    sigma: z.number().optional().describe('Width of the Gaussian per node'),
+    meta: ResultMeta,
+  })
+  .describe('The fields of the quantity asked for, with the parameter map');
+
+/** The engine's query from a validated request, defaults filled in. */
+export function curvatureQuery(request: CurvatureRequest): CurvatureQuery {
+  const o = { ...CURVATURE_DEFAULTS, ...stripUndefined(request) };
+  switch (request.quantity) {
+    case 'hvp':
+      return { quantity: 'hvp', matrix: o.matrix, vectors: request.vectors as number[][] };
+    case 'ggn':
+    case 'fisher':
+      return { quantity: request.quantity };
+    case 'diagonal':
+      return { quantity: 'diagonal', matrix: o.matrix };
+    case 'eigenvalues':
+      return { quantity: 'eigenvalues', matrix: o.matrix, k: o.k, which: o.which, vectors: request.vectors === true, tolerance: o.tolerance, maxIterations: request.maxIterations, seed: o.seed };
+    case 'trace':
+      return { quantity: 'trace', matrix: o.matrix, method: o.method, samples: o.samples, seed: o.seed };
+    case 'density':
+      return { quantity: 'density', matrix: o.matrix, runs: o.runs, steps: o.steps, gridPoints: o.gridPoints, seed: o.seed };
+  }
+}
+
+const stripUndefined = <T extends object>(value: T): Partial<T> =>
+  Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;

@@ -1,0 +1,164 @@
+/**
+ * The structured assembly (compute/assembly) against independent references: every float64 PyTorch
+ * fixture through both paths explicitly, and the R-operator path on random models covering
+ * every activation (hidden softmax too) and loss, `wrt` subsets in any order, and l2.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ACTIVATIONS } from '../src/compute/activations/index.js';
+import { computeHessian, costShape, DEFAULT_MEMORY_BUDGET_BYTES, initBackend, parseRequest, planHessian, planRowBlocks, PreparedModel, rowSource } from '../src/compute/index.js';
+import { allParameters } from '../src/compute/parameters.js';
+import { fixtures, relativeError } from './helpers.js';
+
+const TOLERANCE = 1e-4;
+
+beforeAll(async () => {
+  await initBackend();
+});
+
+// The default path is structured for every fixture (fixture-suite.ts runs them on each backend); both
+// paths explicitly here.
+describe.each(fixtures())('both paths: $name', ({ request, expected }) => {
+  it.each(['structured', 'rOperator'] as const)('%s matches the float64 reference', async (method) => {
+    const result = await computeHessian(request, { method });
+    expect(result.meta.method).toBe(method);
+    expect(relativeError(result.gradient, expected.gradient)).toBeLessThan(TOLERANCE);
+    expect(relativeError(result.hessian!, expected.hessian.flat())).toBeLessThan(TOLERANCE);
+  });
+});
+
+/** A deterministic generator in [-1, 1). */
+function generator(seed: number) {
+  let state = seed;
+  return () => ((state = (state * 16807) % 2147483647) / 2147483647) * 2 - 1;
+}
+
+type LossCase = { loss: unknown; last: string; targets: 'regression' | 'onehot' | 'labels' | 'binary' };
+const LOSS_CASES: LossCase[] = [
+  { loss: 'meanSquaredError', last: 'linear', targets: 'regression' },
+  { loss: 'meanAbsoluteError', last: 'tanh', targets: 'regression' },
+  { loss: { type: 'huber', delta: 0.3 }, last: 'linear', targets: 'regression' },
+  { loss: { type: 'categoricalCrossentropy', fromLogits: true }, last: 'linear', targets: 'onehot' },
+  { loss: 'categoricalCrossentropy', last: 'softmax', targets: 'onehot' },
+  { loss: { type: 'sparseCategoricalCrossentropy', fromLogits: true }, last: 'linear', targets: 'labels' },
+  { loss: 'sparseCategoricalCrossentropy', last: 'softmax', targets: 'labels' },
+  { loss: { type: 'binaryCrossentropy', fromLogits: true }, last: 'linear', targets: 'binary' },
+  { loss: 'binaryCrossentropy', last: 'sigmoid', targets: 'binary' },
+];
+const ACTIVATION_NAMES = ACTIVATIONS.map((a) => a.name);
+
+/** A random 3-layer stack (inputs 3, hidden 5 and 4, outputs 3) with two hidden activations and a loss. */
+function randomRequest(seed: number, hidden: [string, string], lossCase: LossCase, options: { l2?: boolean; wrt?: boolean; noBias?: boolean } = {}) {
+  const random = generator(seed);
+  const sizes = [3, 5, 4, 3];
+  const batch = 7;
+  const activations = [...hidden, lossCase.last];
+  const model = {
+    inputShape: [sizes[0]],
+    layers: sizes.slice(1).map((units, l) => ({
+      type: 'dense',
+      units,
+      activation: activations[l],
+      useBias: !(options.noBias && l === 1),
+      kernel: Array.from({ length: sizes[l] }, () => Array.from({ length: units }, () => random() * 0.9)),
+      ...(options.noBias && l === 1 ? {} : { bias: Array.from({ length: units }, () => random() * 0.3) }),
+      ...(options.l2 && l !== 1 ? { kernelRegularizer: { l2: 0.05 * (l + 1) } } : {}),
+    })),
+  };
+  const x = Array.from({ length: batch }, () => Array.from({ length: sizes[0] }, () => random() * 1.5));
+  const classes = sizes[3];
+  const y = Array.from({ length: batch }, (_, b) => {
+    switch (lossCase.targets) {
+      case 'regression':
+        return Array.from({ length: classes }, () => random());
+      case 'onehot':
+        return Array.from({ length: classes }, (_, c) => (c === b % classes ? 1 : 0));
+      case 'labels':
+        return b % classes;
+      case 'binary':
+        return Array.from({ length: classes }, () => (random() + 1) / 2);
+    }
+  });
+  const request: any = { model, loss: lossCase.loss, data: { x, y } };
+  if (options.wrt) {
+    // a shuffled subset of the tensors: out of order, layers skipped
+    const names = allParameters(parseRequest(request).model).map((t) => t.name);
+    request.wrt = names.filter((_, i) => (i + seed) % 3 !== 0).reverse();
+  }
+  return request;
+}
+
+const cases: { name: string; request: unknown }[] = [];
+ACTIVATION_NAMES.forEach((activation, i) => {
+  const next = ACTIVATION_NAMES[(i + 5) % ACTIVATION_NAMES.length];
+  const lossCase = LOSS_CASES[i % LOSS_CASES.length];
+  cases.push({ name: `${activation} then ${next}, ${JSON.stringify(lossCase.loss)}`, request: randomRequest(100 + i, [activation, next], lossCase) });
+});
+LOSS_CASES.forEach((lossCase, i) => {
+  const hidden: [string, string] = i % 2 ? ['softmax', 'gelu'] : ['tanh', 'elu'];
+  cases.push({ name: `${JSON.stringify(lossCase.loss)} with ${hidden.join(', ')}, l2, wrt subset`, request: randomRequest(200 + i, hidden, lossCase, { l2: true, wrt: true }) });
+  cases.push({ name: `${JSON.stringify(lossCase.loss)} with sigmoid, swish, l2, a layer without bias`, request: randomRequest(300 + i, ['sigmoid', 'swish'], lossCase, { l2: true, noBias: true }) });
+});
+
+describe.each(cases)('structured vs R-operator: $name', ({ request }) => {
+  it('gives the same full matrix', async () => {
+    const structured = await computeHessian(request, { method: 'structured' });
+    const rOperator = await computeHessian(request, { method: 'rOperator' });
+    expect(rOperator.meta.method).toBe('rOperator');
+    expect(Math.max(...rOperator.hessian!.map(Math.abs))).toBeGreaterThan(0); // a case that can fail
+    expect(relativeError(structured.hessian!, rOperator.hessian!)).toBeLessThan(TOLERANCE);
+  });
+
+  it('gives the same upper-layer rows in blocks of any size (the workers compute these)', () => {
+    const model = new PreparedModel(parseRequest(request));
+    const structured = rowSource(model, 'structured');
+    const rOperator = rowSource(model, 'rOperator');
+    try {
+      for (const blockSize of [1, 3, 7]) {
+        for (const block of planRowBlocks(model.parameters, blockSize)) {
+          const a = structured.rows(block, true);
+          const b = rOperator.rows(block, true);
+          expect(relativeError(a, b)).toBeLessThan(TOLERANCE);
+        }
+      }
+    } finally {
+      structured.dispose();
+      rOperator.dispose();
+      model.dispose();
+    }
+  });
+});
+
+describe('path selection', () => {
+  it('picks the structured path for dense stacks and says so', async () => {
+    const result = await computeHessian(cases[0].request);
+    expect(result.meta.method).toBe('structured');
+  });
+});
+
+describe('path planning from sizes (planHessian)', () => {
+  const shape = (sizes: number[], batch: number) => {
+    const request = parseRequest({
+      model: { inputShape: [sizes[0]], seed: 1, layers: sizes.slice(1).map((units) => ({ type: 'dense', units })) },
+      loss: 'meanSquaredError',
+      data: { x: Array.from({ length: batch }, () => new Array(sizes[0]).fill(0.5)), y: Array.from({ length: batch }, () => new Array(sizes.at(-1)!).fill(0)) },
+    });
+    return costShape(request);
+  };
+
+  it('takes the structured path for the benchmark MLPs, with blocks of whole kernel rows within the budget', () => {
+    for (const sizes of [[20, 64, 64, 10], [40, 128, 100, 10]]) {
+      const plan = planHessian(shape(sizes, 256), DEFAULT_MEMORY_BUDGET_BYTES);
+      expect(plan.method).toBe('structured');
+      expect(plan.peakBytes).toBeLessThanOrEqual(DEFAULT_MEMORY_BUDGET_BYTES);
+      expect(plan.blockSize % Math.max(...sizes.slice(1))).toBe(0);
+    }
+  });
+
+  it('falls back to the R-operator when the per-example factors do not fit, and can be forced either way', () => {
+    const wide = shape([8, 1500, 4], 512); // factors of about B * 1500 * (1500 + ...) floats
+    const budget = 256 * 2 ** 20;
+    expect(planHessian(wide, budget).method).toBe('rOperator');
+    expect(planHessian(wide, budget, 'structured').method).toBe('structured');
+    expect(planHessian(shape([20, 64, 64, 10], 256), budget, 'rOperator').method).toBe('rOperator');
+  });
+});

@@ -9,12 +9,19 @@ import { allParameters, layerInputs, layerName } from '../compute/parameters.js'
  * These schemas are the one source of validation, TypeScript types and the OpenAPI document.
  */
 
+/** A bad value as an error message shows it: a string quoted (cut at 100 characters), a scalar as is, else its kind. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}...` : value);
+  if (value === null || typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a value of type ${typeof value}`;
+}
+
 /**
  * A name from `names`, or an object whose `type` is one: an unknown name is answered with the name
  * and the accepted ones (and a field inside the object form is reported at its own path).
  */
 function nameOrObject<Names extends readonly [string, ...string[]], Shape extends z.ZodRawShape>(what: string, names: Names, shape: Shape) {
-  const unknown = (value: unknown) => `${JSON.stringify(value)} is not a known ${what}; accepted: ${names.join(', ')}`;
+  const unknown = (value: unknown) => `${describeValue(value)} is not a known ${what}; accepted: ${names.join(', ')}`;
   const name = z.enum(names, { error: (issue) => unknown(issue.input) });
   return z.union([name, z.object({ type: name, ...shape }).strict()], {
     error: (issue) => (typeof issue.input === 'string' ? unknown(issue.input) : `expected a ${what} name (${names.join(', ')}) or {"type": name, ...}`),
@@ -27,7 +34,7 @@ export const ActivationSpec = nameOrObject('activation', ACTIVATION_NAMES, {
 
 export const DenseLayer = z
   .object({
-    type: z.literal('dense', { error: (issue) => `${JSON.stringify(issue.input)} is not a supported layer type; accepted: dense` }),
+    type: z.literal('dense', { error: (issue) => `${describeValue(issue.input)} is not a supported layer type; accepted: dense` }),
     units: z.number().int().min(1).max(1_000_000),
     activation: ActivationSpec.default('linear'),
     useBias: z.boolean().default(true),

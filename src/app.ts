@@ -23,9 +23,12 @@ import { opsRoutes } from './routes/ops.js';
  */
 export async function buildApp(config: Config): Promise<FastifyInstance> {
   const store = new ResultStore(config.RESULTS_DIR);
-  const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND);
   let manager: JobManager;
   const metrics = createMetrics(() => manager);
+  const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND, {
+    heapLimitMb: config.MAX_WORKER_MEMORY_MB,
+    onReplace: () => metrics.workerReplacements.inc(),
+  });
   manager = new JobManager(
     store,
     pool,
@@ -33,6 +36,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       maxQueued: config.MAX_QUEUED_JOBS,
       ttlSeconds: config.RESULT_TTL_SECONDS,
       memoryBudgetBytes: config.MAX_WORKER_MEMORY_MB * 2 ** 20,
+      timeoutSeconds: config.JOB_TIMEOUT_SECONDS,
       maxResultsBytes: config.MAX_RESULTS_BYTES,
       maxPerClient: config.MAX_JOBS_PER_CLIENT,
     },

@@ -22,10 +22,13 @@ export const ConfigSchema = z.object({
   RESULTS_DIR: z.string().default(join(tmpdir(), 'hessian-results')),
   RESULT_TTL_SECONDS: intFrom(3600, 1),
   MAX_RESULTS_BYTES: intFrom(16 * 1024 ** 3, 1),
+  STREAM_WRITE_TIMEOUT_SECONDS: intFrom(60, 1),
   SHUTDOWN_GRACE_SECONDS: intFrom(30, 0),
   /** Admission by cost: a job's estimated operations, and one worker task's estimated peak memory. */
   MAX_JOB_FLOPS: z.coerce.number().positive().default(1e13),
   MAX_WORKER_MEMORY_MB: intFrom(2048, 16),
+  /** A running job is stopped (failed, error kind "timeout") after this long. */
+  JOB_TIMEOUT_SECONDS: intFrom(3600, 1),
   HESSIAN_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Comma-separated API keys; empty: no keys, every route open (local use). */

@@ -16,6 +16,11 @@ export function createMetrics(manager: () => JobManager) {
       buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60],
       registers: [registry],
     }),
+    workerReplacements: new Counter({
+      name: 'hessian_worker_replacements_total',
+      help: 'Compute threads ended by an error that may have broken their backend (or by a cancel mid-task) and replaced',
+      registers: [registry],
+    }),
     rows: new Counter({ name: 'hessian_rows_computed_total', help: 'Hessian rows computed by the workers', registers: [registry] }),
     queueDepth: new Gauge({
       name: 'hessian_queue_depth',

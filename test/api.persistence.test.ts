@@ -228,8 +228,19 @@ describe('graceful shutdown', () => {
     expect(created.status).toBe(202);
     const { id } = created.body;
     await pollJob(app.http, id, (job) => job.status === 'running' && job.progress > 0, { intervalMs: 20 });
-    const follower = app.http().get(`/v1/jobs/${id}/stream`).buffer(true).parse(rawBody).then((r) => r);
-    await sleep(50);
+    // Closes only once the stream's response has begun: a request that arrives after close() began is a 503.
+    let begun!: () => void;
+    const streaming = new Promise<void>((resolve) => (begun = resolve));
+    const follower = app
+      .http()
+      .get(`/v1/jobs/${id}/stream`)
+      .buffer(true)
+      .parse((response, cb) => {
+        begun();
+        rawBody(response, cb);
+      })
+      .then((r) => r);
+    await streaming;
 
     await app.close();
     const record = JSON.parse(await readFile(join(dir, id, 'job.json'), 'utf8'));

@@ -71,6 +71,8 @@ export interface Job {
   /** Rows [0, contiguousRows) are on disk: what a stream may send. */
   contiguousRows: number;
   cancelled: boolean;
+  /** Aborts the job's tasks in flight (piscina ends their threads and starts others). */
+  abort: AbortController;
   listeners: Set<() => void>;
   /** The last write of job.json: writes of one job run one after another. */
   saved: Promise<void>;
@@ -100,7 +102,14 @@ export class JobManager {
   constructor(
     private readonly store: ResultStore,
     private readonly pool: ComputePool,
-    private readonly options: { maxQueued: number; ttlSeconds: number; memoryBudgetBytes?: number; maxResultsBytes?: number; maxPerClient?: number },
+    private readonly options: {
+      maxQueued: number;
+      ttlSeconds: number;
+      memoryBudgetBytes?: number;
+      maxResultsBytes?: number;
+      timeoutSeconds?: number;
+      maxPerClient?: number;
+    },
     private readonly events: JobEvents = {},
   ) {}
 
@@ -119,7 +128,7 @@ export class JobManager {
     contiguousRows: number,
     ephemeral: boolean,
   ): Job {
-    return { record, request, parameters, blockSize, method, contiguousRows, cancelled: false, listeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
+    return { record, request, parameters, blockSize, method, contiguousRows, cancelled: false, abort: new AbortController(), listeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
   }
 
   /**
@@ -235,14 +244,22 @@ export class JobManager {
     return job.record;
   }
 
-  /** Stops an unfinished job: a queued one never starts, a running one stops after its blocks in flight. */
+  /** Cancels an unfinished job (see stop()). */
   cancel(job: Job, reason: CancelReason): void {
+    this.stop(job, 'cancelled', { kind: 'cancelled', message: CANCEL_MESSAGES[reason](job.record.status === 'running') });
+  }
+
+  /**
+   * Ends an unfinished job now: a queued one never starts; a running one's tasks in flight are aborted,
+   * which ends their threads (a task cannot be interrupted otherwise) and piscina starts others.
+   */
+  private stop(job: Job, status: 'cancelled' | 'failed', error: NonNullable<JobRecord['error']>): void {
     if (isFinished(job.record.status)) return;
     job.cancelled = true;
     const queued = this.queue.indexOf(job);
     if (queued >= 0) this.queue.splice(queued, 1);
-    const message = CANCEL_MESSAGES[reason](job.record.status === 'running');
-    const finishing = this.finish(job, 'cancelled', { kind: 'cancelled', message });
+    if (this.running === job) job.abort.abort();
+    const finishing = this.finish(job, status, error);
     job.settled = Promise.all([job.settled, finishing]).then(() => undefined);
   }
 
@@ -325,7 +342,25 @@ export class JobManager {
     record.startedAt = new Date().toISOString();
     await this.persist(job); // so that a crash leaves a record the next start marks interrupted
     this.notify(job);
-    const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request!, method: job.method });
+    const timeoutSeconds = this.options.timeoutSeconds ?? Infinity;
+    const timeout = Number.isFinite(timeoutSeconds)
+      ? setTimeout(() => {
+          const message = `the job ran longer than JOB_TIMEOUT_SECONDS (${timeoutSeconds} s) and was stopped`;
+          this.stop(job, 'failed', { kind: 'timeout', message });
+        }, timeoutSeconds * 1000)
+      : undefined;
+    try {
+      await this.computeRows(job, started);
+    } finally {
+      clearTimeout(timeout);
+    }
+  }
+
+  /** The summary, then every row block, spread over the pool's threads and written as they come back. */
+  private async computeRows(job: Job, started: number): Promise<void> {
+    const { record } = job;
+    const { signal } = job.abort;
+    const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request!, method: job.method }, signal);
     if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;
@@ -355,8 +390,8 @@ export class JobManager {
         const layer = layerOf(index);
         try {
           const task = { kind: 'rows' as const, jobId: record.id, method: job.method, block, upperOnly: true };
-          let rows = await this.pool.run(task);
-          if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request });
+          let rows = await this.pool.run(task, signal);
+          if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request }, signal);
           if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request
           if (isFailure(rows)) return fail(rows.error);
           while (pendingBelow(layer) && !job.cancelled && !failure) await this.changed(job);

@@ -14,23 +14,40 @@ function workerFile(): string {
   return fileURLToPath(new URL('../../dist/jobs/worker-entry.cjs', import.meta.url));
 }
 
-/** A fixed-size piscina pool of compute threads, each with its own TF.js backend instance. */
+/**
+ * A fixed-size piscina pool of compute threads, each with its own TF.js backend instance. A thread
+ * whose backend may be broken ends itself (see worker.ts) and piscina starts a replacement; a task
+ * aborted through its signal terminates its thread the same way.
+ */
 export class ComputePool {
   private readonly piscina: Piscina<WorkerTask, WorkerResult>;
   readonly threads: number;
-
-  constructor(threads: number, backend: string) {
+  constructor(threads: number, backend: string, { heapLimitMb, onReplace }: { heapLimitMb?: number; onReplace?: () => void } = {}) {
     this.threads = threads;
     this.piscina = new Piscina({
       filename: workerFile(),
       minThreads: threads,
       maxThreads: threads,
       workerData: { backend },
+      // A thread whose JS heap runs out ends with ERR_WORKER_OUT_OF_MEMORY instead of taking the process with it.
+      ...(heapLimitMb ? { resourceLimits: { maxOldGenerationSizeMb: heapLimitMb } } : {}),
+    });
+    // piscina emits 'error' for a thread that failed with no task in flight (the thread is replaced);
+    // unhandled, the event would end the process.
+    this.piscina.on('error', () => undefined);
+    let created = 0;
+    this.piscina.on('workerCreate', () => {
+      if (++created > threads) onReplace?.();
     });
   }
 
-  run(task: WorkerTask): Promise<WorkerResult> {
-    return this.piscina.run(task);
+  run(task: WorkerTask, signal?: AbortSignal): Promise<WorkerResult> {
+    return this.piscina.run(task, signal ? { signal } : {});
+  }
+
+  /** Threads alive now (a crashed one is replaced within moments). */
+  get liveThreads(): number {
+    return this.piscina.threads.length;
   }
 
   /** Resolves once a worker has loaded its backend; reports which one. */

@@ -27,6 +27,11 @@ export interface WorkerFailure {
   error: { kind: 'spec' | 'numerical' | 'internal'; message: string };
 }
 
+/** A worker whose backend may be unusable ended its thread; the task it ran fails with this message. */
+export class WorkerCrash extends Error {
+  override name = 'WorkerCrash';
+}
+
 /** A worker asked for rows of a job it has not prepared. */
 export interface NeedsRequest {
   needsRequest: true;

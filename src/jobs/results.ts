@@ -35,8 +35,13 @@ export async function formatRows(values: Float32Array, size: number, count: numb
   return lines.join(',');
 }
 
-/** About 1 MB of float32 per read, at least one row. */
-const rowsPerRead = (size: number) => Math.max(1, Math.floor(262144 / Math.max(size, 1)));
+/**
+ * About 256 KB of float32 (some 700 KB as JSON text) per read, at least one row: what a response
+ * holds in memory per chunk. Responses are readables of one chunk at most (highWaterMark 1 byte) piped
+ * with backpressure, so a client that reads nothing costs about two chunks, not the whole matrix.
+ */
+const rowsPerRead = (size: number) => Math.max(1, Math.floor(65536 / Math.max(size, 1)));
+const fromChunks = (chunks: AsyncGenerator<string | Buffer>) => Readable.from(chunks, { objectMode: false, highWaterMark: 1 });
 
 /** Headers that describe the matrix in the binary forms, whose body holds nothing else. */
 export function matrixHeaders(record: Pick<JobRecord, 'size' | 'parameters' | 'loss' | 'meta'>): Record<string, string> {
@@ -55,7 +60,7 @@ export function resultStream(store: ResultStore, record: JobRecord, format: Resu
   const matrixBytes = record.size * record.size * 4;
   if (format === 'npy') return { body: store.readStream(record.id), length: header + matrixBytes };
   if (format === 'binary') return { body: store.readStream(record.id, header), length: matrixBytes };
-  return { body: Readable.from(jsonDocument(store, record)) };
+  return { body: fromChunks(jsonDocument(store, record)) };
 }
 
 async function* jsonDocument(store: ResultStore, record: JobRecord): AsyncGenerator<string> {
@@ -101,5 +106,5 @@ export function rowStream(manager: JobManager, store: ResultStore, job: Job, for
       sent += count;
     }
   }
-  return Readable.from(rows());
+  return fromChunks(rows());
 }

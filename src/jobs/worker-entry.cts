@@ -7,9 +7,12 @@
 import type { WorkerResult, WorkerTask } from './protocol.js';
 
 type WorkerModule = { default: (task: WorkerTask) => Promise<WorkerResult> };
-let worker: Promise<WorkerModule> | undefined; // loaded once, on the first task, shared by all after
+// Loaded as the thread starts, so that its backend is set up before the first task arrives (a thread
+// that replaces a failed or aborted one is warm by the time it is needed); shared by every task.
+const worker: Promise<WorkerModule> = import('./worker.js');
+// Not awaited until a task comes: a failure to load then fails that task, not the thread's start.
+worker.catch(() => undefined);
 
 export = async function run(task: WorkerTask): Promise<WorkerResult> {
-  worker ??= import('./worker.js');
   return (await worker).default(task);
 };

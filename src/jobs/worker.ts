@@ -9,7 +9,7 @@ import { initBackend, NumericalError, parseRequest, PreparedModel, rowSource, Sp
 import type { BackendInfo } from '../compute/index.js';
 import { computeQuantity, type CurvatureQuery } from '../compute/quantities/index.js';
 import type { HessianRequest } from '../schemas/model.js';
-import type { CurvatureAnswer, WorkerFailure, WorkerResult, WorkerTask } from './protocol.js';
+import { WorkerCrash, type CurvatureAnswer, type WorkerFailure, type WorkerResult, type WorkerTask } from './protocol.js';
 
 const ready = initBackend(workerData?.backend ?? 'auto');
 let cached: { jobId: string; model: PreparedModel; source: RowSource } | null = null;
@@ -47,13 +47,27 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
         return curvature(task.request, task.query, task.blockSize, backend);
     }
   } catch (error) {
-    return failure(error);
+    if (error instanceof SpecError) return failure('spec', error);
+    if (error instanceof NumericalError) return failure('numerical', error);
+    return endThread(error);
   }
 }
 
-function failure(error: unknown): WorkerFailure {
-  const kind = error instanceof SpecError ? 'spec' : error instanceof NumericalError ? 'numerical' : 'internal';
-  return { error: { kind, message: (error as Error).message ?? String(error) } };
+const failure = (kind: WorkerFailure['error']['kind'], error: Error): WorkerFailure => ({ error: { kind, message: error.message } });
+
+/**
+ * Any other error (a wasm trap such as "memory access out of bounds", an allocation that failed, an
+ * unknown error from the backend) may have left this thread's backend unusable, so the thread ends
+ * here instead of taking another task: the uncaught error rejects this task with its message, and
+ * piscina replaces the thread. The task's promise never settles, so no answer races the error.
+ */
+function endThread(error: unknown): Promise<never> {
+  const cause = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return new Promise<never>(() => {
+    setImmediate(() => {
+      throw new WorkerCrash(`the compute worker failed (${cause}) and was replaced`);
+    });
+  });
 }
 
 /** A curvature quantity on its own prepared model (a request, not a job: nothing to cache). */

@@ -92,9 +92,14 @@ export const ERRORS = {
     when: '`RESULTS_DIR` could not be written: a new job that cannot be recorded is refused; a `DELETE` whose files cannot be deleted changes nothing',
     example: 'could not record the new job in RESULTS_DIR: ENOSPC: no space left on device',
   },
-  internal: { status: 500, when: 'a fault of the server (see its log); never bad input', example: 'internal error; see the server log' },
+  internal: { status: 500, when: 'a failure on the server side (a compute thread that trapped or ran out of memory: only that request or job fails, the cause in the message); never bad input', example: 'internal error; see the server log' },
   shutting_down: { status: 503, when: 'the server got SIGTERM and takes no new jobs', example: 'the server is shutting down and takes no new jobs', retryAfter: 5 },
   cancelled: { status: 503, when: 'a synchronous request whose computation was cancelled; the message says why (e.g. the server shut down)', example: 'the computation was cancelled: the server shut down before the job started' },
+  job_timeout: {
+    status: 504,
+    when: 'the computation ran longer than `JOB_TIMEOUT_SECONDS` and was stopped (a job keeps the reason in `error`)',
+    example: 'the job ran longer than JOB_TIMEOUT_SECONDS (3600 s) and was stopped',
+  },
   insufficient_storage: {
     status: 507,
     when: "the result's matrix would not fit in `MAX_RESULTS_BYTES` next to the results held; the message gives both sizes",

@@ -77,6 +77,7 @@ export function failureOf(job: Job): ApiError {
 export function computeFailure(error: { kind: string; message: string }): ApiError {
   if (error.kind === 'spec') return new ApiError('invalid_request', error.message);
   if (error.kind === 'numerical') return new ApiError('numerical_error', error.message);
+  if (error.kind === 'timeout') return new ApiError('job_timeout', error.message);
   return new ApiError('internal', error.message);
 }
 
@@ -95,7 +96,7 @@ export const hessianRoutes =
           body: HessianRequest,
           response: {
             200: resultResponse,
-            ...errorResponses(...SUBMIT_ERRORS, ...V1_ERRORS, 'not_acceptable', 'numerical_error', 'cancelled'),
+            ...errorResponses(...SUBMIT_ERRORS, ...V1_ERRORS, 'not_acceptable', 'numerical_error', 'cancelled', 'job_timeout'),
           },
         },
       },
@@ -114,7 +115,7 @@ export const hessianRoutes =
         });
         const record = await ctx.manager.finished(job);
         if (record.status !== 'succeeded') throw failureOf(job);
-        return sendResult(reply, ctx.store, record, format);
+        return sendResult(reply, ctx.store, record, format, ctx.config.STREAM_WRITE_TIMEOUT_SECONDS * 1000);
       },
     );
   };

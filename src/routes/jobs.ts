@@ -9,7 +9,7 @@ import { HessianRequest } from '../schemas/model.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS, type ErrorCode } from './errors.js';
 import { admit, failureOf } from './hessian.js';
-import { negotiate, resultFormat, resultResponse, sendResult } from './results.js';
+import { closeWhenStalled, negotiate, resultFormat, resultResponse, sendResult } from './results.js';
 
 const STREAM_TYPES = { ndjson: 'application/x-ndjson', binary: 'application/octet-stream' };
 
@@ -92,7 +92,7 @@ export const jobRoutes =
           const cause = failureOf(job);
           throw new ApiError(`job_${status}`, `job ${job.record.id} is ${status}: ${cause.message}`);
         }
-        return sendResult(reply, ctx.store, job.record, format);
+        return sendResult(reply, ctx.store, job.record, format, ctx.config.STREAM_WRITE_TIMEOUT_SECONDS * 1000);
       },
     );
 
@@ -122,6 +122,7 @@ export const jobRoutes =
           throw new ApiError(`job_${job.record.status}`, `job ${job.record.id} is ${job.record.status}`);
         }
         reply.type(STREAM_TYPES[format]).header('x-hessian-size', String(job.record.size));
+        closeWhenStalled(reply.raw, ctx.config.STREAM_WRITE_TIMEOUT_SECONDS * 1000);
         return reply.send(rowStream(ctx.manager, ctx.store, job, format) as never);
       },
     );
@@ -132,7 +133,7 @@ export const jobRoutes =
         schema: {
           operationId: 'deleteJob',
           summary: 'Cancel a job, or delete a finished one',
-          description: 'A queued or running job is cancelled (a running one stops after the row blocks in flight) and its record answered; a finished job is deleted with its result (204).',
+          description: 'A queued or running job is cancelled (a running one at once: its row blocks in flight are aborted) and its record answered; a finished job is deleted with its result (204).',
           tags: ['jobs'],
           params: JobId,
           response: { 200: Job, 204: z.null().describe('Deleted'), ...errorResponses(...JOB_ERRORS, 'storage_error') },

@@ -18,7 +18,7 @@ export const opsRoutes =
       status: z.enum(['ready', 'starting', 'unavailable']),
       backend: z.string().nullable(),
       dtype: z.string().nullable(),
-      workers: z.number().int(),
+      workers: z.number().int().describe('Compute threads alive (a failed thread is replaced within moments)'),
       fallbacks: z.array(z.string()).describe('Why preferred backends were skipped'),
     });
     api.get(
@@ -31,7 +31,7 @@ export const opsRoutes =
           status: info ? 'ready' : failed ? 'unavailable' : 'starting',
           backend: info?.backend ?? null,
           dtype: info?.dtype ?? null,
-          workers: ctx.config.WORKERS,
+          workers: ctx.pool.liveThreads,
           fallbacks: info?.fallbacks ?? (failed ? [failed] : []),
         });
       },

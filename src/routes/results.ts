@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { matrixHeaders, RESULT_TYPES, resultStream, type ResultFormat } from '../jobs/results.js';
@@ -19,8 +20,32 @@ export function negotiate<Format extends string>(request: FastifyRequest, offere
 /** The result form the client accepts, or 406. */
 export const resultFormat = (request: FastifyRequest): ResultFormat => negotiate(request, RESULT_TYPES);
 
-/** Sends a finished result from disk in the negotiated form. */
-export function sendResult(reply: FastifyReply, store: ResultStore, record: JobRecord, format: ResultFormat) {
+/**
+ * Closes a response whose client has stopped reading: when its buffered output has not drained for
+ * `timeoutMs` (STREAM_WRITE_TIMEOUT_SECONDS), the connection is destroyed, which ends the stream
+ * feeding it. A stream waiting for rows still being computed is not stalled: nothing is buffered.
+ */
+export function closeWhenStalled(res: ServerResponse, timeoutMs: number): void {
+  let waitingSince: number | null = null;
+  const drained = () => {
+    waitingSince = null;
+  };
+  const timer = setInterval(
+    () => {
+      if (!res.writableNeedDrain) return drained();
+      waitingSince ??= Date.now();
+      if (Date.now() - waitingSince >= timeoutMs) res.destroy();
+    },
+    Math.max(50, Math.min(1000, timeoutMs / 4)),
+  );
+  timer.unref();
+  res.on('drain', drained);
+  res.once('close', () => clearInterval(timer));
+}
+
+/** Sends a finished result from disk in the negotiated form; a client that stops reading is cut off after writeTimeoutMs. */
+export function sendResult(reply: FastifyReply, store: ResultStore, record: JobRecord, format: ResultFormat, writeTimeoutMs: number) {
+  closeWhenStalled(reply.raw, writeTimeoutMs);
   const { body, length } = resultStream(store, record, format);
   reply.type(RESULT_TYPES[format]);
   if (format !== 'json') reply.headers(matrixHeaders(record));

@@ -113,8 +113,8 @@ describe.each(cases)('structured vs R-operator: $name', ({ request }) => {
     const structured = rowSource(model, 'structured');
     const rOperator = rowSource(model, 'rOperator');
     try {
-      for (const blockSize of [1, 3, 7]) {
-        for (const block of planRowBlocks(model.parameters, blockSize)) {
+      for (const [blockSize, wholeRows] of [[1, false], [3, false], [7, false], [4, true], [9, true]] as const) {
+        for (const block of planRowBlocks(model.parameters, blockSize, wholeRows)) {
           const a = structured.rows(block, true);
           const b = rOperator.rows(block, true);
           expect(relativeError(a, b)).toBeLessThan(TOLERANCE);
@@ -136,21 +136,25 @@ describe('path selection', () => {
 });
 
 describe('path planning from sizes (planHessian)', () => {
-  const shape = (sizes: number[], batch: number) => {
-    const request = parseRequest({
+  const requestFor = (sizes: number[], batch: number) =>
+    parseRequest({
       model: { inputShape: [sizes[0]], seed: 1, layers: sizes.slice(1).map((units) => ({ type: 'dense', units })) },
       loss: 'meanSquaredError',
       data: { x: Array.from({ length: batch }, () => new Array(sizes[0]).fill(0.5)), y: Array.from({ length: batch }, () => new Array(sizes.at(-1)!).fill(0)) },
     });
-    return costShape(request);
-  };
+  const shape = (sizes: number[], batch: number) => costShape(requestFor(sizes, batch));
 
-  it('takes the structured path for the benchmark MLPs, with blocks of whole kernel rows within the budget', () => {
+  it('takes the structured path for the benchmark MLPs within the budget, in blocks of whole kernel rows', () => {
     for (const sizes of [[20, 64, 64, 10], [40, 128, 100, 10]]) {
       const plan = planHessian(shape(sizes, 256), DEFAULT_MEMORY_BUDGET_BYTES);
+      const tensors = allParameters(requestFor(sizes, 256).model);
       expect(plan.method).toBe('structured');
       expect(plan.peakBytes).toBeLessThanOrEqual(DEFAULT_MEMORY_BUDGET_BYTES);
-      expect(plan.blockSize % Math.max(...sizes.slice(1))).toBe(0);
+      for (const block of planRowBlocks(tensors, plan.blockSize, true)) {
+        const tensor = tensors[block.tensor];
+        if (tensor.kind === 'kernel') expect([block.start % tensor.shape[1], block.count % tensor.shape[1]]).toEqual([0, 0]);
+        expect(block.count).toBeLessThanOrEqual(Math.max(plan.blockSize, tensor.shape.at(-1)!));
+      }
     }
   });
 

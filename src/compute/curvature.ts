@@ -97,12 +97,18 @@ export interface RowBlock {
   row: number;
 }
 
-/** Splits the P rows into blocks of at most `blockSize` that never straddle two tensors. */
-export function planRowBlocks(parameters: readonly ParameterTensor[], blockSize: number): RowBlock[] {
+/**
+ * Splits the P rows into blocks of at most `blockSize` that never straddle two tensors. With
+ * `wholeRows`, a kernel's blocks are whole kernel rows (a multiple of its units, at least one row),
+ * which the structured assembly computes without waste.
+ */
+export function planRowBlocks(parameters: readonly ParameterTensor[], blockSize: number, wholeRows = false): RowBlock[] {
   const blocks: RowBlock[] = [];
   parameters.forEach((t, tensor) => {
-    for (let start = 0; start < t.size; start += blockSize) {
-      blocks.push({ tensor, start, count: Math.min(blockSize, t.size - start), row: t.offset + start });
+    const units = t.shape[t.shape.length - 1];
+    const step = wholeRows && t.kind === 'kernel' ? Math.max(1, Math.floor(blockSize / units)) * units : blockSize;
+    for (let start = 0; start < t.size; start += step) {
+      blocks.push({ tensor, start, count: Math.min(step, t.size - start), row: t.offset + start });
     }
   });
   return blocks;

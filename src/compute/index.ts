@@ -85,7 +85,7 @@ export async function computeHessian(body: unknown, options: ComputeOptions = {}
     const plan = planHessian(costShape(model.request), DEFAULT_MEMORY_BUDGET_BYTES, options.method);
     source = rowSource(model, plan.method);
     const hessian = options.onRows ? undefined : new Float32Array(model.size * model.size);
-    for (const block of planRowBlocks(model.parameters, options.blockSize ?? plan.blockSize)) {
+    for (const block of planRowBlocks(model.parameters, options.blockSize ?? plan.blockSize, plan.method === 'structured')) {
       const rows = source.rows(block, false);
       if (hessian) hessian.set(rows, block.row * model.size);
       else options.onRows!(block.row, block.count, rows);

@@ -62,6 +62,20 @@ export const FUZZ_BASES: Json[] = [
   },
 ];
 
+/** What POST /v1/curvature adds to a body: each quantity with some of its options (hvp's vectors fit the README example, P = 4). */
+const CURVATURE_FIELDS: Record<string, Json>[] = [
+  { quantity: 'hvp', vectors: [[1, 0, 0, 0], [0.5, -1, 2, 0]] },
+  { quantity: 'hvp', matrix: 'ggn', vectors: [[0, 0, 1, 0]] },
+  { quantity: 'ggn' },
+  { quantity: 'fisher' },
+  { quantity: 'diagonal', matrix: 'fisher' },
+  { quantity: 'eigenvalues', k: 2, which: 'smallest', vectors: true },
+  { quantity: 'eigenvalues', matrix: 'ggn', tolerance: 1e-3, maxIterations: 20 },
+  { quantity: 'trace', method: 'hutchinson', samples: 20, seed: 3 },
+  { quantity: 'trace' },
+  { quantity: 'density', runs: 2, steps: 8, gridPoints: 50 },
+];
+
 const ACCEPTS = ['application/json', 'application/octet-stream', 'application/x-npy', '*/*', 'text/html', 'application/json;q=0', 'garbage/\u00ff', ''];
 const CONTENT_TYPES = ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=latin1', 'application/JSON', ''];
 const WRONG_TYPES: Json[] = [null, true, false, 'x', '', 0, -1, 1.5, [], {}, [1], [[]], { a: 1 }, ['dense_1/kernel']];
@@ -209,7 +223,7 @@ export const REGRESSIONS: FuzzRequest[] = [
 ];
 
 /**
- * The i-th request of the run for `seed`: mostly mutated POST /v1/hessian bodies, some as jobs, and
+ * The i-th request of the run for `seed`: mostly mutated POST /v1/hessian bodies, some to /v1/curvature, some as jobs, and
  * GET/DELETE on job ids with assorted Accept headers. `created` holds job ids the run has seen so far.
  */
 export function fuzzRequest(seed: number, i: number, created: readonly string[]): FuzzRequest {
@@ -224,8 +238,9 @@ export function fuzzRequest(seed: number, i: number, created: readonly string[])
     const method = suffix === '' && random() < 0.3 ? 'DELETE' : 'GET';
     return { method, url: `/v1/jobs/${id}${suffix}`, headers: headers.accept ? { accept: headers.accept } : {}, label: `${method} job ${id}${suffix}` };
   }
-  const url = roll < 0.2 ? '/v1/jobs' : '/v1/hessian';
+  const url = roll < 0.2 ? '/v1/jobs' : roll < 0.35 ? '/v1/curvature' : '/v1/hessian';
   let body = clone(pick(random, FUZZ_BASES));
+  if (url === '/v1/curvature') body = { ...(body as Record<string, Json>), ...clone(pick(random, CURVATURE_FIELDS)) };
   const labels: string[] = [];
   // Half the bodies get extreme numbers only (they mostly compute), half one or two structural mutations.
   const numbersOnly = random() < 0.5;

@@ -25,6 +25,8 @@ export interface ActivationState {
   vjp(rg: Tensor3D): Tensor3D;
   /** The second-order term (d(J^T g)/dz) R(z) for the g given to backward(); null where it is zero. */
   curvature(rz: Tensor3D): Tensor3D | null;
+  /** f'(z) as [B, 1, m] when J = diag(f') (element-wise activations), so that callers can skip dense Jacobians. */
+  readonly derivative?: Tensor3D;
   /**
    * When the second-order term is diagonal (element-wise activations): its diagonal g * f''(z) [B, m],
    * or null where it is zero. Absent for activations that couple units (softmax).
@@ -73,6 +75,7 @@ export function elementwise(def: ElementwiseDefinition): ActivationRule {
         jvp: (rz) => tf.mul(rz, d1PerDirection) as Tensor3D,
         vjp: (rg) => tf.mul(rg, d1PerDirection) as Tensor3D,
         curvature: (rz) => (gD2 ? (tf.mul(rz, gD2) as Tensor3D) : null),
+        derivative: d1PerDirection,
         curvatureDiagonal: () => (gD2 ? (tf.squeeze(gD2, [1]) as Tensor2D) : null),
       };
     },

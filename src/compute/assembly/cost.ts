@@ -11,13 +11,10 @@ const FLOAT = 4;
 const SWEEP_PER_WIDTH = 10;
 /** [rows, columns] tensors of one layer pair in a block: two products, their transposes, the sum, the copy read back. */
 const BLOCK_COPIES = 6;
-/** Efficiency bound on a block's working tensor (floats): larger ones do not run faster. */
-const BLOCK_FLOATS = 4 * 1024 * 1024;
+/** Efficiency bound on a block's rows x P (floats): larger blocks hardly run faster and balance worse over the workers. */
+const BLOCK_FLOATS = 8 * 1024 * 1024;
 /** Element-wise operations per [B, m_lo, unit] entry of a sweep (activation and loss rules). */
 const ELEMENTWISE_FLOPS_PER_UNIT = 20;
-
-const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
-const lcm = (a: number, b: number) => (a / gcd(a, b)) * b;
 
 /**
  * The structured plan within `budgetBytes`, or null when even blocks of one kernel row do not fit
@@ -50,15 +47,13 @@ export function structuredCost(shape: CostShape, budgetBytes: number, force = fa
   const widest = Math.max(...chosen.map(units));
   const widestColumns = Math.max(...chosen.map(columnsOf));
   const fixed = preparedBytes(shape, size) + FLOAT * keptFloats;
-  // A block covers whole kernel rows of its layer, so it may compute up to one more row at each end.
-  const blockBytes = (rows: number) => FLOAT * (rows + 2 * widest) * (BLOCK_COPIES * widestColumns + size);
+  // Blocks are whole kernel rows (planRowBlocks' wholeRows): at most `rows` of them, or one kernel row.
+  const blockBytes = (rows: number) => FLOAT * rows * (BLOCK_COPIES * widestColumns + size);
   const peak = (rows: number) => fixed + Math.max(FLOAT * sweepFloats, blockBytes(rows));
-  const common = chosen.map(units).reduce(lcm, 1);
   const efficientRows = Math.max(widest, Math.floor(BLOCK_FLOATS / Math.max(size, 1)));
   let rows = Math.min(efficientRows, size);
   while (rows > widest && peak(rows) > budgetBytes) rows = Math.floor(rows / 2);
-  const step = common <= rows ? common : widest;
-  const blockSize = Math.max(widest, Math.floor(rows / step) * step);
+  const blockSize = Math.max(widest, rows);
   if (!force && peak(blockSize) > budgetBytes) return null;
   return { size, blockSize, peakBytes: peak(blockSize), minimumBytes: peak(widest), flops };
 }

@@ -14,6 +14,11 @@ import { tf, type Tensor, type Tensor2D, type Tensor3D } from '../tf.js';
 export interface PairFactors {
   curvature: Tensor2D;
   inputJacobian: Tensor2D | null;
+  /**
+   * For adjacent layers hi = lo + 1 under an element-wise activation, E^{lo,hi} = diag(f'_lo) (and 0 at the
+   * bias input): f'_lo as [B, m_lo], with inputJacobian null. The term it makes is zero off p = j.
+   */
+  diagonalJacobian: Tensor2D | null;
 }
 
 /** [B, m, m]: the m unit directions of z-space for every example, written directly (tf.tile is slow on wasm). */
@@ -58,8 +63,11 @@ export function pairFactors(model: PreparedModel, selected: readonly number[], k
       const rGradient = layers[k].rDelta(rOutputGradient, rZ[k]); // R(g_k) = S^{lo,k}
       if (selected.includes(k)) {
         const width = layers[k].units;
-        const inputJacobian = k > lo ? hold(tf.reshape(withBiasColumn(rInputs[k], layers[k]), [batch, m * layers[k].inputsAug]) as Tensor2D) : null;
-        factors.set(key(lo, k), { curvature: hold(tf.reshape(rGradient, [batch, m * width]) as Tensor2D), inputJacobian });
+        const derivative = k === lo + 1 ? layers[lo].activation.derivative : undefined;
+        const diagonalJacobian = derivative ? hold(tf.reshape(derivative, [batch, m]) as Tensor2D) : null;
+        const inputJacobian =
+          k > lo && !derivative ? hold(tf.reshape(withBiasColumn(rInputs[k], layers[k]), [batch, m * layers[k].inputsAug]) as Tensor2D) : null;
+        factors.set(key(lo, k), { curvature: hold(tf.reshape(rGradient, [batch, m * width]) as Tensor2D), inputJacobian, diagonalJacobian });
       }
       if (k > lo) rOutputGradient = layers[k].rBackward(rGradient, null);
     }

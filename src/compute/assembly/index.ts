@@ -69,10 +69,11 @@ export class StructuredAssembly {
     for (const columnLayer of columnLayers) {
       const columns = model.layers[columnLayer];
       const range = selectedRows(model.parameters, columnLayer, columns.inputs);
-      const block2d = tf.tidy(() => this.pairBlock(tensor.layer, columnLayer, i0, c, range));
-      const values = block2d.dataSync() as Float32Array;
-      block2d.dispose();
+      const { block: blockTensor, diagonal } = tf.tidy(() => this.pairBlock(tensor.layer, columnLayer, i0, c, range));
+      const values = blockTensor.dataSync() as Float32Array;
       const stride = range.count * columns.units;
+      if (diagonal) this.addDiagonalTerm(values, stride, diagonal.dataSync() as Float32Array, tensor.layer, columnLayer, i0, c, range);
+      tf.dispose([blockTensor, diagonal]);
       for (const t of model.parameters) {
         if (t.layer !== columnLayer) continue;
         const from = ((t.kind === 'bias' ? columns.inputs : 0) - range.first) * columns.units;
@@ -91,11 +92,11 @@ export class StructuredAssembly {
    * `range`, as [c * m_r, range.count * m_h]. Above the diagonal (r <= h) the formula as written;
    * below it the same sums with the roles of the two layers' indices exchanged.
    */
-  private pairBlock(r: number, h: number, i0: number, c: number, range: { first: number; count: number }): Tensor2D {
+  private pairBlock(r: number, h: number, i0: number, c: number, range: { first: number; count: number }): { block: Tensor2D; diagonal?: Tensor } {
     const { layers } = this.model;
     const lo = Math.min(r, h);
     const hi = Math.max(r, h);
-    const { curvature, inputJacobian } = this.factors.get(key(lo, hi))!;
+    const { curvature, inputJacobian, diagonalJacobian } = this.factors.get(key(lo, hi))!;
     const [low, high] = [layers[lo], layers[hi]];
     const { batch } = high;
     const np = range.count;
@@ -112,14 +113,47 @@ export class StructuredAssembly {
         const second = tf.reshape(tf.matMul(khatriRao(picked, high.deltaT), jacobian(range.first, np)), [c, high.units, low.units, np]);
         block = tf.add(block, tf.transpose(second, [0, 2, 3, 1]));
       }
-      return tf.reshape(block, [c * low.units, np * high.units]);
+      // [(i, q), B] @ [B, j] -> (i, q, j), the term's values at p = j (see addDiagonalTerm)
+      const diagonal = diagonalJacobian ? tf.matMul(khatriRao(picked, high.deltaT), diagonalJacobian) : undefined;
+      return { block: tf.reshape(block, [c * low.units, np * high.units]), diagonal };
     }
     // Rows in hi (p in the picked range, q), columns in lo (i in range, j).
     // [(p, i), B] @ [B, (j, q)] -> (p, i, j, q) -> (p, q, i, j)
     const first = tf.transpose(tf.reshape(tf.matMul(khatriRao(picked, columnInputs), curvature), [c, np, low.units, high.units]), [0, 3, 1, 2]);
+    const block = (sum: Tensor) => tf.reshape(sum, [c * high.units, np * low.units]) as Tensor2D;
+    // [(q, i), B] @ [B, j] -> (q, i, j), the term's values at p = j (see addDiagonalTerm)
+    if (diagonalJacobian) return { block: block(first), diagonal: tf.matMul(khatriRao(high.deltaT, columnInputs), diagonalJacobian) };
     // [(q, i), B] @ [B, (j, p)] -> (q, i, j, p) -> (p, q, i, j)
     const second = tf.reshape(tf.matMul(khatriRao(high.deltaT, columnInputs), jacobian(i0, c)), [high.units, np, low.units, c]);
-    return tf.reshape(tf.add(first, tf.transpose(second, [3, 0, 1, 2])), [c * high.units, np * low.units]);
+    return { block: block(tf.add(first, tf.transpose(second, [3, 0, 1, 2]))) };
+  }
+
+  /**
+   * Adds the E-term of adjacent layers under an element-wise activation, where E = diag(f'), so that
+   * it lives on p = j only: `diagonal` holds sum_b a_lo[b,i] g_hi[b,q] f'_lo[b,j] as (i, q, j) above the
+   * diagonal (rows in lo) and as (q, i, j) below it (rows in hi); `values` is pairBlock's block.
+   */
+  private addDiagonalTerm(values: Float32Array, stride: number, diagonal: Float32Array, r: number, h: number, i0: number, c: number, range: { first: number; count: number }): void {
+    const low = this.model.layers[Math.min(r, h)];
+    const mHi = this.model.layers[Math.max(r, h)].units;
+    const mLo = low.units;
+    if (r < h) {
+      // rows (i, j), columns (p, q) with p = j in the column range
+      for (let j = range.first; j < Math.min(range.first + range.count, mLo); j++) {
+        for (let i = 0; i < c; i++) {
+          const row = (i * mLo + j) * stride + (j - range.first) * mHi;
+          for (let q = 0; q < mHi; q++) values[row + q] += diagonal[(i * mHi + q) * mLo + j];
+        }
+      }
+      return;
+    }
+    // rows (p, q) with p in [i0, i0 + c), columns (i, j) with j = p
+    for (let p = i0; p < Math.min(i0 + c, mLo); p++) {
+      for (let q = 0; q < mHi; q++) {
+        const row = ((p - i0) * mHi + q) * stride + p;
+        for (let i = 0; i < range.count; i++) values[row + i * mLo] += diagonal[(q * range.count + i) * mLo + p];
+      }
+    }
   }
 
   dispose(): void {

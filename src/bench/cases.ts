@@ -1,0 +1,45 @@
+/** The benchmark's models: tanh MLPs, linear last layer, softmax cross-entropy from logits, fixed weights and data. */
+import { glorotUniform } from '../compute/initializers.js';
+import { costShape, DEFAULT_MEMORY_BUDGET_BYTES, planHessian } from '../compute/index.js';
+import { HessianRequest } from '../schemas/model.js';
+
+/** Layer sizes by P. */
+export const CASES: Record<number, number[]> = {
+  1507: [10, 32, 32, 3],
+  6154: [20, 64, 64, 10],
+  11878: [25, 92, 92, 10],
+  19158: [40, 128, 100, 10],
+};
+export const BATCH = 256;
+
+export function mlpRequest(sizes: number[], batch: number): HessianRequest {
+  let state = 12345;
+  const random = () => ((state = (state * 16807) % 2147483647) / 2147483647) * 2 - 1;
+  const classes = sizes[sizes.length - 1];
+  return HessianRequest.parse({
+    model: {
+      inputShape: [sizes[0]],
+      layers: sizes.slice(1).map((units, l) => ({
+        type: 'dense',
+        units,
+        activation: l === sizes.length - 2 ? 'linear' : 'tanh',
+        kernel: glorotUniform(sizes[l], units, 1, l),
+        bias: Array.from({ length: units }, () => 0.1 * random()),
+      })),
+    },
+    loss: { type: 'categoricalCrossentropy', fromLogits: true },
+    data: {
+      x: Array.from({ length: batch }, () => Array.from({ length: sizes[0] }, random)),
+      y: Array.from({ length: batch }, (_, b) => Array.from({ length: classes }, (_, c) => (c === b % classes ? 1 : 0))),
+    },
+  });
+}
+
+/** FLOPs of the B·P² multiply-adds model of a full Hessian (the same yardstick for every implementation). */
+export const modelFlops = (size: number, batch: number) => 2 * batch * size * size;
+
+/** FLOPs the service's planned path executes (cost model of planHessian: the upper blocks, factors, preparation). */
+export const executedFlops = (request: HessianRequest, budgetBytes = DEFAULT_MEMORY_BUDGET_BYTES) => {
+  const plan = planHessian(costShape(request), budgetBytes);
+  return { flops: plan.flops, method: plan.method };
+};

@@ -17,6 +17,16 @@ import { hessianRoutes } from './routes/hessian.js';
 import { jobRoutes } from './routes/jobs.js';
 import { opsRoutes } from './routes/ops.js';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Graceful shutdown's first half: no new jobs (503), queued ones cancelled, the running one given
+     * SHUTDOWN_GRACE_SECONDS, then cancelled. Requests other than new jobs are still served. Idempotent.
+     */
+    drain(): Promise<void>;
+  }
+}
+
 /**
  * Builds the service: result store, worker pool, job manager, metrics and the HTTP routes.
  * Resolves once the store has been recovered; the pool's backend loads in the background (/ready).
@@ -28,6 +38,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND, {
     heapLimitMb: config.MAX_WORKER_MEMORY_MB,
     onReplace: () => metrics.workerReplacements.inc(),
+    intraOpThreads: config.TF_NUM_INTRAOP_THREADS,
   });
   manager = new JobManager(
     store,
@@ -60,7 +71,9 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   pool.backend().then(
     (info) => {
       backend = info;
-      app.log.info({ backend: info.backend, fallbacks: info.fallbacks }, `compute backend: ${info.backend}`);
+      const { backend: name, fallbacks, tensorflowVersion, intraOpThreads } = info;
+      const native = tensorflowVersion ? ` (TensorFlow ${tensorflowVersion}, ${intraOpThreads} intra-op threads)` : '';
+      app.log.info({ backend: name, fallbacks, tensorflowVersion, intraOpThreads }, `compute backend: ${name}${native}`);
     },
     (error) => {
       backendError = (error as Error).message;
@@ -95,9 +108,16 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const sweeper = setInterval(() => void manager.sweep(), Math.min(config.RESULT_TTL_SECONDS, 60) * 1000);
   sweeper.unref();
   // Graceful shutdown: queued jobs are cancelled, the running one gets the grace period, results stay.
+  // server.ts drains before close(): fastify runs preClose hooks under its 10 s plugin timeout, which
+  // would cut a longer grace period short; the hook covers a close() without a drain (tests).
+  let draining: Promise<void> | null = null;
+  app.decorate('drain', () => {
+    draining ??= manager.shutdown(config.SHUTDOWN_GRACE_SECONDS * 1000);
+    return draining;
+  });
   app.addHook('preClose', async () => {
     clearInterval(sweeper);
-    await manager.shutdown(config.SHUTDOWN_GRACE_SECONDS * 1000);
+    await app.drain();
   });
   app.addHook('onClose', async () => {
     await pool.destroy();

@@ -3,7 +3,7 @@
  * model, flattened into one vector. Knows nothing of HTTP; the service calls it from worker threads.
  */
 import type { z } from 'zod';
-import { HessianRequest } from '../schemas/model.js';
+import { compactRequest, HessianRequest } from '../schemas/model.js';
 import { activeBackend, initBackend, type BackendInfo } from './backend.js';
 import { structuredCost } from './assembly/cost.js';
 import { StructuredAssembly } from './assembly/index.js';
@@ -24,23 +24,25 @@ export { allParameters, selectParameters, totalSize, type ParameterTensor } from
 /** Validates a request body; throws SpecError naming each bad field. */
 export function parseRequest(body: unknown): HessianRequest {
   const parsed = HessianRequest.safeParse(body);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) return compactRequest(parsed.data);
   throw specError(parsed.error);
 }
 
 /** A zod failure as a SpecError whose issues name their fields ("model.layers[1].kernel"). */
 export const specError = (error: z.ZodError): SpecError =>
-  new SpecError(error.issues.flatMap(throughUnion).map((i) => ({ path: formatPath(i.path), message: issueMessage(i.path, i.message) })));
+  new SpecError(error.issues.flatMap(unionIssues).map((i) => ({ path: formatPath(i.path), message: issueMessage(i.path, i.message) })));
 
+type Issue = { path: PropertyKey[]; message: string; code?: string; errors?: Issue[][] };
 /**
- * A union (a name, or an object form) that failed is reported through the one branch that took the
- * value's shape and failed inside it, e.g. `activation.type: "sparkle" is not a known activation`.
+ * A union that failed (e.g. nested arrays or a binary tensor; a name or its object form) reports the
+ * issues of the one option whose type matched (the others fail at their root on the type or the value),
+ * so that they name the bad field, e.g. `loss.type: "hubber" is not a known loss`; else its own.
  */
-function throughUnion(issue: z.core.$ZodIssue): z.core.$ZodIssue[] {
-  if (issue.code !== 'invalid_union') return [issue];
-  const inside = issue.errors.filter((branch) => branch.every((i) => i.path.length > 0));
-  if (inside.length !== 1) return [issue];
-  return inside[0].flatMap((i) => throughUnion({ ...i, path: [...issue.path, ...i.path] }));
+function unionIssues(issue: Issue): Issue[] {
+  if (issue.code !== 'invalid_union' || !issue.errors) return [issue];
+  const typeMatched = issue.errors.filter((option) => !option.some((i) => (i.code === 'invalid_type' || i.code === 'invalid_value') && i.path.length === 0));
+  if (typeMatched.length !== 1) return [issue];
+  return typeMatched[0].flatMap((i) => unionIssues({ ...i, path: [...issue.path, ...i.path] }));
 }
 
 /** ["model","layers",1,"kernel"] -> "model.layers[1].kernel" */
@@ -113,12 +115,11 @@ export const DEFAULT_MEMORY_BUDGET_BYTES = 2048 * 2 ** 20;
 
 /** The sizes a request's cost depends on, read from its structure (no tensor is made). */
 export function costShape(request: HessianRequest): CostShape {
-  const values = (rows: readonly unknown[]) => rows.reduce<number>((n, row) => n + (Array.isArray(row) ? row.length : 1), 0);
   return {
-    batch: request.data.x.length,
+    batch: request.data.x.rows,
     layers: layerShapes(allParameters(request.model)),
     selected: selectParameters(request.model, request.wrt),
-    dataValues: values(request.data.x) + values(request.data.y),
+    dataValues: request.data.x.values.length + request.data.y.values.length,
   };
 }
 

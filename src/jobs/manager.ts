@@ -10,7 +10,7 @@ import {
   type HessianMethod,
   type ParameterTensor,
 } from '../compute/index.js';
-import type { HessianRequest } from '../schemas/model.js';
+import { requestBytes, type HessianRequest } from '../schemas/model.js';
 import type { ComputePool } from './pool.js';
 import { isFailure, needsRequest, type Summary, type WorkerFailure } from './protocol.js';
 import { isFinished, matrixBytes, StorageError, type JobRecord, type ResultStore } from './store.js';
@@ -36,6 +36,14 @@ export interface Submitter {
 export class ShuttingDownError extends Error {
   constructor() {
     super('the server is shutting down and takes no new jobs');
+  }
+}
+
+/** The queued requests would hold more than MAX_QUEUED_BYTES. */
+export class QueuedBytesFullError extends QueueFullError {
+  constructor(needed: number, held: number, limit: number) {
+    super(0);
+    this.message = `the queued requests hold ${held} bytes; this one needs ${needed} more and MAX_QUEUED_BYTES is ${limit}; retry later`;
   }
 }
 
@@ -107,6 +115,7 @@ export class JobManager {
       ttlSeconds: number;
       memoryBudgetBytes?: number;
       maxResultsBytes?: number;
+      maxQueuedBytes?: number;
       timeoutSeconds?: number;
       maxPerClient?: number;
     },
@@ -129,6 +138,11 @@ export class JobManager {
     ephemeral: boolean,
   ): Job {
     return { record, request, parameters, blockSize, method, contiguousRows, cancelled: false, abort: new AbortController(), listeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
+  }
+
+  /** Bytes the queued requests hold (their tensors, as typed arrays). */
+  get queuedBytes(): number {
+    return this.queue.reduce((n, job) => n + (job.request ? requestBytes(job.request) : 0), 0);
   }
 
   /**
@@ -156,6 +170,9 @@ export class JobManager {
     if (this.queue.length >= this.options.maxQueued) throw new QueueFullError(this.options.maxQueued);
     const { maxPerClient } = this.options;
     if (submitter && maxPerClient && this.unfinishedOf(submitter.id) >= maxPerClient) throw new ClientQueueFullError(maxPerClient);
+    const bytes = requestBytes(request);
+    const maxQueuedBytes = this.options.maxQueuedBytes ?? Infinity;
+    if (this.queuedBytes + bytes > maxQueuedBytes) throw new QueuedBytesFullError(bytes, this.queuedBytes, maxQueuedBytes);
     const parameters = selectParameters(request.model, request.wrt);
     const needed = matrixBytes(totalSize(parameters));
     const limit = this.options.maxResultsBytes ?? Infinity;

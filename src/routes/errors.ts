@@ -75,7 +75,7 @@ export const ERRORS = {
     example: "Content-Encoding 'compress' is not supported; accepted: gzip, deflate, br, identity",
   },
   numerical_error: { status: 422, when: 'loss, gradient or Hessian not finite as float32 on this data (e.g. log 0, or a loss above 3.4e38); the message names the quantity', example: 'the loss is not finite on this data (log of 0?)' },
-  queue_full: { status: 429, when: '`MAX_QUEUED_JOBS` waiting; retry after `Retry-After` seconds', example: 'the job queue is full (64 jobs waiting); retry later', retryAfter: 5 },
+  queue_full: { status: 429, when: '`MAX_QUEUED_JOBS` waiting, or the waiting requests would hold more than `MAX_QUEUED_BYTES`; retry after `Retry-After` seconds', example: 'the job queue is full (64 jobs waiting); retry later', retryAfter: 5 },
   client_queue_full: {
     status: 429,
     when: 'this client (API key, or IP address without keys) already has `MAX_JOBS_PER_CLIENT` jobs queued or running',

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ServiceContext } from './context.js';
+import { errorResponses } from './errors.js';
 
 /** How long /ready waits for its compute probe before it reports the service unavailable. */
 const PROBE_TIMEOUT_MS = 5000;
@@ -12,7 +13,7 @@ export const opsRoutes =
     const api = app.withTypeProvider<ZodTypeProvider>();
     api.get(
       '/health',
-      { schema: { summary: 'Liveness', tags: ['operations'], response: { 200: z.object({ status: z.literal('ok') }) } } },
+      { schema: { operationId: 'getHealth', summary: 'Liveness', tags: ['operations'], response: { 200: z.object({ status: z.literal('ok') }) } } },
       async () => ({ status: 'ok' as const }),
     );
 
@@ -36,6 +37,7 @@ export const opsRoutes =
       '/ready',
       {
         schema: {
+          operationId: 'getReady',
           summary: 'Readiness: the TF.js backend loaded and a compute thread computes (a 2x2 matMul probe, checked)',
           tags: ['operations'],
           response: { 200: Ready, 503: Ready },
@@ -61,9 +63,28 @@ export const opsRoutes =
 
     api.get(
       '/metrics',
-      { schema: { summary: 'Prometheus metrics', tags: ['operations'], produces: ['text/plain'] } },
+      {
+        schema: {
+          operationId: 'getMetrics',
+          summary: 'Prometheus metrics',
+          tags: ['operations'],
+          produces: ['text/plain'],
+          response: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: z.string() } } }, ...errorResponses('unauthorized', 'forbidden') },
+        },
+      },
       async (_request, reply) => reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics()),
     );
 
-    api.get('/openapi.json', { schema: { summary: 'This OpenAPI document', tags: ['operations'] } }, async () => app.swagger());
+    api.get(
+      '/openapi.json',
+      {
+        schema: {
+          operationId: 'getOpenApi',
+          summary: 'This OpenAPI document',
+          tags: ['operations'],
+          response: { 200: { description: 'The OpenAPI 3.1 document', content: { 'application/json': { schema: z.looseObject({}) } } }, ...errorResponses('unauthorized', 'forbidden') },
+        },
+      },
+      async () => app.swagger() as unknown as Record<string, unknown>,
+    );
   };

@@ -42,7 +42,6 @@ it('small answers in all three forms come from memory and leave nothing in RESUL
   const binary = await t.http().post('/v1/hessian').set('accept', 'application/octet-stream').buffer(true).parse(rawBody).send(larger.request);
   expect(binary.status).toBe(200);
   expect(Number(binary.headers['x-hessian-size'])).toBe(P);
-  expect(Number(binary.headers['content-length'])).toBe(P * P * 4);
   expectMatrixMatchesFixture(decodeFloat32LE(binary.body), larger);
   const npy = await t.http().post('/v1/hessian').set('accept', 'application/x-npy').buffer(true).parse(rawBody).send(larger.request);
   expect(npy.status).toBe(200);

@@ -15,11 +15,19 @@
 #   BUILD_TOOLCHAIN     auto (default): try to apt-get python3/make/g++ so node-gyp can build
 #                       @tensorflow/tfjs-node from source if its prebuilt binary is missing;
 #                       skipped silently when apt is unreachable. 0: skip.
+#   TFJS_NODE_BASE_URI  where libtensorflow comes from when Google's storage is out of reach:
+#                       the URL prefix tfjs-node's install appends
+#                       "cpu-linux-x86_64-2.9.1.tar.gz" to, e.g. a bundle built by
+#                       `npm run native-tf` and served on the build host:
+#                         --network host --build-arg TFJS_NODE_BASE_URI=http://127.0.0.1:8000/libtensorflow-
+#                       (npm run docker:smoke does exactly that). The addon is then compiled
+#                       from source, and a build whose tfjs-node does not load FAILS.
 #
-# @tensorflow/tfjs-node is an optional dependency: its install downloads libtensorflow.
-# When that download fails, npm drops the package and the service falls back to the
-# WebAssembly backend. The build log says which one the image got
-# ("tfjs backend check: ...").
+# @tensorflow/tfjs-node is an optional dependency: its install downloads libtensorflow (from
+# Google's storage, the normal way, or TFJS_NODE_BASE_URI). Without TFJS_NODE_BASE_URI, when that
+# download fails, npm drops the package and the service falls back to the WebAssembly backend.
+# The build log says which one the image got ("tfjs backend check: ..."). The runtime image keeps
+# of libtensorflow only its two shared libraries (no headers, no build intermediates).
 
 ARG BASE_IMAGE=node:20-bookworm-slim
 
@@ -27,6 +35,7 @@ ARG BASE_IMAGE=node:20-bookworm-slim
 FROM ${BASE_IMAGE} AS build
 ARG EXTRA_CA_CERTS_B64=""
 ARG BUILD_TOOLCHAIN=auto
+ARG TFJS_NODE_BASE_URI=""
 WORKDIR /src
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
@@ -70,8 +79,15 @@ RUN if [ "${BUILD_TOOLCHAIN}" = "0" ]; then echo 'build: toolchain install skipp
 
 # Dependencies first, for layer caching. Optional dependencies are included:
 # @tensorflow/tfjs-node tries to install and is dropped by npm if that fails.
+# With TFJS_NODE_BASE_URI, libtensorflow comes from there and node-gyp compiles the addon (the
+# prebuilt one is on Google's storage too) against the base image's Node headers.
 COPY package.json package-lock.json* ./
 RUN . /usr/local/bin/build-env; \
+    if [ -n "${TFJS_NODE_BASE_URI}" ]; then \
+      export TFJS_NODE_BASE_URI npm_config_build_from_source=@tensorflow/tfjs-node \
+             npm_config_nodedir="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"; \
+      echo "build: libtensorflow from ${TFJS_NODE_BASE_URI}cpu-linux-x86_64-2.9.1.tar.gz, addon built from source"; \
+    fi; \
     if [ -f package-lock.json ]; then npm ci --foreground-scripts; \
     else echo 'build: no package-lock.json, using npm install'; npm install --foreground-scripts; fi
 
@@ -79,12 +95,17 @@ COPY . .
 RUN . /usr/local/bin/build-env; npm run build && npm prune --omit=dev --foreground-scripts \
     && test -f dist/server.js
 
-# Say which TensorFlow.js backend the image will get.
-RUN if node -e "require('@tensorflow/tfjs-node')" >/tmp/tfjs-node.log 2>&1; then \
-      echo 'tfjs backend check: @tensorflow/tfjs-node loaded -> native (tensorflow) backend'; \
+# Say which TensorFlow.js backend the image will get (a given TFJS_NODE_BASE_URI must give tensorflow),
+# and keep of tfjs-node only what runs: the addon and the two shared libraries.
+RUN tfjs=node_modules/@tensorflow/tfjs-node; \
+    if TF_CPP_MIN_LOG_LEVEL=2 node -e "const tf=require('@tensorflow/tfjs-node');console.log('TensorFlow '+tf.backend().binding.TF_Version)" >/tmp/tfjs-node.log 2>&1; then \
+      echo "tfjs backend check: @tensorflow/tfjs-node loaded -> native (tensorflow) backend, $(tail -n 1 /tmp/tfjs-node.log)"; \
+      rm -rf "$tfjs/deps/include" "$tfjs/build"; \
+      find "$tfjs/deps/lib" -maxdepth 1 -type f ! -name 'libtensorflow_cc.so.2' ! -name 'libtensorflow_framework.so.2' ! -name 'libtensorflow.so.2.9.1' ! -name 'libtensorflow_framework.so.2.9.1' -delete; \
     else \
       echo 'tfjs backend check: @tensorflow/tfjs-node not available -> falling back to wasm'; \
       grep -m 1 -E 'Error|Cannot' /tmp/tfjs-node.log | sed 's/^/  (node) /'; \
+      if [ -n "${TFJS_NODE_BASE_URI}" ]; then echo "build: TFJS_NODE_BASE_URI was given but tfjs-node does not load" >&2; exit 1; fi; \
     fi; rm -f /tmp/tfjs-node.log
 
 # ---------------------------------------------------------------------------

@@ -7,7 +7,11 @@
 #  2. Makes sure the base image exists: pull it, else build a local stand-in with
 #     scripts/make-local-base-image.sh.
 #  3. Builds the image (BuildKit through Debian's client, falling back to the legacy
-#     builder), always with --network host.
+#     builder), always with --network host. With the native TensorFlow bundle
+#     (`scripts/native-tf.sh --bundle-only`: cached, or built from the tensorflow-cpu wheel)
+#     it serves the bundle on 127.0.0.1 during the build and passes
+#     --build-arg TFJS_NODE_BASE_URI, and then requires /ready and the answer's meta to say
+#     tensorflow.
 #  4. Runs it with --network host on 127.0.0.1:$SMOKE_PORT, waits for the HEALTHCHECK
 #     to report healthy, prints image size, time to healthy and the backend of /ready.
 #  5. POSTs a 2x2 dense-layer example to /v1/hessian and checks loss, gradient and the
@@ -29,6 +33,9 @@
 #   SMOKE_CONTEXT=<repo root>   build context (must hold the Dockerfile)
 #   SMOKE_EXTRA_CA_FILE=        extra PEM file to trust inside the build (in addition to
 #                               the host's /usr/local/share/ca-certificates)
+#   SMOKE_NATIVE_TF=auto        auto: build with the libtensorflow bundle when one can be had
+#                               (then expect tensorflow); 0: the normal build (tfjs-node downloads
+#                               libtensorflow itself, or the image falls back to wasm)
 set -Eeuo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -47,6 +54,8 @@ CONTAINER="hessian-smoke-$$"
 T_START=$(date +%s)
 SMOKE_TMP=""
 DOCKERD_PID=""
+BUNDLE_SERVER_PID=""
+EXPECT_BACKEND=""
 STARTED_DAEMON=0
 CREATED_POLICY_RC=0
 CID=""
@@ -92,10 +101,19 @@ stop_dockerd() {
   DOCKERD_PID=""
 }
 
+stop_bundle_server() {
+  [ -n "$BUNDLE_SERVER_PID" ] || return 0
+  kill "$BUNDLE_SERVER_PID" 2>/dev/null || true
+  wait "$BUNDLE_SERVER_PID" 2>/dev/null || true
+  BUNDLE_SERVER_PID=""
+  log "stopped the loopback server of the libtensorflow bundle"
+}
+
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   set +e
+  stop_bundle_server
   if [ -n "$CID" ]; then
     if [ "$rc" != 0 ]; then
       echo "----- last container logs -----" >&2
@@ -226,6 +244,26 @@ if [ "${#CA_FILES[@]}" -gt 0 ]; then
   log "passing ${#CA_FILES[@]} local CA certificate file(s) to the build"
 fi
 
+# The native TensorFlow backend: the libtensorflow bundle, served on loopback for the build only.
+if [ "${SMOKE_NATIVE_TF:-auto}" != 0 ]; then
+  set +e
+  BUNDLE_PATH="$(bash "$ROOT/scripts/native-tf.sh" --bundle-only | tail -n 1)"; bundle_rc=$?
+  set -e
+  if [ "$bundle_rc" = 0 ] && [ -s "$BUNDLE_PATH" ]; then
+    node "$ROOT/scripts/serve-file.mjs" "$BUNDLE_PATH" >"$SMOKE_TMP/bundle-port" &
+    BUNDLE_SERVER_PID=$!
+    for _ in $(seq 1 100); do [ -s "$SMOKE_TMP/bundle-port" ] && break; sleep 0.1; done
+    [ -s "$SMOKE_TMP/bundle-port" ] || die "the loopback server of the libtensorflow bundle did not start"
+    BUILD_ARGS+=(--build-arg "TFJS_NODE_BASE_URI=http://127.0.0.1:$(cat "$SMOKE_TMP/bundle-port")/libtensorflow-")
+    EXPECT_BACKEND=tensorflow
+    log "libtensorflow bundle $BUNDLE_PATH served on 127.0.0.1:$(cat "$SMOKE_TMP/bundle-port") for the build (pid $BUNDLE_SERVER_PID); expecting backend tensorflow"
+  elif [ "$bundle_rc" = 3 ]; then
+    log "no libtensorflow bundle can be had here (no tensorflow-cpu wheel); the normal build decides the backend"
+  else
+    die "scripts/native-tf.sh --bundle-only failed (exit $bundle_rc)"
+  fi
+fi
+
 run_build() {  # $1 = buildkit | legacy
   local mode=$1 logf="$LOG_DIR/build-$1.log" rc
   local -a cmd
@@ -261,6 +299,7 @@ case "$BUILDER" in
               || die "docker build failed with both builders";;
 esac
 BUILD_SECS=$(( $(date +%s) - T_BUILD ))
+stop_bundle_server
 # Which backend the image can offer, asked of the image itself (the build step's
 # message is missing from the log when that step came from the build cache).
 if timeout 120 "$DOCKER" run --rm --network host --entrypoint node "$IMAGE" \
@@ -343,6 +382,8 @@ BACKEND="$(printf '%s' "$READY_BODY" | node -e "let s='';process.stdin.on('data'
   || die "/ready has no valid \"backend\": $READY_BODY"
 log "GET /ready -> $READY_BODY"
 log "backend: $BACKEND (image: ${BUILD_BACKEND:-unknown})"
+[ -z "$EXPECT_BACKEND" ] || [ "$BACKEND" = "$EXPECT_BACKEND" ] \
+  || die "/ready says backend $BACKEND, but the image was built with libtensorflow: expected $EXPECT_BACKEND"
 
 # ----------------------------------------------------------------------------- hessian
 STAGE="POST /v1/hessian"
@@ -422,6 +463,8 @@ node "$SMOKE_TMP/check.mjs" "$SMOKE_TMP/request.json" "$RESP_FILE" "$TOLERANCE" 
   || die "the /v1/hessian answer does not match the expected values (response kept in $LOG_DIR/response.json)"
 RESP_BACKEND="$(node -e "const j=JSON.parse(require('fs').readFileSync(process.argv[1],'utf8'));process.stdout.write(String(j.meta&&j.meta.backend))" "$RESP_FILE")"
 [ "$RESP_BACKEND" = "$BACKEND" ] || log "WARNING: meta.backend ($RESP_BACKEND) differs from /ready backend ($BACKEND)"
+[ -z "$EXPECT_BACKEND" ] || [ "$RESP_BACKEND" = "$EXPECT_BACKEND" ] \
+  || die "the answer's meta.backend is $RESP_BACKEND, expected $EXPECT_BACKEND"
 
 # ----------------------------------------------------------------------------- volume
 STAGE="results volume"
@@ -452,7 +495,7 @@ echo "image          $IMAGE (base $BASE_IMAGE)"
 echo "image size     ${IMAGE_MB} MB"
 echo "build time     ${BUILD_SECS} s"
 echo "time to healthy $(fmt_s "$HEALTHY_MS") s (first /health 200: $(fmt_s "$FIRST_200_MS") s)"
-echo "backend        $BACKEND (image: ${BUILD_BACKEND:-unknown})"
+echo "backend        $BACKEND in /ready and the answer's meta (image: ${BUILD_BACKEND:-unknown})"
 echo "hessian POST   ${POST_MS} ms, matches expectation (tol $TOLERANCE)"
 echo "SIGTERM stop   $(fmt_s "$STOP_MS") s, exit code $EXIT_CODE"
 echo "total          $(( $(date +%s) - T_START )) s"

@@ -33,6 +33,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND, {
     heapLimitMb: config.MAX_WORKER_MEMORY_MB,
     onReplace: () => metrics.workerReplacements.inc(),
+    intraOpThreads: config.TF_NUM_INTRAOP_THREADS,
   });
   manager = new JobManager(
     store,
@@ -63,7 +64,9 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   pool.backend().then(
     (info) => {
       backend = info;
-      app.log.info({ backend: info.backend, fallbacks: info.fallbacks }, `compute backend: ${info.backend}`);
+      const { backend: name, fallbacks, tensorflowVersion, intraOpThreads } = info;
+      const native = tensorflowVersion ? ` (TensorFlow ${tensorflowVersion}, ${intraOpThreads} intra-op threads)` : '';
+      app.log.info({ backend: name, fallbacks, tensorflowVersion, intraOpThreads }, `compute backend: ${name}${native}`);
     },
     (error) => {
       backendError = (error as Error).message;

@@ -24,6 +24,8 @@ export const ConfigSchema = z.object({
   /** A running job is stopped (failed, error kind "timeout") after this long. */
   JOB_TIMEOUT_SECONDS: intFrom(3600, 1),
   HESSIAN_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  /** TensorFlow's intra-op threads (native backend); unset: the cores shared out over WORKERS (see configureNativeRuntime). */
+  TF_NUM_INTRAOP_THREADS: z.coerce.number().int().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import request from 'supertest';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { buildApp } from '../src/app.js';
+import { backendPreference } from '../src/compute/backend.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { relativeError, type FixtureCase } from './helpers.js';
 
@@ -26,10 +27,13 @@ export interface TestApp {
 
 export const freshDir = () => mkdtemp(join(tmpdir(), 'hessian-api-test-'));
 
-/** Builds an app (its own RESULTS_DIR unless given), waits for /ready to answer 200. */
+/**
+ * Builds an app (its own RESULTS_DIR unless given), waits for /ready to answer 200. The backend is
+ * HESSIAN_BACKEND's, so that CI's second pass (HESSIAN_BACKEND=tensorflow) runs every API test on it.
+ */
 export async function startApp(overrides: Partial<Config> = {}): Promise<TestApp> {
   const dir = overrides.RESULTS_DIR ?? (await freshDir());
-  const config = loadConfig({}, { WORKERS: 2, LOG_LEVEL: 'silent', ...overrides, RESULTS_DIR: dir });
+  const config = loadConfig({}, { WORKERS: 2, LOG_LEVEL: 'silent', HESSIAN_BACKEND: backendPreference(), ...overrides, RESULTS_DIR: dir });
   const app = await buildApp(config);
   await app.ready();
   const http = () => request(app.server);

@@ -3,6 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
+import { defaultIntraOpThreads } from '../src/compute/index.js';
 import { loadConfig } from '../src/config.js';
 import {
   expectJsonMatchesFixture,
@@ -19,6 +20,8 @@ const cases = fixtures();
 const seed = cases.find((c) => c.name === 'seed_2x2_linear_mse')!;
 const larger = cases.find((c) => c.name === 'larger_5_12_12_4_tanh_cce_logits')!;
 
+// Read before the app's pool sets it for its workers.
+const operatorIntraOpThreads = process.env.TF_NUM_INTRAOP_THREADS;
 const t = useApp();
 
 /** The value of one sample line `name{labels} value` of a Prometheus text exposition, or undefined. */
@@ -50,6 +53,14 @@ describe('/health and /ready', () => {
     expect(res.body.workers).toBe(2);
     expect(Array.isArray(res.body.fallbacks)).toBe(true);
     for (const reason of res.body.fallbacks) expect(typeof reason).toBe('string');
+    if (process.env.HESSIAN_BACKEND && process.env.HESSIAN_BACKEND !== 'auto') expect(res.body.backend).toBe(process.env.HESSIAN_BACKEND);
+    if (res.body.backend === 'tensorflow') {
+      // The library's version (the wheel's, e.g. 2.21.0; not tfjs-node's 4.22.0) and the configured threads.
+      expect(res.body.tensorflowVersion).toMatch(/^2\.\d+\.\d+/);
+      expect(res.body.intraOpThreads).toBe(Number(operatorIntraOpThreads) || defaultIntraOpThreads(t.config.WORKERS));
+    } else {
+      expect(res.body).toMatchObject({ tensorflowVersion: null, intraOpThreads: null });
+    }
   });
 
   it('a new app answers /ready 503 "starting" (no backend) until its workers load, then 200', async () => {

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { BackendPreference } from '../src/compute/backend.js';
 import { computeHessian, initBackend, type BackendInfo } from '../src/compute/index.js';
 import { fixtures, relativeError } from './helpers.js';
 
@@ -7,7 +8,7 @@ import { fixtures, relativeError } from './helpers.js';
 const TOLERANCE = 1e-4;
 
 /** Checks every fixture case on the given backend ('auto': whichever the machine has). */
-export function fixtureSuite(preference: 'auto' | 'cpu') {
+export function fixtureSuite(preference: BackendPreference) {
   let backend: BackendInfo;
   beforeAll(async () => {
     backend = await initBackend(preference);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EXAMPLE_REQUEST, EXAMPLE_RESPONSE } from '../src/schemas/examples.js';
-import { runFuzz, type FuzzRequest, type FuzzResponse } from '../src/scripts/fuzz-cases.js';
+import { problemWith, runFuzz, type FuzzRequest, type FuzzResponse } from '../src/scripts/fuzz-cases.js';
 import { relativeError } from './helpers.js';
 import { useApp } from './api-helpers.js';
 
@@ -59,5 +59,32 @@ describe('fuzz: mutated requests from the README example and small valid bodies'
     expect(res.statusCode).toBe(200);
     expect(relativeError(res.json().hessian.flat(), EXAMPLE_RESPONSE.hessian.flat())).toBeLessThan(1e-6);
     expect((await t.app.inject({ method: 'GET', url: '/ready' })).statusCode).toBe(200);
+  });
+});
+
+describe('the fuzz check itself', () => {
+  const answer = (statusCode: number, body: string, type = 'application/json; charset=utf-8'): FuzzResponse => ({
+    statusCode,
+    headers: { 'content-type': type },
+    body: Buffer.from(body),
+  });
+  const result = (hessian: number[][]) => JSON.stringify({ size: hessian.length, loss: 1, gradient: hessian.map(() => 0), hessian });
+
+  it('accepts a valid answer and a valid error', () => {
+    expect(problemWith(answer(200, result([[1, 2], [2, 3]])))).toBeNull();
+    expect(problemWith(answer(400, '{"error":"invalid_request","message":"model is required"}'))).toBeNull();
+  });
+
+  it.each([
+    ['a 5xx', answer(503, '{"error":"x","message":"y"}')],
+    ['Infinity in JSON', answer(200, '{"size":1,"loss":Infinity,"hessian":[[1]]}')],
+    ['NaN in JSON', answer(200, '{"size":1,"loss":1,"hessian":[[NaN]]}')],
+    ['an error without its code', answer(400, '{"message":"bad"}')],
+    ['an error that is not JSON', answer(400, 'bad request', 'text/plain')],
+    ['a matrix of the wrong shape', answer(200, result([[1, 2]]).replace('"size":1', '"size":2'))],
+    ['an asymmetric matrix', answer(200, result([[1, 2], [-2, 3]]))],
+    ['a binary matrix of the wrong length', { statusCode: 200, headers: { 'content-type': 'application/octet-stream', 'x-hessian-size': '2' }, body: Buffer.alloc(20) }],
+  ])('refuses %s', (_name, response) => {
+    expect(problemWith(response)).not.toBeNull();
   });
 });

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { tf } from './tf.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -8,6 +9,10 @@ export interface BackendInfo {
   dtype: 'float32';
   /** Why a preferred backend was not used, when auto fell back. */
   fallbacks: string[];
+  /** The TensorFlow library's own version (TF_Version()), on the tensorflow backend only. */
+  tensorflowVersion: string | null;
+  /** TensorFlow's intra-op thread count (TF_NUM_INTRAOP_THREADS), on the tensorflow backend only. */
+  intraOpThreads: number | null;
 }
 
 const NATIVE_PACKAGE = '@tensorflow/tfjs-node';
@@ -29,6 +34,32 @@ const loaders: Record<BackendName, () => Promise<void>> = {
 
 let active: BackendInfo | null = null;
 
+/**
+ * Sets, for this process, what libtensorflow reads from the environment when a thread first loads it;
+ * must run on the main thread (a worker thread's process.env is a private copy) before the workers
+ * start. Intra-op threads: the given number, else the operator's TF_NUM_INTRAOP_THREADS, else the
+ * cores shared out over the workers (measured: TensorFlow's own default of one per core
+ * oversubscribes the cores when every worker runs ops at once). TF_CPP_MIN_LOG_LEVEL=2 drops its
+ * load-time INFO lines unless the operator set a level; what libtensorflow prints before it reads
+ * that goes to stderr, never to the JSON logs on stdout.
+ */
+export function configureNativeRuntime(workers: number, intraOpThreads?: number): void {
+  const threads = intraOpThreads ?? (Number(process.env.TF_NUM_INTRAOP_THREADS) || defaultIntraOpThreads(workers));
+  process.env.TF_NUM_INTRAOP_THREADS = String(threads);
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+}
+
+export const defaultIntraOpThreads = (workers: number): number => Math.max(1, Math.floor(availableParallelism() / workers));
+
+/** The TF version and intra-op threads the native backend runs with (null elsewhere). */
+function nativeDetails(name: BackendName): Pick<BackendInfo, 'tensorflowVersion' | 'intraOpThreads'> {
+  if (name !== 'tensorflow') return { tensorflowVersion: null, intraOpThreads: null };
+  const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
+  // Unset, TensorFlow sizes its intra-op pool to the machine's cores.
+  const threads = Number(process.env.TF_NUM_INTRAOP_THREADS) || availableParallelism();
+  return { tensorflowVersion: binding?.TF_Version ?? null, intraOpThreads: threads };
+}
+
 export function backendPreference(value = process.env.HESSIAN_BACKEND ?? 'auto'): BackendPreference {
   if (value === 'auto' || value === 'tensorflow' || value === 'wasm' || value === 'cpu') return value;
   throw new Error(`HESSIAN_BACKEND must be auto, tensorflow, wasm or cpu, not '${value}'`);
@@ -49,7 +80,7 @@ export async function initBackend(preference: BackendPreference = backendPrefere
       await loaders[name]();
       if (!(await tf.setBackend(name))) throw new Error('setBackend returned false');
       await tf.ready();
-      active = { backend: name, dtype: 'float32', fallbacks };
+      active = { backend: name, dtype: 'float32', fallbacks, ...nativeDetails(name) };
       return active;
     } catch (error) {
       fallbacks.push(`${name}: ${(error as Error).message.split('\n')[0]}`);

@@ -13,7 +13,7 @@ import { SpecError } from './errors.js';
 import { PreparedModel } from './model.js';
 import { allParameters, selectParameters, type ParameterTensor } from './parameters.js';
 
-export { initBackend, activeBackend, type BackendInfo } from './backend.js';
+export { initBackend, activeBackend, configureNativeRuntime, defaultIntraOpThreads, type BackendInfo, type BackendName } from './backend.js';
 export { hessianRows, hessianTimes, planRowBlocks, type RowBlock } from './curvature.js';
 export { estimateCost, type CostEstimate, type CostShape } from './cost.js';
 export { StructuredAssembly } from './assembly/index.js';

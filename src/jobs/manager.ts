@@ -358,7 +358,7 @@ export class JobManager {
         const block = blocks[index];
         const layer = layerOf(index);
         try {
-          const task = { kind: 'rows' as const, jobId: record.id, method: job.method, block, upperOnly: true };
+          const task = { kind: 'rows' as const, jobId: record.id, method: job.method, block, upperOnly: true, backend: backend.backend };
           let rows = await this.pool.run(task, signal);
           if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request }, signal);
           if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { BackendInfo } from '../compute/index.js';
+import { configureNativeRuntime, type BackendInfo } from '../compute/index.js';
 import type { WorkerResult, WorkerTask } from './protocol.js';
 
 /**
@@ -22,8 +22,15 @@ function workerFile(): string {
 export class ComputePool {
   private readonly piscina: Piscina<WorkerTask, WorkerResult>;
   readonly threads: number;
-  constructor(threads: number, backend: string, { heapLimitMb, onReplace }: { heapLimitMb?: number; onReplace?: () => void } = {}) {
+
+  /** intraOpThreads: TensorFlow's, for the native backend (default: see configureNativeRuntime). */
+  constructor(
+    threads: number,
+    backend: string,
+    { heapLimitMb, onReplace, intraOpThreads }: { heapLimitMb?: number; onReplace?: () => void; intraOpThreads?: number } = {},
+  ) {
     this.threads = threads;
+    configureNativeRuntime(threads, intraOpThreads);
     this.piscina = new Piscina({
       filename: workerFile(),
       minThreads: threads,

@@ -1,4 +1,4 @@
-import type { BackendInfo, HessianMethod, RowBlock } from '../compute/index.js';
+import type { BackendInfo, BackendName, HessianMethod, RowBlock } from '../compute/index.js';
 import type { CurvatureQuery, QuantityResult } from '../compute/quantities/index.js';
 import type { HessianRequest } from '../schemas/model.js';
 
@@ -11,8 +11,10 @@ export type WorkerTask =
    * upperOnly: see hessianRows; the manager fills the lower-layer columns from rows on disk.
    * request: sent only when the worker answered NeedsRequest, i.e. once per worker and job, since
    * copying a large batch to a worker for every block would cost more than the block.
+   * backend: the one the job's summary ran on; a worker on another one refuses the block, so that
+   * a job never mixes backends (e.g. a replacement worker that fell back from tensorflow to wasm).
    */
-  | { kind: 'rows'; jobId: string; request?: HessianRequest; method: HessianMethod; block: RowBlock; upperOnly: boolean }
+  | { kind: 'rows'; jobId: string; request?: HessianRequest; method: HessianMethod; block: RowBlock; upperOnly: boolean; backend: BackendName }
   /** One curvature quantity (POST /v1/curvature), computed whole in one worker. */
   | { kind: 'curvature'; request: HessianRequest; query: CurvatureQuery; blockSize: number };
 

@@ -41,6 +41,9 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
         return { loss, gradient: Array.from(gradient), backend };
       }
       case 'rows':
+        if (task.backend !== backend.backend) {
+          throw new Error(`this worker runs on ${backend.backend} but the job started on ${task.backend}; a job never mixes backends`);
+        }
         if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };
         return move(sourceFor(task.jobId, task.request, task.method).rows(task.block, task.upperOnly)) as Float32Array;
       case 'curvature':

@@ -19,6 +19,8 @@ export const opsRoutes =
       dtype: z.string().nullable(),
       workers: z.number().int().describe('Compute threads alive (a failed thread is replaced within moments)'),
       fallbacks: z.array(z.string()).describe('Why preferred backends were skipped'),
+      tensorflowVersion: z.string().nullable().describe('The TensorFlow library version, on the tensorflow backend'),
+      intraOpThreads: z.number().int().nullable().describe("TensorFlow's intra-op threads, on the tensorflow backend"),
     });
     api.get(
       '/ready',
@@ -32,6 +34,8 @@ export const opsRoutes =
           dtype: info?.dtype ?? null,
           workers: ctx.pool.liveThreads,
           fallbacks: info?.fallbacks ?? (failed ? [failed] : []),
+          tensorflowVersion: info?.tensorflowVersion ?? null,
+          intraOpThreads: info?.intraOpThreads ?? null,
         });
       },
     );

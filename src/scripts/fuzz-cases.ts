@@ -263,6 +263,26 @@ export function fuzzRequest(seed: number, i: number, created: readonly string[])
   return { method: 'POST', url, headers, payload, label: labels.join('; ') };
 }
 
+/**
+ * A dense matrix in a 200 answer (/v1/hessian's hessian, /v1/curvature's ggn and fisher) must be P x P and
+ * symmetric: up to float32 rounding of the two ways its mirrored entries are computed (1e-3 of its largest entry).
+ */
+function matrixProblem(result: Record<string, unknown>): string | null {
+  for (const key of ['hessian', 'ggn', 'fisher']) {
+    const matrix = result[key] as number[][] | undefined;
+    if (!Array.isArray(matrix)) continue;
+    const size = Number(result.size);
+    if (!(matrix.length === size && matrix.every((row) => Array.isArray(row) && row.length === size))) return `a ${key} that is not ${size} x ${size}`;
+    const largest = Math.max(0, ...matrix.map((row) => Math.max(...row.map(Math.abs))));
+    for (let i = 0; i < size; i++) {
+      for (let j = 0; j < i; j++) {
+        if (Math.abs(matrix[i][j] - matrix[j][i]) > 1e-3 * largest) return `a ${key} that is not symmetric: [${i}][${j}] = ${matrix[i][j]}, [${j}][${i}] = ${matrix[j][i]}`;
+      }
+    }
+  }
+  return null;
+}
+
 const header = (response: FuzzResponse, name: string) => String(response.headers[name] ?? '');
 
 /** What is wrong with an answer, or null when it is acceptable. */
@@ -281,10 +301,7 @@ export function problemWith(response: FuzzResponse): string | null {
       const error = parsed as { error?: unknown; message?: unknown };
       if (typeof error.error !== 'string' || typeof error.message !== 'string') return `error body without error/message: ${body.toString('utf8', 0, 300)}`;
     }
-    const result = parsed as { size?: number; hessian?: unknown[][] };
-    if (status === 200 && result.hessian && !(result.hessian.length === result.size && result.hessian.every((row) => row.length === result.size))) {
-      return `a Hessian that is not ${result.size} x ${result.size}`;
-    }
+    if (status === 200) return matrixProblem(parsed as Record<string, unknown>);
     return null;
   }
   if (status >= 400) return `error ${status} is not JSON (${type})`;

@@ -54,6 +54,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       memoryBudgetBytes: config.MAX_WORKER_MEMORY_MB * 2 ** 20,
       timeoutSeconds: config.JOB_TIMEOUT_SECONDS,
       maxResultsBytes: config.MAX_RESULTS_BYTES,
+      maxQueuedBytes: config.MAX_QUEUED_BYTES,
     },
     {
       rowsComputed: (n) => metrics.rows.inc(n),

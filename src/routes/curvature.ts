@@ -7,7 +7,7 @@ import { npyHeader } from '../jobs/npy.js';
 import { isFailure, type CurvatureAnswer } from '../jobs/protocol.js';
 import { formatRows, matrixHeaders, negotiate, RESULT_TYPES } from '../jobs/results.js';
 import { CURVATURE_DEFAULTS, CurvatureJson, CurvatureRequest, curvatureQuery } from '../schemas/curvature.js';
-import type { HessianRequest } from '../schemas/model.js';
+import { compactRequest, type HessianRequest } from '../schemas/model.js';
 import type { Config } from '../config.js';
 import type { CostEstimate } from '../compute/index.js';
 import type { ServiceContext } from './context.js';
@@ -58,7 +58,7 @@ export const curvatureRoutes =
         const format = negotiate(request.headers.accept, offered);
         if (!format) throw new ApiError(406, 'not_acceptable', `quantity ${body.quantity} is served as ${Object.values(offered).join(', ')}`);
         const { model, loss, data, wrt } = body;
-        const hessianRequest: HessianRequest = { model, loss, data, ...(wrt ? { wrt } : {}) };
+        const hessianRequest: HessianRequest = compactRequest({ model, loss, data, ...(wrt ? { wrt } : {}) });
         const parameters = selectParameters(model, wrt);
         const size = parameters.reduce((n, t) => n + t.size, 0);
         const cost = isMatrix ? admit(hessianRequest, ctx.config) : admitProducts(hessianRequest, body, size, ctx.config);

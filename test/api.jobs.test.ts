@@ -273,3 +273,22 @@ describe('a large job (MLP 25-92-92-10, batch 256, P = 11878)', () => {
     expect(await readdir(join(t.dir, created.body.id))).toEqual([JOB_MARKER, 'job.json'].sort());
   });
 });
+
+describe('a binary stream of a job that fails before its first row', () => {
+  // BCE on probabilities with a linear output of exactly 1: log(1 - 1) makes the job fail at once.
+  const failing = {
+    model: { inputShape: [1], layers: [{ type: 'dense', units: 1, activation: 'linear', useBias: false, kernel: [[1]] }] },
+    loss: 'binaryCrossentropy',
+    data: { x: [[1]], y: [[0]] },
+  };
+
+  it('answers 409 job_failed (never 500), whether asked at once or after the failure', async () => {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const created = await t.http().post('/v1/jobs').send(failing);
+      expect(created.status).toBe(202);
+      const res = await binaryGet(`/v1/jobs/${created.body.id}/stream`);
+      expect(res.status).toBe(409);
+      expect(JSON.parse(res.body.toString()).error).toBe('job_failed');
+    }
+  });
+});

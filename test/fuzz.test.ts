@@ -13,21 +13,6 @@ const ANSWER_TIMEOUT_MS = 60_000;
 
 const t = useApp();
 
-/**
- * Failures the fuzz found in code other helpers of issue 7 own, with a deterministic reproducer each;
- * they are reported, not failed on, until fixed there. Everything else fails the test.
- */
-const KNOWN: { owner: string; what: string; matches: (request: FuzzRequest, problem: string) => boolean }[] = [
-  {
-    // POST /v1/jobs {"model":{"inputShape":[1],"layers":[{"type":"dense","units":1,"activation":"linear","useBias":false,
-    // "kernel":[[1]]}]},"loss":"binaryCrossentropy","data":{"x":[[1]],"y":[[0]]}} then at once
-    // GET /v1/jobs/<id>/stream with Accept: application/octet-stream: 500 (20 of 20 tries), not 409 job_failed.
-    owner: 'streams (src/jobs/results.ts rowStream)',
-    what: 'a binary stream of a job that fails before its first row answers 500',
-    matches: (request, problem) => request.url.endsWith('/stream') && problem.startsWith('status 500'),
-  },
-];
-
 function send(request: FuzzRequest): Promise<FuzzResponse> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -42,12 +27,9 @@ function send(request: FuzzRequest): Promise<FuzzResponse> {
 describe('fuzz: mutated requests from the README example and small valid bodies', () => {
   it(`${COUNT} requests: no 5xx, no crash, every JSON body strict JSON, every error body with its code`, { timeout: 300_000 }, async () => {
     const report = await runFuzz(send, { seed: SEED, count: COUNT, deadline: Date.now() + 240_000 });
-    const known = report.problems.filter(({ request, problem }) => KNOWN.some((k) => k.matches(request, problem)));
-    for (const { request, problem } of known) console.warn(`known issue (${KNOWN.find((k) => k.matches(request, problem))!.owner}): ${problem} ${request.url}`);
     const shown = report.problems
-      .filter((p) => !known.includes(p))
       .slice(0, 10).map(({ request, problem }) => `${problem}\n  ${request.method} ${request.url} [${request.label}] ${request.payload?.slice(0, 400) ?? ''}`);
-    expect(shown, `${report.problems.length - known.length} problems`).toEqual([]);
+    expect(shown, `${report.problems.length} problems`).toEqual([]);
     expect(report.sent).toBe(COUNT);
     // The mix is meaningful: most are refused by validation, and some still compute.
     expect(report.statuses[400]).toBeGreaterThan(COUNT * 0.3);

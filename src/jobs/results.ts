@@ -97,7 +97,7 @@ async function* jsonDocument(record: JobRecord, readRows: (first: number, count:
  * connects: NDJSON lines {"offset","rows"} or raw little-endian float32. A job that fails or is
  * cancelled midway ends an NDJSON stream with an {"error"} line and aborts a binary one.
  */
-export function rowStream(manager: JobManager, store: ResultStore, job: Job, format: 'ndjson' | 'binary'): Readable {
+export async function rowStream(manager: JobManager, store: ResultStore, job: Job, format: 'ndjson' | 'binary'): Promise<Readable> {
   async function* rows(): AsyncGenerator<string | Buffer> {
     const { size, id } = job.record;
     let sent = 0;
@@ -122,5 +122,14 @@ export function rowStream(manager: JobManager, store: ResultStore, job: Job, for
       sent += count;
     }
   }
-  return fromChunks(rows());
+  const chunks = rows();
+  if (format === 'ndjson') return fromChunks(chunks);
+  // A binary stream has no in-band error: wait for its first rows before answering, so that a job which
+  // fails before them gets its error status (a failure after that can only abort the stream).
+  const first = await chunks.next();
+  async function* primed(): AsyncGenerator<string | Buffer> {
+    if (!first.done) yield first.value;
+    yield* chunks;
+  }
+  return fromChunks(primed());
 }

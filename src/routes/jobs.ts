@@ -122,9 +122,17 @@ export const jobRoutes =
         if (job.record.status === 'failed' || job.record.status === 'cancelled') {
           throw new ApiError(`job_${job.record.status}`, `job ${job.record.id} is ${job.record.status}`);
         }
+        let stream;
+        try {
+          stream = await rowStream(ctx.manager, ctx.store, job, format);
+        } catch (error) {
+          const status = job.record.status;
+          if (status === 'failed' || status === 'cancelled') throw new ApiError(`job_${status}`, `job ${job.record.id} is ${status}: ${(error as Error).message}`);
+          throw error;
+        }
         reply.type(STREAM_TYPES[format]).header('x-hessian-size', String(job.record.size));
         closeWhenStalled(reply.raw, ctx.config.STREAM_WRITE_TIMEOUT_SECONDS * 1000);
-        return reply.send(rowStream(ctx.manager, ctx.store, job, format) as never);
+        return reply.send(stream as never);
       },
     );
 

@@ -18,6 +18,16 @@ import { hessianRoutes } from './routes/hessian.js';
 import { jobRoutes } from './routes/jobs.js';
 import { opsRoutes } from './routes/ops.js';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Graceful shutdown's first half: no new jobs (503), queued ones cancelled, the running one given
+     * SHUTDOWN_GRACE_SECONDS, then cancelled. Requests other than new jobs are still served. Idempotent.
+     */
+    drain(): Promise<void>;
+  }
+}
+
 export const API_DESCRIPTION = `Exact Hessian of a model's loss with respect to all its parameters flattened into one vector,
 every block included (also the cross-layer ones), with a map from each row to its tensor and index.
 Send a sequential dense model (Keras conventions: kernel [inputs][units]), a loss and a data batch.`;
@@ -44,6 +54,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       memoryBudgetBytes: config.MAX_WORKER_MEMORY_MB * 2 ** 20,
       timeoutSeconds: config.JOB_TIMEOUT_SECONDS,
       maxResultsBytes: config.MAX_RESULTS_BYTES,
+      maxQueuedBytes: config.MAX_QUEUED_BYTES,
     },
     {
       rowsComputed: (n) => metrics.rows.inc(n),
@@ -115,9 +126,16 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const sweeper = setInterval(() => void manager.sweep(), Math.min(config.RESULT_TTL_SECONDS, 60) * 1000);
   sweeper.unref();
   // Graceful shutdown: queued jobs are cancelled, the running one gets the grace period, results stay.
+  // server.ts drains before close(): fastify runs preClose hooks under its 10 s plugin timeout, which
+  // would cut a longer grace period short; the hook covers a close() without a drain (tests).
+  let draining: Promise<void> | null = null;
+  app.decorate('drain', () => {
+    draining ??= manager.shutdown(config.SHUTDOWN_GRACE_SECONDS * 1000);
+    return draining;
+  });
   app.addHook('preClose', async () => {
     clearInterval(sweeper);
-    await manager.shutdown(config.SHUTDOWN_GRACE_SECONDS * 1000);
+    await app.drain();
   });
   app.addHook('onClose', async () => {
     await pool.destroy();

@@ -16,6 +16,7 @@ export const ConfigSchema = z.object({
   RESULTS_DIR: z.string().default(join(tmpdir(), 'hessian-results')),
   RESULT_TTL_SECONDS: intFrom(3600, 1),
   MAX_RESULTS_BYTES: intFrom(16 * 1024 ** 3, 1),
+  MAX_QUEUED_BYTES: intFrom(256 * 1024 ** 2, 1),
   STREAM_WRITE_TIMEOUT_SECONDS: intFrom(60, 1),
   SHUTDOWN_GRACE_SECONDS: intFrom(30, 0),
   /** Admission by cost: a job's estimated operations, and one worker task's estimated peak memory. */

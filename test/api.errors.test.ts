@@ -390,7 +390,7 @@ describe('406: an Accept header naming no served form', () => {
     const created = await t.http().post('/v1/jobs').send(seed.request);
     expect(created.status).toBe(202);
     await pollJob(t.http, created.body.id, (job) => job.status === 'succeeded');
-    const result = await t.http().get(`/v1/jobs/${created.body.id}/result`).set('accept', 'image/png');
+    const result = await t.http().get(`/v1/jobs/${created.body.id}/result`).set('accept', 'image/gif');
     expectErrorBody(result, 406, 'not_acceptable');
     const stream = await t.http().get(`/v1/jobs/${created.body.id}/stream`).set('accept', 'application/x-npy');
     expectErrorBody(stream, 406, 'not_acceptable');

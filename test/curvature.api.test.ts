@@ -1,7 +1,7 @@
 /** POST /v1/curvature end to end against the float64 PyTorch references (test/fixtures/curvature.json). */
 import { parse as parseNpy } from 'npyjs';
 import { describe, expect, it } from 'vitest';
-import { checkNpyHeader, decodeFloat32LE, rawBody, useApp } from './api-helpers.js';
+import { checkNpyHeader, decodeFloat32LE, rawBody, removeDir, startApp, useApp } from './api-helpers.js';
 import { curvatureCases } from './curvature-helpers.js';
 import { relativeError } from './helpers.js';
 
@@ -112,5 +112,22 @@ describe('POST /v1/curvature', () => {
     });
     expect(res.status).toBe(422);
     expect(res.body.error).toBe('numerical_error');
+  });
+
+  it('429 beyond MAX_QUEUED_JOBS running curvature requests; the others answer', async () => {
+    const small = await startApp({ MAX_QUEUED_JOBS: 1, WORKERS: 1 });
+    try {
+      const body = { ...threeLayers.request, quantity: 'trace', method: 'hutchinson', samples: 3000 };
+      const answers = await Promise.all([0, 1, 2].map(() => small.http().post('/v1/curvature').send(body)));
+      const statuses = answers.map((r) => r.status).sort();
+      expect(statuses[0]).toBe(200);
+      expect(statuses).toContain(429);
+      const refused = answers.find((r) => r.status === 429)!;
+      expect(refused.body.error).toBe('queue_full');
+      expect(refused.headers['retry-after']).toBeDefined();
+    } finally {
+      await small.close();
+      await removeDir(small.dir);
+    }
   });
 });

@@ -1,7 +1,7 @@
 /** The benchmark's models: tanh MLPs, linear last layer, softmax cross-entropy from logits, fixed weights and data. */
 import { glorotUniform } from '../compute/initializers.js';
 import { costShape, DEFAULT_MEMORY_BUDGET_BYTES, planHessian } from '../compute/index.js';
-import { HessianRequest } from '../schemas/model.js';
+import { compactRequest, HessianRequest, type ValidatedRequest } from '../schemas/model.js';
 
 /** Layer sizes by P. */
 export const CASES: Record<number, number[]> = {
@@ -12,7 +12,8 @@ export const CASES: Record<number, number[]> = {
 };
 export const BATCH = 256;
 
-export function mlpRequest(sizes: number[], batch: number): HessianRequest {
+/** Validated, in its JSON form (sent over HTTP and to the peers); compactRequest() makes the engine's form. */
+export function mlpRequest(sizes: number[], batch: number): ValidatedRequest {
   let state = 12345;
   const random = () => ((state = (state * 16807) % 2147483647) / 2147483647) * 2 - 1;
   const classes = sizes[sizes.length - 1];
@@ -39,7 +40,7 @@ export function mlpRequest(sizes: number[], batch: number): HessianRequest {
 export const modelFlops = (size: number, batch: number) => 2 * batch * size * size;
 
 /** FLOPs the service's planned path executes (cost model of planHessian: the upper blocks, factors, preparation). */
-export const executedFlops = (request: HessianRequest, budgetBytes = DEFAULT_MEMORY_BUDGET_BYTES) => {
-  const plan = planHessian(costShape(request), budgetBytes);
+export const executedFlops = (request: ValidatedRequest, budgetBytes = DEFAULT_MEMORY_BUDGET_BYTES) => {
+  const plan = planHessian(costShape(compactRequest(request)), budgetBytes);
   return { flops: plan.flops, method: plan.method };
 };

@@ -12,9 +12,9 @@ import { loadConfig } from '../config.js';
 import { JobManager } from '../jobs/manager.js';
 import { ComputePool } from '../jobs/pool.js';
 import { ResultStore } from '../jobs/store.js';
-import type { HessianRequest } from '../schemas/model.js';
+import { compactRequest, type ValidatedRequest } from '../schemas/model.js';
 
-export type ChildMessage = { kind: 'rss' } | { kind: 'direct'; request: HessianRequest };
+export type ChildMessage = { kind: 'rss' } | { kind: 'direct'; request: ValidatedRequest };
 export type ParentMessage =
   | { kind: 'listening'; port: number; backend: string }
   | { kind: 'ready'; backend: string }
@@ -51,7 +51,7 @@ if (mode === 'server') {
   process.on('message', async (message: ChildMessage) => {
     if (message.kind === 'rss') return send({ kind: 'rss', maxRssMb: maxRssMb() });
     const started = performance.now();
-    const record = await manager.finished(manager.submit(message.request));
+    const record = await manager.finished(manager.submit(compactRequest(message.request)));
     const seconds = (performance.now() - started) / 1000;
     if (record.status !== 'succeeded') send({ kind: 'failed', message: record.error?.message ?? record.status });
     else send({ kind: 'timed', seconds, method: record.meta?.method ?? '?', backend: record.meta?.backend ?? '?' });

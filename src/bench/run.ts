@@ -17,7 +17,7 @@ import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { EXAMPLE_REQUEST } from '../schemas/examples.js';
-import type { HessianRequest } from '../schemas/model.js';
+import type { ValidatedRequest } from '../schemas/model.js';
 import { BATCH, CASES, executedFlops, mlpRequest, modelFlops } from './cases.js';
 import type { ChildMessage, ParentMessage } from './child.js';
 
@@ -166,7 +166,7 @@ function pythonFor(peer: string, preferred: string | null): string | null {
   return null;
 }
 
-function runPeer(peer: string, python: string, request: HessianRequest, runs: number): PeerResult | string {
+function runPeer(peer: string, python: string, request: ValidatedRequest, runs: number): PeerResult | string {
   const script = fileURLToPath(new URL('../../scripts/peer_hessian.py', import.meta.url));
   // OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, set on some machines here for old OpenBLAS builds, slow a current one.
   const env = { ...process.env };

@@ -3,7 +3,7 @@
  * model, flattened into one vector. Knows nothing of HTTP; the service calls it from worker threads.
  */
 import type { z } from 'zod';
-import { HessianRequest } from '../schemas/model.js';
+import { compactRequest, HessianRequest } from '../schemas/model.js';
 import { activeBackend, initBackend, type BackendInfo } from './backend.js';
 import { structuredCost } from './assembly/cost.js';
 import { StructuredAssembly } from './assembly/index.js';
@@ -24,13 +24,25 @@ export { allParameters, selectParameters, totalSize, type ParameterTensor } from
 /** Validates a request body; throws SpecError naming each bad field. */
 export function parseRequest(body: unknown): HessianRequest {
   const parsed = HessianRequest.safeParse(body);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) return compactRequest(parsed.data);
   throw specError(parsed.error);
 }
 
 /** A zod failure as a SpecError whose issues name their fields ("model.layers[1].kernel"). */
 export const specError = (error: z.ZodError): SpecError =>
-  new SpecError(error.issues.map((i) => ({ path: formatPath(i.path), message: issueMessage(i.path, i.message) })));
+  new SpecError(error.issues.flatMap(unionIssues).map((i) => ({ path: formatPath(i.path), message: issueMessage(i.path, i.message) })));
+
+type Issue = { path: PropertyKey[]; message: string; code?: string; errors?: Issue[][] };
+/**
+ * A union that failed (e.g. nested arrays or a binary tensor) reports the issues of the one option
+ * whose type matched (the others fail at their root), so that they name the bad field; else its own.
+ */
+function unionIssues(issue: Issue): Issue[] {
+  if (issue.code !== 'invalid_union' || !issue.errors) return [issue];
+  const typeMatched = issue.errors.filter((option) => !option.some((i) => i.code === 'invalid_type' && i.path.length === 0));
+  if (typeMatched.length !== 1) return [issue];
+  return typeMatched[0].flatMap((i) => unionIssues({ ...i, path: [...issue.path, ...i.path] }));
+}
 
 /** ["model","layers",1,"kernel"] -> "model.layers[1].kernel" */
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -102,12 +114,11 @@ export const DEFAULT_MEMORY_BUDGET_BYTES = 2048 * 2 ** 20;
 
 /** The sizes a request's cost depends on, read from its structure (no tensor is made). */
 export function costShape(request: HessianRequest): CostShape {
-  const values = (rows: readonly unknown[]) => rows.reduce<number>((n, row) => n + (Array.isArray(row) ? row.length : 1), 0);
   return {
-    batch: request.data.x.length,
+    batch: request.data.x.rows,
     layers: layerShapes(allParameters(request.model)),
     selected: selectParameters(request.model, request.wrt),
-    dataValues: values(request.data.x) + values(request.data.y),
+    dataValues: request.data.x.values.length + request.data.y.values.length,
   };
 }
 

@@ -56,18 +56,18 @@ export class PreparedModel {
   }
 
   get batch(): number {
-    return this.request.data.x.length;
+    return this.request.data.x.rows;
   }
 
   /** Forward pass; the last layer applies `lastActivation` (see outputRules). */
   private forward(keep: Keep, lastActivation: ActivationSpecObject): Tensor2D {
     const { model, data } = this.request;
     const inputs = layerInputs(model);
-    let a = tf.tensor2d(data.x, undefined, 'float32');
+    let a = tf.tensor2d(data.x.values, [data.x.rows, data.x.columns], 'float32');
     model.layers.forEach((spec, l) => {
-      const kernelValues = spec.kernel ?? glorotUniform(inputs[l], spec.units, model.seed, l);
+      const kernelValues = spec.kernel?.values ?? glorotUniform(inputs[l], spec.units, model.seed, l);
       const kernel = keep(tf.tensor2d(kernelValues, [inputs[l], spec.units], 'float32'));
-      const bias = spec.useBias ? tf.tensor2d([spec.bias ?? new Array(spec.units).fill(0)], [1, spec.units], 'float32') : null;
+      const bias = spec.useBias ? tf.tensor2d(spec.bias ?? new Float32Array(spec.units), [1, spec.units], 'float32') : null;
       const activation = l === model.layers.length - 1 ? lastActivation : asObject(spec.activation);
       const activate = (z: Tensor2D) => activationRule(activation.type).apply(z, activation, keep);
       const layer = new DenseLayer(a, kernel, bias, spec.kernelRegularizer?.l2 ?? 0, activate, keep);
@@ -82,10 +82,10 @@ export class PreparedModel {
     const { model, data } = this.request;
     const units = model.layers[model.layers.length - 1].units;
     if (rule.targets === 'labels') {
-      const labels = data.y.map((t) => (Array.isArray(t) ? t[0] : t));
+      const labels = Int32Array.from(data.y.values);
       return tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), units), 'float32') as Tensor2D;
     }
-    return tf.tensor2d(data.y.map((t) => (Array.isArray(t) ? t : [t])), [data.y.length, units], 'float32');
+    return tf.tensor2d(data.y.values, [data.y.rows, units], 'float32');
   }
 
   private regularization(): number {

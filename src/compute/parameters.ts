@@ -1,4 +1,7 @@
-import type { Model } from '../schemas/model.js';
+import type { DenseLayer, Model } from '../schemas/model.js';
+
+/** What the parameter layout depends on: layer sizes and names, not weights (a compact or a parsed model). */
+export type ModelLayout = Pick<Model, 'inputShape'> & { layers: readonly Pick<DenseLayer, 'units' | 'useBias' | 'name'>[] };
 
 export type TensorKind = 'kernel' | 'bias';
 
@@ -14,14 +17,14 @@ export interface ParameterTensor {
   offset: number;
 }
 
-export const layerName = (model: Model, index: number): string => model.layers[index].name ?? `dense_${index + 1}`;
+export const layerName = (model: ModelLayout, index: number): string => model.layers[index].name ?? `dense_${index + 1}`;
 
 /** Inputs of each layer: the model input for the first, the previous layer's units after. */
-export const layerInputs = (model: Model): number[] =>
+export const layerInputs = (model: ModelLayout): number[] =>
   model.layers.map((_, i) => (i === 0 ? model.inputShape[0] : model.layers[i - 1].units));
 
 /** All parameter tensors in the flat order: layer by layer, kernel (row-major) then bias. */
-export function allParameters(model: Model): ParameterTensor[] {
+export function allParameters(model: ModelLayout): ParameterTensor[] {
   const inputs = layerInputs(model);
   const tensors: ParameterTensor[] = [];
   let offset = 0;
@@ -39,7 +42,7 @@ export function allParameters(model: Model): ParameterTensor[] {
 }
 
 /** The tensors named in `wrt`, in that order, with offsets in the restricted vector; all of them without it. */
-export function selectParameters(model: Model, wrt?: readonly string[]): ParameterTensor[] {
+export function selectParameters(model: ModelLayout, wrt?: readonly string[]): ParameterTensor[] {
   const all = allParameters(model);
   if (!wrt) return all;
   let offset = 0;

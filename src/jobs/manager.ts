@@ -10,7 +10,7 @@ import {
   type HessianMethod,
   type ParameterTensor,
 } from '../compute/index.js';
-import type { HessianRequest } from '../schemas/model.js';
+import { requestBytes, type HessianRequest } from '../schemas/model.js';
 import type { ComputePool } from './pool.js';
 import { isFailure, needsRequest, type Summary, type WorkerFailure } from './protocol.js';
 import { isFinished, matrixBytes, StorageError, type JobRecord, type ResultStore } from './store.js';
@@ -24,6 +24,14 @@ export class QueueFullError extends Error {
 export class ShuttingDownError extends Error {
   constructor() {
     super('the server is shutting down and takes no new jobs');
+  }
+}
+
+/** The queued requests would hold more than MAX_QUEUED_BYTES. */
+export class QueuedBytesFullError extends QueueFullError {
+  constructor(needed: number, held: number, limit: number) {
+    super(0);
+    this.message = `the queued requests hold ${held} bytes; this one needs ${needed} more and MAX_QUEUED_BYTES is ${limit}; retry later`;
   }
 }
 
@@ -88,7 +96,14 @@ export class JobManager {
   constructor(
     private readonly store: ResultStore,
     private readonly pool: ComputePool,
-    private readonly options: { maxQueued: number; ttlSeconds: number; memoryBudgetBytes?: number; maxResultsBytes?: number; timeoutSeconds?: number },
+    private readonly options: {
+      maxQueued: number;
+      ttlSeconds: number;
+      memoryBudgetBytes?: number;
+      maxResultsBytes?: number;
+      maxQueuedBytes?: number;
+      timeoutSeconds?: number;
+    },
     private readonly events: JobEvents = {},
   ) {}
 
@@ -108,6 +123,11 @@ export class JobManager {
     ephemeral: boolean,
   ): Job {
     return { record, request, parameters, blockSize, method, contiguousRows, cancelled: false, abort: new AbortController(), listeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
+  }
+
+  /** Bytes the queued requests hold (their tensors, as typed arrays). */
+  get queuedBytes(): number {
+    return this.queue.reduce((n, job) => n + (job.request ? requestBytes(job.request) : 0), 0);
   }
 
   /**
@@ -132,6 +152,9 @@ export class JobManager {
   submit(request: HessianRequest, cost?: HessianPlan, { ephemeral = false } = {}): Job {
     if (!this.accepting) throw new ShuttingDownError();
     if (this.queue.length >= this.options.maxQueued) throw new QueueFullError(this.options.maxQueued);
+    const bytes = requestBytes(request);
+    const maxQueuedBytes = this.options.maxQueuedBytes ?? Infinity;
+    if (this.queuedBytes + bytes > maxQueuedBytes) throw new QueuedBytesFullError(bytes, this.queuedBytes, maxQueuedBytes);
     const parameters = selectParameters(request.model, request.wrt);
     const needed = matrixBytes(totalSize(parameters));
     const limit = this.options.maxResultsBytes ?? Infinity;

@@ -48,6 +48,7 @@ export class ComputePool {
     });
   }
 
+  /** Runs a task; aborting `signal` drops it from the queue, or ends the worker thread running it. */
   run(task: WorkerTask, signal?: AbortSignal): Promise<WorkerResult> {
     return this.piscina.run(task, signal ? { signal } : {});
   }

@@ -3,11 +3,12 @@ import type { JobManager, Job } from './manager.js';
 import { formatFloat32 } from './float-format.js';
 import { ResultStore, type JobRecord } from './store.js';
 
-/** The three forms a finished matrix is served in. */
+/** The forms a finished matrix is served in: three of its values, and a picture of it. */
 export const RESULT_TYPES = {
   json: 'application/json',
   binary: 'application/octet-stream',
   npy: 'application/x-npy',
+  png: 'image/png',
 } as const;
 export type ResultFormat = keyof typeof RESULT_TYPES;
 
@@ -70,7 +71,7 @@ export function matrixHeaders(record: Pick<JobRecord, 'size' | 'parameters' | 'l
 }
 
 /** A finished result as a readable stream in the asked form, read from disk, never whole in memory. */
-export function resultStream(store: ResultStore, record: JobRecord, format: ResultFormat): { body: Readable; length?: number } {
+export function resultStream(store: ResultStore, record: JobRecord, format: Exclude<ResultFormat, 'png'>): { body: Readable; length?: number } {
   const header = ResultStore.headerLength(record.size);
   const matrixBytes = record.size * record.size * 4;
   if (format === 'npy') return { body: store.readStream(record.id), length: header + matrixBytes };

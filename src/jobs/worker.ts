@@ -5,7 +5,7 @@
  * Float32Arrays.
  */
 import { move, workerData } from 'piscina';
-import { initBackend, NumericalError, parseRequest, PreparedModel, rowSource, SpecError, type HessianMethod, type RowSource } from '../compute/index.js';
+import { initBackend, NumericalError, PreparedModel, rowSource, SpecError, type HessianMethod, type RowSource } from '../compute/index.js';
 import type { BackendInfo } from '../compute/index.js';
 import { computeQuantity, type CurvatureQuery } from '../compute/quantities/index.js';
 import type { HessianRequest } from '../schemas/model.js';
@@ -14,12 +14,13 @@ import { WorkerCrash, type CurvatureAnswer, type WorkerFailure, type WorkerResul
 const ready = initBackend(workerData?.backend ?? 'auto');
 let cached: { jobId: string; model: PreparedModel; source: RowSource } | null = null;
 
-function sourceFor(jobId: string, request: unknown, method: HessianMethod): RowSource {
+/** `request` was validated (and made compact) on the main thread: it is used as it comes. */
+function sourceFor(jobId: string, request: HessianRequest | undefined, method: HessianMethod): RowSource {
   if (cached?.jobId === jobId) return cached.source;
   cached?.source.dispose();
   cached?.model.dispose();
   cached = null;
-  const model = new PreparedModel(parseRequest(request));
+  const model = new PreparedModel(request!);
   try {
     cached = { jobId, model, source: rowSource(model, method) };
   } catch (error) {

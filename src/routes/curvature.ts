@@ -4,13 +4,16 @@ import { z } from 'zod';
 import { selectParameters } from '../compute/index.js';
 import { KRYLOV_BUDGET_BYTES, maxEigenBasis } from '../compute/quantities/index.js';
 import { npyHeader } from '../jobs/npy.js';
+import { densityPng, topNodes } from '../pictures/density.js';
+import { heatmapPng } from '../pictures/heatmap.js';
 import { isFailure, type CurvatureAnswer } from '../jobs/protocol.js';
 import { formatRows, matrixHeaders, negotiate, RESULT_TYPES } from '../jobs/results.js';
 import { CURVATURE_DEFAULTS, CurvatureJson, CurvatureRequest, curvatureQuery } from '../schemas/curvature.js';
-import type { HessianRequest } from '../schemas/model.js';
+import { compactRequest, type HessianRequest } from '../schemas/model.js';
 import type { Config } from '../config.js';
 import type { CostEstimate } from '../compute/index.js';
 import type { ServiceContext } from './context.js';
+import { QueueFullError, ShuttingDownError } from '../jobs/manager.js';
 import { ApiError } from './errors.js';
 import { admit, admitWorkingSet, checkModelSize, computeFailure } from './hessian.js';
 import { errorResponse } from './results.js';
@@ -26,6 +29,14 @@ const MATRIX_QUANTITIES = new Set(['ggn', 'fisher']);
 export const curvatureRoutes =
   (ctx: ServiceContext): FastifyPluginAsync =>
   async (app) => {
+    // Curvature requests run whole in one task each, beside the job queue: at most MAX_QUEUED_JOBS at
+    // once (429 beyond), none accepted while shutting down, and every one still running is aborted then.
+    const running = new Set<AbortController>();
+    let closing = false;
+    app.addHook('preClose', async () => {
+      closing = true;
+      for (const controller of running) controller.abort();
+    });
     app.withTypeProvider<ZodTypeProvider>().post(
       '/v1/curvature',
       {
@@ -37,37 +48,62 @@ export const curvatureRoutes =
           body: CurvatureRequest,
           response: {
             200: {
-              description: 'JSON; for ggn and fisher also application/x-npy or application/octet-stream (P x P float32, as /v1/hessian)',
+              description: 'JSON; for ggn and fisher also application/x-npy or application/octet-stream (P x P float32, as /v1/hessian) and image/png (heatmap); for density also image/png (plot)',
               content: {
                 'application/json': { schema: CurvatureJson },
                 'application/octet-stream': { schema: binary },
                 'application/x-npy': { schema: binary },
+                'image/png': { schema: binary },
               },
             },
             400: errorResponse('Malformed JSON or a field that does not fit (the message names it)'),
             406: errorResponse('The Accept header names no form served for this quantity'),
             413: errorResponse('Body over MAX_BODY_BYTES, model over MAX_MODEL_PARAMETERS, or P over MAX_PARAMETERS for a matrix'),
             422: errorResponse('The loss or its derivatives are not finite on this data'),
+            429: errorResponse('MAX_QUEUED_JOBS curvature requests are running; see Retry-After'),
+            503: errorResponse('The server is shutting down'),
           },
         },
       },
       async (request, reply) => {
         const body = request.body;
         const isMatrix = MATRIX_QUANTITIES.has(body.quantity);
-        const offered = isMatrix ? RESULT_TYPES : { json: RESULT_TYPES.json };
+        const offered: Record<string, string> = isMatrix
+          ? RESULT_TYPES
+          : body.quantity === 'density'
+            ? { json: RESULT_TYPES.json, png: RESULT_TYPES.png }
+            : { json: RESULT_TYPES.json };
         const format = negotiate(request.headers.accept, offered);
         if (!format) throw new ApiError(406, 'not_acceptable', `quantity ${body.quantity} is served as ${Object.values(offered).join(', ')}`);
         const { model, loss, data, wrt } = body;
-        const hessianRequest: HessianRequest = { model, loss, data, ...(wrt ? { wrt } : {}) };
+        const hessianRequest: HessianRequest = compactRequest({ model, loss, data, ...(wrt ? { wrt } : {}) });
         const parameters = selectParameters(model, wrt);
         const size = parameters.reduce((n, t) => n + t.size, 0);
         const cost = isMatrix ? admit(hessianRequest, ctx.config) : admitProducts(hessianRequest, body, size, ctx.config);
 
+        if (closing) throw new ShuttingDownError();
+        if (running.size >= ctx.config.MAX_QUEUED_JOBS) throw new QueueFullError(ctx.config.MAX_QUEUED_JOBS);
         const task = { kind: 'curvature' as const, request: hessianRequest, query: curvatureQuery(body), blockSize: cost.blockSize };
-        const answer = await ctx.pool.run(task);
+        const controller = new AbortController();
+        running.add(controller);
+        // A client that leaves before its answer frees the worker (the thread is replaced); after the
+        // answer, aborting a finished task does nothing.
+        const leave = () => controller.abort();
+        reply.raw.once('close', leave);
+        let answer;
+        try {
+          answer = await ctx.pool.run(task, controller.signal);
+        } catch (error) {
+          if (controller.signal.aborted) throw new ApiError(503, 'cancelled', 'the computation was cancelled (the client left or the server is shutting down)');
+          throw error;
+        } finally {
+          running.delete(controller);
+          reply.raw.off('close', leave);
+        }
         if (isFailure(answer)) throw computeFailure(answer.error);
         const result = answer as CurvatureAnswer;
         const summary = { parameters: parameters.map(({ name, shape, offset, size: n }) => ({ name, shape, offset, size: n })), size };
+        if (format === 'png') return sendPicture(reply, await picture(body, result, summary));
         if (format !== 'json') return sendMatrix(reply, format, result, summary);
         const matrix = isMatrix ? undefined : (body.matrix ?? CURVATURE_DEFAULTS.matrix);
         reply.type('application/json');
@@ -135,10 +171,26 @@ function checkKrylovBudget(body: CurvatureRequest, size: number): void {
   }
 }
 
+/** The heatmap of a ggn / fisher matrix, or the plot of a density with its top Ritz values. */
+async function picture(body: CurvatureRequest, result: CurvatureAnswer, summary: Summary): Promise<Buffer> {
+  if (body.quantity === 'density') {
+    const nodes = result.fields.nodes as number[][];
+    const title = `Spectral density of the ${body.matrix ?? CURVATURE_DEFAULTS.matrix} (log scale), P = ${summary.size}`;
+    return densityPng(title, result.fields.grid as number[], result.fields.density as number[], topNodes(nodes, 3));
+  }
+  const matrix = result.matrix!;
+  const size = summary.size;
+  const title = body.quantity === 'ggn' ? 'Generalized Gauss-Newton' : 'Empirical Fisher';
+  return heatmapPng(title, size, summary.parameters, async (first, count) => matrix.subarray(first * size, (first + count) * size));
+}
+
 interface Summary {
   parameters: { name: string; shape: number[]; offset: number; size: number }[];
   size: number;
 }
+
+// The 200 schema is JSON's; a picture or binary body bypasses its serializer, as sendResult's do.
+const sendPicture = (reply: FastifyReply, png: Buffer) => reply.type(RESULT_TYPES.png).send(png);
 
 function sendMatrix(reply: FastifyReply, format: string, result: CurvatureAnswer, summary: Summary) {
   const matrix = result.matrix!;

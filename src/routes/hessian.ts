@@ -1,9 +1,9 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { allParameters, costShape, estimateCost, planHessian, selectParameters, totalSize, type CostEstimate, type HessianPlan } from '../compute/index.js';
 import type { Config } from '../config.js';
 import type { Job } from '../jobs/manager.js';
-import { HessianRequest } from '../schemas/model.js';
+import { compactRequest, HessianRequest, type ValidatedRequest } from '../schemas/model.js';
 import type { ServiceContext } from './context.js';
 import { ApiError } from './errors.js';
 import { errorResponse, resultFormat, resultResponse, sendResult } from './results.js';
@@ -67,6 +67,16 @@ export function admitWorkingSet(request: HessianRequest, config: Config): CostEs
   return cost;
 }
 
+/**
+ * The validated body made compact (typed arrays); the request lets go of the parsed nested arrays, so
+ * that a request waiting in the queue holds only its tensors' bytes.
+ */
+export function takeCompactBody(request: FastifyRequest): HessianRequest {
+  const body = compactRequest(request.body as ValidatedRequest);
+  request.body = undefined;
+  return body;
+}
+
 /** Maps a job that did not succeed to the error its client gets. */
 export function failureOf(job: Job): ApiError {
   const { error, status } = job.record;
@@ -109,8 +119,9 @@ export const hessianRoutes =
       },
       async (request, reply) => {
         const format = resultFormat(request.headers.accept);
-        const cost = admit(request.body, ctx.config);
-        const job = ctx.manager.submit(request.body, cost, { ephemeral: true });
+        const body = takeCompactBody(request);
+        const cost = admit(body, ctx.config);
+        const job = ctx.manager.submit(body, cost, { ephemeral: true });
         // The answer is the only use of this job: once the connection closes (answered, or the client
         // gone mid-way) it is cancelled if still unfinished, and deleted when finished.
         reply.raw.once('close', () => {

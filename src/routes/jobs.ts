@@ -8,7 +8,7 @@ import { Job, JobId } from '../schemas/api.js';
 import { HessianRequest } from '../schemas/model.js';
 import type { ServiceContext } from './context.js';
 import { ApiError } from './errors.js';
-import { admit, failureOf } from './hessian.js';
+import { admit, failureOf, takeCompactBody } from './hessian.js';
 import { closeWhenStalled, errorResponse, resultFormat, resultResponse, sendResult } from './results.js';
 
 const STREAM_TYPES = { ndjson: 'application/x-ndjson', binary: 'application/octet-stream' };
@@ -61,8 +61,9 @@ export const jobRoutes =
         },
       },
       async (request, reply) => {
-        const cost = admit(request.body, ctx.config);
-        const job = await ctx.manager.submitRecorded(request.body, cost);
+        const body = takeCompactBody(request);
+        const cost = admit(body, ctx.config);
+        const job = await ctx.manager.submitRecorded(body, cost);
         return reply.code(202).header('location', `/v1/jobs/${job.record.id}`).send(describe(job));
       },
     );

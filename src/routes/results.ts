@@ -3,6 +3,7 @@ import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { negotiate, matrixHeaders, RESULT_TYPES, resultStream, type ResultFormat } from '../jobs/results.js';
 import type { JobRecord, ResultStore } from '../jobs/store.js';
+import { heatmapPng } from '../pictures/heatmap.js';
 import { ErrorBody, HessianJson } from '../schemas/api.js';
 import { ApiError } from './errors.js';
 
@@ -37,7 +38,11 @@ export function closeWhenStalled(res: ServerResponse, timeoutMs: number): void {
 }
 
 /** Sends a finished result from disk in the negotiated form; a client that stops reading is cut off after writeTimeoutMs. */
-export function sendResult(reply: FastifyReply, store: ResultStore, record: JobRecord, format: ResultFormat, writeTimeoutMs: number) {
+export async function sendResult(reply: FastifyReply, store: ResultStore, record: JobRecord, format: ResultFormat, writeTimeoutMs: number) {
+  if (format === 'png') {
+    const png = await heatmapPng('Hessian', record.size, record.parameters, (first, count) => store.readRows(record.id, record.size, first, count));
+    return reply.type(RESULT_TYPES.png).headers(matrixHeaders(record)).send(png);
+  }
   closeWhenStalled(reply.raw, writeTimeoutMs);
   const { body, length } = resultStream(store, record, format);
   reply.type(RESULT_TYPES[format]);
@@ -51,11 +56,12 @@ const binary = z.string().meta({ format: 'binary' });
 
 /** OpenAPI description of a result response in its three forms. */
 export const resultResponse = {
-  description: 'The Hessian: JSON by default; Accept application/octet-stream for the P x P float32 matrix (little-endian, row-major, nothing else; X-Hessian-Size and X-Hessian-Parameters headers describe it), or application/x-npy for a NumPy .npy file',
+  description: 'The Hessian: JSON by default; Accept application/octet-stream for the P x P float32 matrix (little-endian, row-major, nothing else; X-Hessian-Size and X-Hessian-Parameters headers describe it), application/x-npy for a NumPy .npy file, or image/png for a heatmap (symmetric log colours, tensor boundaries and names, block maxima past 512 rows)',
   content: {
     'application/json': { schema: HessianJson },
     'application/octet-stream': { schema: binary },
     'application/x-npy': { schema: binary },
+    'image/png': { schema: binary },
   },
 };
 

@@ -3,6 +3,7 @@ import { ACTIVATION_NAMES } from '../compute/activations/index.js';
 import { LOSS_NAMES, lossRule } from '../compute/losses/index.js';
 import { allParameters, layerInputs, layerName } from '../compute/parameters.js';
 import { EXAMPLE_REQUEST } from './examples.js';
+import { BinaryTensor, binaryToMatrix, decodeTensor, isBinary, nestedToMatrix, type DecodedTensor, type Matrix } from './tensor.js';
 
 /**
  * The request the engine and the API take: a sequential model of dense layers (Keras conventions),
@@ -64,12 +65,17 @@ export const LossSpec = z.union([
     .strict(),
 ]);
 
+const BINARY = 'a binary tensor {"dtype","shape","data"}';
 export const Data = z
   .object({
-    x: z.array(z.array(z.number())).min(1).describe('[batch][features]'),
+    x: z
+      .union([z.array(z.array(z.number())).min(1), BinaryTensor], { error: `data.x must be [batch][features] numbers or ${BINARY}` })
+      .describe('[batch][features], or a binary float32 tensor of shape [batch, features]'),
     y: z
-      .array(z.union([z.number(), z.array(z.number())]))
-      .describe('[batch][units] targets, or [batch] integer labels for sparseCategoricalCrossentropy'),
+      .union([z.array(z.union([z.number(), z.array(z.number())])), BinaryTensor], { error: `data.y must be [batch][units] numbers, [batch] labels or ${BINARY}` })
+      .describe(
+        '[batch][units] targets, or [batch] integer labels for sparseCategoricalCrossentropy; or a binary tensor: float32 [batch, units] (or [batch] for one unit), int32 [batch] for labels',
+      ),
   })
   .strict();
 
@@ -91,14 +97,55 @@ export const HessianRequest = RequestFields.check((payload) => {
   // The cross-field checks need well-formed fields: they wait until every field check has passed.
   if (payload.issues.length) return;
   checkConsistency(payload.value, (path, message) => payload.issues.push({ code: 'custom', path, message, input: payload.value }));
-}).meta({ id: 'HessianRequest', examples: [EXAMPLE_REQUEST] });
+})
+  .meta({ id: 'HessianRequest', examples: [EXAMPLE_REQUEST] });
 
 export type Model = z.infer<typeof Model>;
 export type DenseLayer = z.infer<typeof DenseLayer>;
 export type ActivationSpec = z.infer<typeof ActivationSpec>;
 export type LossSpec = z.infer<typeof LossSpec>;
-export type HessianRequest = z.infer<typeof RequestFields>;
+/** A request as its fields validate, before it is made compact. */
+export type RequestFields = z.infer<typeof RequestFields>;
+/**
+ * A validated request as the engine and the job queue hold it: every tensor a typed array with its
+ * shape (a queued request costs its values' bytes, not parsed nested arrays). Integer labels are a
+ * one-column Matrix of the label values.
+ */
+export type HessianRequest = Omit<RequestFields, 'model' | 'data'> & {
+  model: Omit<Model, 'layers'> & { layers: CompactLayer[] };
+  data: { x: Matrix; y: Matrix };
+};
+export type CompactLayer = Omit<DenseLayer, 'kernel' | 'bias'> & { kernel?: Matrix; bias?: Float32Array };
 export type HessianRequestInput = z.input<typeof HessianRequest>;
+/** What the HessianRequest schema validates to, before compactRequest (the routes call it at once). */
+export type ValidatedRequest = z.output<typeof HessianRequest>;
+
+/** A request whose fields and consistency checks passed, made compact (see HessianRequest). */
+export function compactRequest(request: RequestFields): HessianRequest {
+  const { model, data } = request;
+  const targets = data.y;
+  return {
+    ...request,
+    model: {
+      ...model,
+      layers: model.layers.map(({ kernel, bias, ...layer }) => ({
+        ...layer,
+        ...(kernel ? { kernel: nestedToMatrix(kernel, layer.units) } : {}),
+        ...(bias ? { bias: Float32Array.from(bias) } : {}),
+      })),
+    },
+    data: {
+      x: isBinary(data.x) ? binaryToMatrix(data.x) : nestedToMatrix(data.x),
+      y: isBinary(targets) ? binaryToMatrix(targets) : nestedToMatrix(targets.map((t) => (Array.isArray(t) ? t : [t]))),
+    },
+  };
+}
+
+/** Bytes a compact request holds in typed arrays (what MAX_QUEUED_BYTES counts). */
+export function requestBytes(request: HessianRequest): number {
+  const layers = request.model.layers.reduce((n, l) => n + (l.kernel?.values.byteLength ?? 0) + (l.bias?.byteLength ?? 0), 0);
+  return layers + request.data.x.values.byteLength + request.data.y.values.byteLength;
+}
 
 /** The loss spec in its object form. */
 export const normalizeLoss = (loss: LossSpec) => (typeof loss === 'string' ? { type: loss } : loss);
@@ -106,7 +153,7 @@ export const normalizeLoss = (loss: LossSpec) => (typeof loss === 'string' ? { t
 export type Report = (path: (string | number)[], message: string) => void;
 
 /** Checks that need more than one field: shapes that must chain, targets that must fit the loss. */
-export function checkConsistency(request: HessianRequest, issue: Report): void {
+export function checkConsistency(request: RequestFields, issue: Report): void {
   const { model, data } = request;
   const inputs = layerInputs(model);
   model.layers.forEach((layer, l) => {
@@ -133,9 +180,28 @@ export function checkConsistency(request: HessianRequest, issue: Report): void {
   });
 
   const features = inputs[0];
-  const badRow = data.x.findIndex((row) => row.length !== features);
-  if (badRow >= 0) issue(['data', 'x', badRow], `data.x[${badRow}] has ${data.x[badRow].length} features but model.inputShape is [${features}]`);
-  if (data.y.length !== data.x.length) issue(['data', 'y'], `data.y has ${data.y.length} rows but data.x has ${data.x.length}`);
+  let unreadable = false;
+  for (const field of ['x', 'y'] as const) {
+    const tensor = data[field];
+    const problem = isBinary(tensor) ? decodeTensor(tensor) : null;
+    if (typeof problem === 'string') {
+      unreadable = true;
+      issue(['data', field, 'data'], `data.${field}.${problem}`);
+    }
+  }
+  if (unreadable) return; // the shape checks below read the values
+  if (isBinary(data.x)) {
+    const { dtype, shape } = data.x;
+    if (dtype !== 'float32' || shape.length !== 2 || shape[0] < 1 || shape[1] !== features) {
+      issue(['data', 'x'], `data.x is ${dtype} [${shape.join(', ')}]; it must be float32 [batch, ${features}] with batch >= 1 (model.inputShape is [${features}])`);
+    }
+  } else {
+    const badRow = data.x.findIndex((row) => row.length !== features);
+    if (badRow >= 0) issue(['data', 'x', badRow], `data.x[${badRow}] has ${data.x[badRow].length} features but model.inputShape is [${features}]`);
+  }
+  const batch = isBinary(data.x) ? data.x.shape[0] : data.x.length;
+  const targetRows = isBinary(data.y) ? data.y.shape[0] : data.y.length;
+  if (targetRows !== batch) issue(['data', 'y'], `data.y has ${targetRows} rows but data.x has ${batch}`);
   checkTargets(request, issue);
 
   if (request.wrt) {
@@ -147,7 +213,7 @@ export function checkConsistency(request: HessianRequest, issue: Report): void {
   }
 }
 
-function checkTargets(request: HessianRequest, issue: Report): void {
+function checkTargets(request: RequestFields, issue: Report): void {
   const loss = normalizeLoss(request.loss);
   const rule = lossRule(loss.type);
   const units = request.model.layers[request.model.layers.length - 1].units;
@@ -155,6 +221,7 @@ function checkTargets(request: HessianRequest, issue: Report): void {
     issue(['loss', 'fromLogits'], `loss.fromLogits does not apply to ${loss.type}`);
   }
   if ('delta' in loss && loss.delta !== undefined && rule.name !== 'huber') issue(['loss', 'delta'], `loss.delta applies only to huber`);
+  if (isBinary(request.data.y)) return checkBinaryTargets(request.data.y, rule.targets === 'labels', units, rule.name, issue);
   request.data.y.forEach((target, b) => {
     const at = `data.y[${b}]`;
     if (rule.targets === 'labels') {
@@ -166,4 +233,18 @@ function checkTargets(request: HessianRequest, issue: Report): void {
       issue(['data', 'y', b], `${at} must have ${units} entries (the last layer's units) for ${rule.name}`);
     }
   });
+}
+
+/** Binary targets: int32 [batch] labels in [0, units-1], or float32 [batch, units] ([batch] for one unit). */
+function checkBinaryTargets(y: BinaryTensor, labels: boolean, units: number, loss: string, issue: Report): void {
+  const { dtype, shape } = y;
+  const { values } = decodeTensor(y) as DecodedTensor;
+  const described = `data.y is ${dtype} [${shape.join(', ')}]`;
+  if (labels) {
+    if (dtype !== 'int32' || shape.length !== 1) return issue(['data', 'y'], `${described}; ${loss} takes int32 [batch] class labels`);
+    const bad = values.findIndex((label) => label < 0 || label >= units);
+    if (bad >= 0) issue(['data', 'y', bad], `data.y[${bad}] is ${values[bad]}; it must be an integer class label in [0, ${units - 1}] for ${loss}`);
+  } else if (dtype !== 'float32' || (shape.length === 2 ? shape[1] !== units : units !== 1)) {
+    issue(['data', 'y'], `${described}; ${loss} takes float32 [batch, ${units}] targets (the last layer's units)${units === 1 ? ' or [batch]' : ''}`);
+  }
 }

@@ -39,7 +39,7 @@ export function lanczosEigen(operator: LinearOperator, options: EigenOptions): E
   const block = Math.max(1, Math.min(options.block, maxBasis));
   const basis: Float32Array[] = [];
   const projections: Float64Array[] = []; // column c: <q_i, M q_c> for i <= c
-  let current = nextBlock(basis, Array.from({ length: block }, () => randomVector(size, options.random)), size);
+  let current = nextBlock(basis, Array.from({ length: block }, () => randomVector(size, options.random)), size, options.random);
   let iterations = 0;
   let lastChecked = 0;
   let ritz: Ritz | null = null;
@@ -61,7 +61,8 @@ export function lanczosEigen(operator: LinearOperator, options: EigenOptions): E
       }
     }
     if (exhausted) break;
-    current = nextBlock(basis, products.slice(0, Math.min(products.length, room)), size, options.random);
+    // The products were orthogonalised against the whole basis just above.
+    current = nextBlock(basis, products.slice(0, Math.min(products.length, room)), size, options.random, true);
   }
   ritz ??= rayleighRitz(projections, basis.length, [], basis.length, k, options.which);
   converged ||= ritz.estimatedResiduals.every((r) => r <= options.tolerance * ritz!.scale);
@@ -105,17 +106,18 @@ function rayleighRitz(projections: Float64Array[], n: number, lastResiduals: Flo
 }
 
 /**
- * The next orthonormal block from the candidates (the residuals of the last products): each is
- * orthogonalised against the basis and the block so far; one that vanishes (the Krylov space is
- * invariant along it) is replaced by a random direction, so the search goes on in the complement.
+ * The next orthonormal block from the candidates: each is orthogonalised against the basis (unless
+ * `orthogonal`: the residuals of the last products already are) and the block so far; one that
+ * vanishes (the Krylov space is invariant along it) is replaced by a random direction, so the search
+ * goes on in the complement.
  */
-function nextBlock(basis: readonly Float32Array[], candidates: Vector[], size: number, random?: () => number): Float32Array[] {
+function nextBlock(basis: readonly Float32Array[], candidates: Vector[], size: number, random: () => number, orthogonal = false): Float32Array[] {
   const block: Float32Array[] = [];
   for (const candidate of candidates) {
     for (let attempt = 0; attempt < 3 && basis.length + block.length < size; attempt++) {
-      const w = attempt === 0 ? Float32Array.from(candidate) : randomVector(size, random ?? Math.random);
+      const w = attempt === 0 ? Float32Array.from(candidate) : randomVector(size, random);
       const before = Math.sqrt(dot(w, w));
-      orthogonalize(w, basis);
+      if (attempt > 0 || !orthogonal) orthogonalize(w, basis);
       orthogonalize(w, block);
       const norm = Math.sqrt(dot(w, w));
       if (norm > 1e-5 * before && norm > 0) {

@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import fastifySwagger from '@fastify/swagger';
-import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler } from 'fastify-type-provider-zod';
+import { serializerCompiler } from 'fastify-type-provider-zod';
 import { pino } from 'pino';
 import type { ZodType } from 'zod';
 import { specError, type BackendInfo } from './compute/index.js';
@@ -11,6 +9,7 @@ import { JobManager } from './jobs/manager.js';
 import { ComputePool } from './jobs/pool.js';
 import { ResultStore } from './jobs/store.js';
 import { createMetrics } from './metrics.js';
+import { deploymentPlugins } from './plugins/index.js';
 import type { ServiceContext } from './routes/context.js';
 import { curvatureRoutes } from './routes/curvature.js';
 import { errorHandler } from './routes/errors.js';
@@ -27,10 +26,6 @@ declare module 'fastify' {
     drain(): Promise<void>;
   }
 }
-
-export const API_DESCRIPTION = `Exact Hessian of a model's loss with respect to all its parameters flattened into one vector,
-every block included (also the cross-layer ones), with a map from each row to its tensor and index.
-Send a sequential dense model (Keras conventions: kernel [inputs][units]), a loss and a data batch.`;
 
 /**
  * Builds the service: result store, worker pool, job manager, metrics and the HTTP routes.
@@ -55,6 +50,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       timeoutSeconds: config.JOB_TIMEOUT_SECONDS,
       maxResultsBytes: config.MAX_RESULTS_BYTES,
       maxQueuedBytes: config.MAX_QUEUED_BYTES,
+      maxPerClient: config.MAX_JOBS_PER_CLIENT,
     },
     {
       rowsComputed: (n) => metrics.rows.inc(n),
@@ -68,6 +64,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     bodyLimit: config.MAX_BODY_BYTES,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
+    trustProxy: config.TRUST_PROXY,
   });
 
   let backend: BackendInfo | null = null;
@@ -103,21 +100,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     metrics.duration.observe(labels, reply.elapsedTime / 1000);
   });
 
-  await app.register(fastifySwagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: { title: 'Hessian service', version: '0.1.0', description: API_DESCRIPTION },
-      tags: [
-        { name: 'hessian', description: 'Compute and answer in one request' },
-        { name: 'curvature', description: 'Products, Gauss-Newton, Fisher, diagonal, eigenvalues, trace, spectral density' },
-        { name: 'jobs', description: 'Queue, watch, stream, download and cancel' },
-        { name: 'operations', description: 'Health, readiness, metrics, this document' },
-      ],
-    },
-    transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
-  });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  await app.register(deploymentPlugins(config));
   await app.register(hessianRoutes(ctx));
   await app.register(curvatureRoutes(ctx));
   await app.register(jobRoutes(ctx));

@@ -3,6 +3,12 @@ import { join } from 'node:path';
 import { z } from 'zod';
 
 const intFrom = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+/** `true`/`1` or `false`/`0` (z.coerce.boolean would read "false" as true). */
+const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .default(fallback ? 'true' : 'false')
+    .transform((value) => value === 'true' || value === '1');
 
 /** Every setting comes from the environment; the README's configuration table mirrors this. */
 export const ConfigSchema = z.object({
@@ -28,6 +34,20 @@ export const ConfigSchema = z.object({
   /** TensorFlow's intra-op threads (native backend); unset: the cores shared out over WORKERS (see configureNativeRuntime). */
   TF_NUM_INTRAOP_THREADS: z.coerce.number().int().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Comma-separated API keys; empty: no keys, every route open (local use). */
+  API_KEYS: z.string().default(''),
+  /** A file of API keys, one a line (blank lines and # comments skipped), added to API_KEYS. */
+  API_KEYS_FILE: z.string().default(''),
+  /** With keys: /metrics, /docs and /openapi.json need a key too. */
+  PROTECT_DOCS_AND_METRICS: flag(false),
+  /** Requests a minute to /v1 per client (API key, or IP address without keys); 0: no limit. */
+  RATE_LIMIT_PER_MINUTE: intFrom(0),
+  /** Jobs (synchronous requests included) one client may have queued or running; 0: no limit but MAX_QUEUED_JOBS. */
+  MAX_JOBS_PER_CLIENT: intFrom(0),
+  /** Comma-separated origins allowed to call from a browser, or `*`; empty: no CORS. */
+  CORS_ORIGINS: z.string().default(''),
+  /** Behind a reverse proxy: take the client address from X-Forwarded-For (per-IP limits). */
+  TRUST_PROXY: flag(false),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -74,7 +74,8 @@ describe('the seed 2x2 linear MSE case', () => {
   });
 
   it('octet-stream: exactly 64 bytes of little-endian float32, row-major', async () => {
-    const res = await binary(postHessian(seed.request, 'application/octet-stream'));
+    // Uncompressed (supertest asks for gzip by default), so Content-Length is the matrix's size.
+    const res = await binary(postHessian(seed.request, 'application/octet-stream').set('accept-encoding', 'identity'));
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/^application\/octet-stream/);
     expect(res.body.length).toBe(4 * 4 * 4);
@@ -84,7 +85,7 @@ describe('the seed 2x2 linear MSE case', () => {
   });
 
   it('.npy: version 1.0, <f4, shape (4, 4), header padded to 64 bytes', async () => {
-    const res = await binary(postHessian(seed.request, 'application/x-npy'));
+    const res = await binary(postHessian(seed.request, 'application/x-npy').set('accept-encoding', 'identity'));
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/^application\/x-npy/);
     expect(res.headers['content-disposition']).toMatch(/attachment; filename=".*\.npy"/);

@@ -34,12 +34,13 @@ export const specError = (error: z.ZodError): SpecError =>
 
 type Issue = { path: PropertyKey[]; message: string; code?: string; errors?: Issue[][] };
 /**
- * A union that failed (e.g. nested arrays or a binary tensor) reports the issues of the one option
- * whose type matched (the others fail at their root), so that they name the bad field; else its own.
+ * A union that failed (e.g. nested arrays or a binary tensor; a name or its object form) reports the
+ * issues of the one option whose type matched (the others fail at their root on the type or the value),
+ * so that they name the bad field, e.g. `loss.type: "hubber" is not a known loss`; else its own.
  */
 function unionIssues(issue: Issue): Issue[] {
   if (issue.code !== 'invalid_union' || !issue.errors) return [issue];
-  const typeMatched = issue.errors.filter((option) => !option.some((i) => i.code === 'invalid_type' && i.path.length === 0));
+  const typeMatched = issue.errors.filter((option) => !option.some((i) => (i.code === 'invalid_type' || i.code === 'invalid_value') && i.path.length === 0));
   if (typeMatched.length !== 1) return [issue];
   return typeMatched[0].flatMap((i) => unionIssues({ ...i, path: [...issue.path, ...i.path] }));
 }

@@ -21,6 +21,18 @@ export class QueueFullError extends Error {
   }
 }
 
+export class ClientQueueFullError extends Error {
+  constructor(readonly limit: number) {
+    super(`this client already has ${limit} jobs queued or running (MAX_JOBS_PER_CLIENT); retry when one has finished`);
+  }
+}
+
+/** Who submits a job: `id` is what the per-client share counts; `owner`, when set, alone may see the job. */
+export interface Submitter {
+  id: string;
+  owner?: string;
+}
+
 export class ShuttingDownError extends Error {
   constructor() {
     super('the server is shutting down and takes no new jobs');
@@ -57,6 +69,8 @@ const CANCEL_MESSAGES: Record<CancelReason, (started: boolean) => string> = {
 export interface Job {
   record: JobRecord;
   request: HessianRequest | null;
+  /** Submitter.id, for the per-client share of the queue (not kept on disk: only unfinished jobs count). */
+  client?: string;
   /** The tensors the matrix is over, with their layers (record.parameters is the public part). */
   parameters: ParameterTensor[];
   /** Rows per row block and the path: the admission's choice, so that a task fits MAX_WORKER_MEMORY_MB. */
@@ -103,6 +117,7 @@ export class JobManager {
       maxResultsBytes?: number;
       maxQueuedBytes?: number;
       timeoutSeconds?: number;
+      maxPerClient?: number;
     },
     private readonly events: JobEvents = {},
   ) {}
@@ -147,11 +162,14 @@ export class JobManager {
    * Queues a validated, admitted request; its cost estimate (made here when not given) sets the block
    * size. Throws QueueFullError when MAX_QUEUED_JOBS are already waiting, and ResultsQuotaError when
    * its matrix would not fit in MAX_RESULTS_BYTES. `ephemeral`: a synchronous request's job, which is
-   * not recorded on disk (see Job.ephemeral).
+   * not recorded on disk (see Job.ephemeral). `submitter`: who asks; ClientQueueFullError when it
+   * already has `maxPerClient` jobs queued or running, and an owner, if any, alone may see the job.
    */
-  submit(request: HessianRequest, cost?: HessianPlan, { ephemeral = false } = {}): Job {
+  submit(request: HessianRequest, cost?: HessianPlan, { ephemeral = false, submitter }: { ephemeral?: boolean; submitter?: Submitter } = {}): Job {
     if (!this.accepting) throw new ShuttingDownError();
     if (this.queue.length >= this.options.maxQueued) throw new QueueFullError(this.options.maxQueued);
+    const { maxPerClient } = this.options;
+    if (submitter && maxPerClient && this.unfinishedOf(submitter.id) >= maxPerClient) throw new ClientQueueFullError(maxPerClient);
     const bytes = requestBytes(request);
     const maxQueuedBytes = this.options.maxQueuedBytes ?? Infinity;
     if (this.queuedBytes + bytes > maxQueuedBytes) throw new QueuedBytesFullError(bytes, this.queuedBytes, maxQueuedBytes);
@@ -173,8 +191,9 @@ export class JobManager {
       loss: null,
       gradient: null,
       meta: null,
+      ...(submitter?.owner ? { owner: submitter.owner } : {}),
     };
-    const job = this.newJob(record, request, parameters, plan, 0, ephemeral);
+    const job: Job = { ...this.newJob(record, request, parameters, plan, 0, ephemeral), client: submitter?.id };
     this.jobs.set(record.id, job);
     this.queue.push(job);
     this.pump();
@@ -186,8 +205,8 @@ export class JobManager {
    * stop a restart reports it, never a 404). If it cannot be written the job is dropped and a
    * StorageError thrown: a job the server cannot record would be lost by a restart.
    */
-  async submitRecorded(request: HessianRequest, cost?: HessianPlan): Promise<Job> {
-    const job = this.submit(request, cost);
+  async submitRecorded(request: HessianRequest, cost?: HessianPlan, submitter?: Submitter): Promise<Job> {
+    const job = this.submit(request, cost, { submitter });
     const failure = await this.persist(job);
     if (failure) {
       this.cancel(job, 'request');
@@ -207,6 +226,12 @@ export class JobManager {
       return undefined;
     }
     return job;
+  }
+
+  /** Jobs of this client queued or running (a cancelled job whose blocks are still in flight no longer counts). */
+  private unfinishedOf(client: string): number {
+    const running = this.running && !isFinished(this.running.record.status) ? [this.running] : [];
+    return [...this.queue, ...running].filter((job) => job.client === client).length;
   }
 
   get queueDepth(): number {

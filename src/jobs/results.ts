@@ -13,21 +13,6 @@ export const RESULT_TYPES = {
 export type ResultFormat = keyof typeof RESULT_TYPES;
 
 /**
- * Picks the response form from an Accept header: the first listed type we serve (q-values are not
- * weighed); a missing header or a wildcard means JSON; null when nothing listed is served.
- */
-export function negotiate(accept: string | undefined, offered: Record<string, string> = RESULT_TYPES): string | null {
-  if (!accept) return Object.keys(offered)[0];
-  for (const part of accept.split(',')) {
-    const type = part.split(';')[0].trim().toLowerCase();
-    if (type === '*/*' || type === 'application/*') return Object.keys(offered)[0];
-    const match = Object.entries(offered).find(([, t]) => t === type);
-    if (match) return match[0];
-  }
-  return null;
-}
-
-/**
  * Rows [0, count) of `values` as JSON arrays joined by commas. Formatting is CPU-bound on the main
  * thread (about 1 µs a value, more while the workers take the cores), so it lets the event loop turn
  * every VALUES_PER_TURN values: a large JSON or NDJSON response must not hold up other requests

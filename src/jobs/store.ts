@@ -21,6 +21,8 @@ export interface JobRecord {
   gradient: number[] | null;
   meta: ResultMeta | null;
   error?: { kind: string; message: string };
+  /** With API_KEYS: a digest of the key that created the job; only that key sees it. */
+  owner?: string;
 }
 
 const FINISHED: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];

@@ -7,16 +7,16 @@ import { npyHeader } from '../jobs/npy.js';
 import { densityPng, topNodes } from '../pictures/density.js';
 import { heatmapPng } from '../pictures/heatmap.js';
 import { isFailure, type CurvatureAnswer } from '../jobs/protocol.js';
-import { formatRows, matrixHeaders, negotiate, RESULT_TYPES } from '../jobs/results.js';
+import { formatRows, matrixHeaders, RESULT_TYPES } from '../jobs/results.js';
 import { CURVATURE_DEFAULTS, CurvatureJson, CurvatureRequest, curvatureQuery } from '../schemas/curvature.js';
 import { compactRequest, type HessianRequest } from '../schemas/model.js';
 import type { Config } from '../config.js';
 import type { CostEstimate } from '../compute/index.js';
 import type { ServiceContext } from './context.js';
 import { QueueFullError, ShuttingDownError } from '../jobs/manager.js';
-import { ApiError } from './errors.js';
+import { ApiError, BODY_ERRORS, errorResponses, V1_ERRORS } from './errors.js';
 import { admit, admitWorkingSet, checkModelSize, computeFailure } from './hessian.js';
-import { errorResponse } from './results.js';
+import { negotiate } from './results.js';
 
 const binary = z.string().meta({ format: 'binary' });
 const MATRIX_QUANTITIES = new Set(['ggn', 'fisher']);
@@ -41,6 +41,7 @@ export const curvatureRoutes =
       '/v1/curvature',
       {
         schema: {
+          operationId: 'computeCurvature',
           summary: 'Curvature beyond the full Hessian',
           description:
             'Hessian-, GGN- or Fisher-vector products; the generalized Gauss-Newton or empirical Fisher matrix (JSON, .npy or float32, P <= MAX_PARAMETERS); the exact diagonal; extreme eigenvalues (block Lanczos); the trace (exact or Hutchinson); the spectral density (stochastic Lanczos quadrature). `matrix` picks hessian (default), ggn or fisher.',
@@ -56,25 +57,19 @@ export const curvatureRoutes =
                 'image/png': { schema: binary },
               },
             },
-            400: errorResponse('Malformed JSON or a field that does not fit (the message names it)'),
-            406: errorResponse('The Accept header names no form served for this quantity'),
-            413: errorResponse('Body over MAX_BODY_BYTES, model over MAX_MODEL_PARAMETERS, or P over MAX_PARAMETERS for a matrix'),
-            422: errorResponse('The loss or its derivatives are not finite on this data'),
-            429: errorResponse('MAX_QUEUED_JOBS curvature requests are running; see Retry-After'),
-            503: errorResponse('The server is shutting down'),
+            ...errorResponses(...BODY_ERRORS, ...V1_ERRORS, 'not_acceptable', 'numerical_error', 'queue_full', 'shutting_down', 'cancelled'),
           },
         },
       },
       async (request, reply) => {
         const body = request.body;
         const isMatrix = MATRIX_QUANTITIES.has(body.quantity);
-        const offered: Record<string, string> = isMatrix
+        const offered: Partial<typeof RESULT_TYPES> = isMatrix
           ? RESULT_TYPES
           : body.quantity === 'density'
             ? { json: RESULT_TYPES.json, png: RESULT_TYPES.png }
             : { json: RESULT_TYPES.json };
-        const format = negotiate(request.headers.accept, offered);
-        if (!format) throw new ApiError(406, 'not_acceptable', `quantity ${body.quantity} is served as ${Object.values(offered).join(', ')}`);
+        const format = negotiate(request, offered);
         const { model, loss, data, wrt } = body;
         const hessianRequest: HessianRequest = compactRequest({ model, loss, data, ...(wrt ? { wrt } : {}) });
         const parameters = selectParameters(model, wrt);
@@ -94,7 +89,7 @@ export const curvatureRoutes =
         try {
           answer = await ctx.pool.run(task, controller.signal);
         } catch (error) {
-          if (controller.signal.aborted) throw new ApiError(503, 'cancelled', 'the computation was cancelled (the client left or the server is shutting down)');
+          if (controller.signal.aborted) throw new ApiError('cancelled', 'the computation was cancelled (the client left or the server is shutting down)');
           throw error;
         } finally {
           running.delete(controller);
@@ -125,7 +120,6 @@ function admitProducts(request: HessianRequest, body: CurvatureRequest, size: nu
   const flops = (cost.flops / size) * products;
   if (flops > config.MAX_JOB_FLOPS) {
     throw new ApiError(
-      413,
       'over_compute_budget',
       `${body.quantity} would take about ${products} curvature products, ${flops.toExponential(2)} floating-point operations (P = ${size}); the limit MAX_JOB_FLOPS is ${config.MAX_JOB_FLOPS.toExponential(2)}`,
     );
@@ -158,7 +152,7 @@ function checkKrylovBudget(body: CurvatureRequest, size: number): void {
     const k = body.k ?? CURVATURE_DEFAULTS.k;
     const basis = maxEigenBasis(size);
     if (2 * k > basis && k < size) {
-      throw new ApiError(400, 'invalid_request', `k = ${k} needs a Lanczos basis of at least ${2 * k} vectors, but at P = ${size} only ${basis} fit in ${budgetMb} MB; ask for k <= ${Math.floor(basis / 2)}`, [{ path: 'k', message: `at most ${Math.floor(basis / 2)} at P = ${size}` }]);
+      throw new ApiError('invalid_request', `k = ${k} needs a Lanczos basis of at least ${2 * k} vectors, but at P = ${size} only ${basis} fit in ${budgetMb} MB; ask for k <= ${Math.floor(basis / 2)}`, [{ path: 'k', message: `at most ${Math.floor(basis / 2)} at P = ${size}` }]);
     }
   }
   if (body.quantity === 'density') {
@@ -166,7 +160,7 @@ function checkKrylovBudget(body: CurvatureRequest, size: number): void {
     const steps = Math.min(body.steps ?? CURVATURE_DEFAULTS.steps, size);
     const bytes = runs * steps * size * 4;
     if (bytes > KRYLOV_BUDGET_BYTES) {
-      throw new ApiError(400, 'invalid_request', `runs x steps x P = ${runs} x ${steps} x ${size} float32 would take ${(bytes / 2 ** 20).toFixed(0)} MB of Lanczos vectors; the budget is ${budgetMb} MB: lower runs or steps`, [{ path: 'steps', message: `runs x steps must be at most ${Math.floor(KRYLOV_BUDGET_BYTES / (4 * size))} at P = ${size}` }]);
+      throw new ApiError('invalid_request', `runs x steps x P = ${runs} x ${steps} x ${size} float32 would take ${(bytes / 2 ** 20).toFixed(0)} MB of Lanczos vectors; the budget is ${budgetMb} MB: lower runs or steps`, [{ path: 'steps', message: `runs x steps must be at most ${Math.floor(KRYLOV_BUDGET_BYTES / (4 * size))} at P = ${size}` }]);
     }
   }
 }

@@ -5,8 +5,8 @@ import type { Config } from '../config.js';
 import type { Job } from '../jobs/manager.js';
 import { compactRequest, HessianRequest, type ValidatedRequest } from '../schemas/model.js';
 import type { ServiceContext } from './context.js';
-import { ApiError } from './errors.js';
-import { errorResponse, resultFormat, resultResponse, sendResult } from './results.js';
+import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS } from './errors.js';
+import { resultFormat, resultResponse, sendResult } from './results.js';
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 
@@ -24,7 +24,6 @@ export function admit(request: HessianRequest, config: Config): HessianPlan {
   if (size > maxParameters) {
     const bytes = size * size * 4;
     throw new ApiError(
-      413,
       'too_many_parameters',
       `the Hessian would be ${size} x ${size} (P = ${size}); the limit MAX_PARAMETERS is ${maxParameters}; as float32 it would take ${bytes} bytes (${gib(bytes)})`,
     );
@@ -33,7 +32,6 @@ export function admit(request: HessianRequest, config: Config): HessianPlan {
   checkWorkingSet(cost.minimumBytes, request, config);
   if (cost.flops > maxFlops) {
     throw new ApiError(
-      413,
       'over_compute_budget',
       `the Hessian would take about ${cost.flops.toExponential(2)} floating-point operations (P = ${size}, batch ${costShape(request).batch}); the limit MAX_JOB_FLOPS is ${maxFlops.toExponential(2)}`,
     );
@@ -45,7 +43,7 @@ export function admit(request: HessianRequest, config: Config): HessianPlan {
 export function checkModelSize(request: HessianRequest, { MAX_MODEL_PARAMETERS: maxModel }: Config): void {
   const modelSize = totalSize(allParameters(request.model));
   if (modelSize > maxModel) {
-    throw new ApiError(413, 'model_too_large', `the model has ${modelSize} parameters; the limit MAX_MODEL_PARAMETERS is ${maxModel}`);
+    throw new ApiError('model_too_large', `the model has ${modelSize} parameters; the limit MAX_MODEL_PARAMETERS is ${maxModel}`);
   }
 }
 
@@ -53,7 +51,6 @@ export function checkModelSize(request: HessianRequest, { MAX_MODEL_PARAMETERS: 
 function checkWorkingSet(minimumBytes: number, request: HessianRequest, { MAX_WORKER_MEMORY_MB: memoryMb }: Config): void {
   if (minimumBytes > memoryMb * 2 ** 20) {
     throw new ApiError(
-      413,
       'over_memory_budget',
       `a worker would need about ${gib(minimumBytes)} (${Math.ceil(minimumBytes / 2 ** 20)} MiB) of working memory for this model and batch (batch ${costShape(request).batch}), even one Hessian row at a time; the limit MAX_WORKER_MEMORY_MB is ${memoryMb} MiB`,
     );
@@ -81,17 +78,17 @@ export function takeCompactBody(request: FastifyRequest): HessianRequest {
 export function failureOf(job: Job): ApiError {
   const { error, status } = job.record;
   if (status === 'cancelled' && error?.kind !== 'spec' && error?.kind !== 'numerical') {
-    return new ApiError(503, 'cancelled', `the computation was ${error?.message ?? 'cancelled'}`);
+    return new ApiError('cancelled', `the computation was ${error?.message ?? 'cancelled'}`);
   }
   return computeFailure(error ?? { kind: 'internal', message: 'the computation failed' });
 }
 
 /** A failure a worker reported, as the error its client gets. */
 export function computeFailure(error: { kind: string; message: string }): ApiError {
-  if (error.kind === 'spec') return new ApiError(400, 'invalid_request', error.message);
-  if (error.kind === 'numerical') return new ApiError(422, 'numerical_error', error.message);
-  if (error.kind === 'timeout') return new ApiError(504, 'job_timeout', error.message);
-  return new ApiError(500, 'internal', error.message);
+  if (error.kind === 'spec') return new ApiError('invalid_request', error.message);
+  if (error.kind === 'numerical') return new ApiError('numerical_error', error.message);
+  if (error.kind === 'timeout') return new ApiError('job_timeout', error.message);
+  return new ApiError('internal', error.message);
 }
 
 export const hessianRoutes =
@@ -101,6 +98,7 @@ export const hessianRoutes =
       '/v1/hessian',
       {
         schema: {
+          operationId: 'computeHessian',
           summary: 'Compute a Hessian and answer with it',
           description:
             'Computes loss, gradient and the full P x P Hessian over all parameters (or the `wrt` tensors) in this request, on the worker pool. Any P up to MAX_PARAMETERS; for large P prefer a job.',
@@ -108,20 +106,15 @@ export const hessianRoutes =
           body: HessianRequest,
           response: {
             200: resultResponse,
-            400: errorResponse('Malformed JSON or a field that does not fit (the message names it)'),
-            406: errorResponse('The Accept header names no form the service serves'),
-            413: errorResponse('Body over MAX_BODY_BYTES, P over MAX_PARAMETERS, or an estimated cost over MAX_WORKER_MEMORY_MB or MAX_JOB_FLOPS'),
-            422: errorResponse('The loss, gradient or Hessian is not finite on this data'),
-            429: errorResponse('The job queue is full; see Retry-After'),
-            507: errorResponse('The result would not fit in MAX_RESULTS_BYTES'),
+            ...errorResponses(...SUBMIT_ERRORS, ...V1_ERRORS, 'not_acceptable', 'numerical_error', 'cancelled', 'job_timeout'),
           },
         },
       },
       async (request, reply) => {
-        const format = resultFormat(request.headers.accept);
+        const format = resultFormat(request);
         const body = takeCompactBody(request);
         const cost = admit(body, ctx.config);
-        const job = ctx.manager.submit(body, cost, { ephemeral: true });
+        const job = ctx.manager.submit(body, cost, { ephemeral: true, submitter: request.client });
         // The answer is the only use of this job: once the connection closes (answered, or the client
         // gone mid-way) it is cancelled if still unfinished, and deleted when finished.
         reply.raw.once('close', () => {

@@ -1,15 +1,15 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Job as ManagedJob } from '../jobs/manager.js';
-import { negotiate, rowStream } from '../jobs/results.js';
+import type { Job as ManagedJob, Submitter } from '../jobs/manager.js';
+import { rowStream } from '../jobs/results.js';
 import { isFinished } from '../jobs/store.js';
 import { Job, JobId } from '../schemas/api.js';
 import { HessianRequest } from '../schemas/model.js';
 import type { ServiceContext } from './context.js';
-import { ApiError } from './errors.js';
+import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS, type ErrorCode } from './errors.js';
 import { admit, failureOf, takeCompactBody } from './hessian.js';
-import { closeWhenStalled, errorResponse, resultFormat, resultResponse, sendResult } from './results.js';
+import { closeWhenStalled, negotiate, resultFormat, resultResponse, sendResult } from './results.js';
 
 const STREAM_TYPES = { ndjson: 'application/x-ndjson', binary: 'application/octet-stream' };
 
@@ -35,63 +35,63 @@ export const jobRoutes =
   (ctx: ServiceContext): FastifyPluginAsync =>
   async (app) => {
     const api = app.withTypeProvider<ZodTypeProvider>();
-    const find = (id: string) => {
+    /** The job, if it exists and the caller may see it: another key's job is answered as not found. */
+    const find = (id: string, client: Submitter) => {
       const job = ctx.manager.get(id);
-      if (!job) throw new ApiError(404, 'not_found', `no job ${id} (never created, deleted, or its result expired)`);
+      if (!job || job.record.owner !== client.owner) throw new ApiError('not_found', `no job ${id} (never created, deleted, or its result expired)`);
       return job;
     };
-    const notFound = errorResponse('No such job, or its result expired');
+    /** What every route of one job can answer besides its own errors. */
+    const JOB_ERRORS: ErrorCode[] = [...V1_ERRORS, 'invalid_request', 'not_found'];
 
     api.post(
       '/v1/jobs',
       {
         schema: {
+          operationId: 'createJob',
           summary: 'Queue a Hessian job',
           description: 'Same body as POST /v1/hessian. Answers at once with the job; follow links.self for progress.',
           tags: ['jobs'],
           body: HessianRequest,
           response: {
             202: Job,
-            400: errorResponse('Malformed JSON or a field that does not fit (the message names it)'),
-            413: errorResponse('Body over MAX_BODY_BYTES, P over MAX_PARAMETERS, or an estimated cost over MAX_WORKER_MEMORY_MB or MAX_JOB_FLOPS'),
-            429: errorResponse('The job queue is full; see Retry-After'),
-            500: errorResponse('The job could not be recorded in RESULTS_DIR (storage_error)'),
-            507: errorResponse('The result would not fit in MAX_RESULTS_BYTES'),
+            ...errorResponses(...SUBMIT_ERRORS, ...V1_ERRORS),
           },
         },
       },
       async (request, reply) => {
         const body = takeCompactBody(request);
         const cost = admit(body, ctx.config);
-        const job = await ctx.manager.submitRecorded(body, cost);
+        const job = await ctx.manager.submitRecorded(body, cost, request.client);
         return reply.code(202).header('location', `/v1/jobs/${job.record.id}`).send(describe(job));
       },
     );
 
     api.get(
       '/v1/jobs/:id',
-      { schema: { summary: 'A job and its progress', tags: ['jobs'], params: JobId, response: { 200: Job, 404: notFound } } },
-      async (request) => describe(find(request.params.id)),
+      { schema: { operationId: 'getJob', summary: 'A job and its progress', tags: ['jobs'], params: JobId, response: { 200: Job, ...errorResponses(...JOB_ERRORS) } } },
+      async (request) => describe(find(request.params.id, request.client)),
     );
 
     api.get(
       '/v1/jobs/:id/result',
       {
         schema: {
+          operationId: 'getJobResult',
           summary: "A finished job's Hessian",
           tags: ['jobs'],
           params: JobId,
-          response: { 200: resultResponse, 404: notFound, 406: errorResponse('Unsupported Accept'), 409: errorResponse('The job has not succeeded (yet)') },
+          response: { 200: resultResponse, ...errorResponses(...JOB_ERRORS, 'not_acceptable', 'not_finished', 'job_failed', 'job_cancelled') },
         },
       },
       async (request, reply) => {
-        const format = resultFormat(request.headers.accept);
-        const job = find(request.params.id);
+        const format = resultFormat(request);
+        const job = find(request.params.id, request.client);
         const { status } = job.record;
-        if (status === 'queued' || status === 'running') throw new ApiError(409, 'not_finished', `job ${job.record.id} is ${status}; progress ${describe(job).progress.toFixed(3)}`);
+        if (status === 'queued' || status === 'running') throw new ApiError('not_finished', `job ${job.record.id} is ${status}; progress ${describe(job).progress.toFixed(3)}`);
         if (status !== 'succeeded') {
           const cause = failureOf(job);
-          throw new ApiError(409, `job_${status}`, `job ${job.record.id} is ${status}: ${cause.message}`);
+          throw new ApiError(`job_${status}`, `job ${job.record.id} is ${status}: ${cause.message}`);
         }
         return sendResult(reply, ctx.store, job.record, format, ctx.config.STREAM_WRITE_TIMEOUT_SECONDS * 1000);
       },
@@ -101,6 +101,7 @@ export const jobRoutes =
       '/v1/jobs/:id/stream',
       {
         schema: {
+          operationId: 'streamJob',
           summary: "Stream a job's rows as they are computed",
           description:
             'From the first row, in row order, whenever you connect; ends after the last row. NDJSON lines {"offset": firstRow, "rows": [[...], ...]} by default, or raw little-endian float32 rows with Accept: application/octet-stream. A job that fails midway ends NDJSON with an {"error"} line.',
@@ -111,18 +112,15 @@ export const jobRoutes =
               description: 'Rows in order',
               content: { 'application/x-ndjson': { schema: z.string() }, 'application/octet-stream': { schema: z.string().meta({ format: 'binary' }) } },
             },
-            404: notFound,
-            406: errorResponse('Unsupported Accept'),
-            409: errorResponse('The job failed or was cancelled before streaming began'),
+            ...errorResponses(...JOB_ERRORS, 'not_acceptable', 'job_failed', 'job_cancelled'),
           },
         },
       },
       async (request, reply) => {
-        const format = negotiate(request.headers.accept, STREAM_TYPES) as 'ndjson' | 'binary' | null;
-        if (!format) throw new ApiError(406, 'not_acceptable', `Accept one of ${Object.values(STREAM_TYPES).join(', ')}`);
-        const job = find(request.params.id);
+        const format = negotiate(request, STREAM_TYPES);
+        const job = find(request.params.id, request.client);
         if (job.record.status === 'failed' || job.record.status === 'cancelled') {
-          throw new ApiError(409, `job_${job.record.status}`, `job ${job.record.id} is ${job.record.status}`);
+          throw new ApiError(`job_${job.record.status}`, `job ${job.record.id} is ${job.record.status}`);
         }
         reply.type(STREAM_TYPES[format]).header('x-hessian-size', String(job.record.size));
         closeWhenStalled(reply.raw, ctx.config.STREAM_WRITE_TIMEOUT_SECONDS * 1000);
@@ -134,20 +132,16 @@ export const jobRoutes =
       '/v1/jobs/:id',
       {
         schema: {
+          operationId: 'deleteJob',
           summary: 'Cancel a job, or delete a finished one',
           description: 'A queued or running job is cancelled (a running one at once: its row blocks in flight are aborted) and its record answered; a finished job is deleted with its result (204).',
           tags: ['jobs'],
           params: JobId,
-          response: {
-            200: Job,
-            204: z.null().describe('Deleted'),
-            404: notFound,
-            500: errorResponse('The files could not be deleted (storage_error); the job is kept as it was'),
-          },
+          response: { 200: Job, 204: z.null().describe('Deleted'), ...errorResponses(...JOB_ERRORS, 'storage_error') },
         },
       },
       async (request, reply) => {
-        const job = find(request.params.id);
+        const job = find(request.params.id, request.client);
         if (isFinished(job.record.status)) {
           await ctx.manager.forget(job);
           return reply.code(204).send(null);

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ServiceContext } from './context.js';
+import { errorResponses } from './errors.js';
 
 export const opsRoutes =
   (ctx: ServiceContext): FastifyPluginAsync =>
@@ -9,7 +10,7 @@ export const opsRoutes =
     const api = app.withTypeProvider<ZodTypeProvider>();
     api.get(
       '/health',
-      { schema: { summary: 'Liveness', tags: ['operations'], response: { 200: z.object({ status: z.literal('ok') }) } } },
+      { schema: { operationId: 'getHealth', summary: 'Liveness', tags: ['operations'], response: { 200: z.object({ status: z.literal('ok') }) } } },
       async () => ({ status: 'ok' as const }),
     );
 
@@ -24,7 +25,7 @@ export const opsRoutes =
     });
     api.get(
       '/ready',
-      { schema: { summary: 'Readiness: the worker pool is up and its TF.js backend loaded', tags: ['operations'], response: { 200: Ready, 503: Ready } } },
+      { schema: { operationId: 'getReady', summary: 'Readiness: the worker pool is up and its TF.js backend loaded', tags: ['operations'], response: { 200: Ready, 503: Ready } } },
       async (_request, reply) => {
         const info = ctx.backend();
         const failed = ctx.backendError();
@@ -42,9 +43,28 @@ export const opsRoutes =
 
     api.get(
       '/metrics',
-      { schema: { summary: 'Prometheus metrics', tags: ['operations'], produces: ['text/plain'] } },
+      {
+        schema: {
+          operationId: 'getMetrics',
+          summary: 'Prometheus metrics',
+          tags: ['operations'],
+          produces: ['text/plain'],
+          response: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: z.string() } } }, ...errorResponses('unauthorized', 'forbidden') },
+        },
+      },
       async (_request, reply) => reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics()),
     );
 
-    api.get('/openapi.json', { schema: { summary: 'This OpenAPI document', tags: ['operations'] } }, async () => app.swagger());
+    api.get(
+      '/openapi.json',
+      {
+        schema: {
+          operationId: 'getOpenApi',
+          summary: 'This OpenAPI document',
+          tags: ['operations'],
+          response: { 200: { description: 'The OpenAPI 3.1 document', content: { 'application/json': { schema: z.looseObject({}) } } }, ...errorResponses('unauthorized', 'forbidden') },
+        },
+      },
+      async () => app.swagger() as unknown as Record<string, unknown>,
+    );
   };

@@ -1,18 +1,25 @@
 import type { ServerResponse } from 'node:http';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { negotiate, matrixHeaders, RESULT_TYPES, resultStream, type ResultFormat } from '../jobs/results.js';
+import { matrixHeaders, RESULT_TYPES, resultStream, type ResultFormat } from '../jobs/results.js';
 import type { JobRecord, ResultStore } from '../jobs/store.js';
 import { heatmapPng } from '../pictures/heatmap.js';
-import { ErrorBody, HessianJson } from '../schemas/api.js';
+import { HessianJson } from '../schemas/api.js';
 import { ApiError } from './errors.js';
 
-/** The result form the client accepts, or 406. */
-export function resultFormat(accept: string | undefined): ResultFormat {
-  const format = negotiate(accept);
-  if (!format) throw new ApiError(406, 'not_acceptable', `Accept one of ${Object.values(RESULT_TYPES).join(', ')}`);
-  return format as ResultFormat;
+/**
+ * The form (a key of `offered`) the client's Accept header prefers, q-values weighed by
+ * @fastify/accepts; on a tie, or with no Accept or a wildcard, the first offered. 406 when none fits.
+ */
+export function negotiate<Format extends string>(request: FastifyRequest, offered: Partial<Record<Format, string>>): Format {
+  const types = Object.values(offered) as string[];
+  const best = request.accepts().type(types);
+  if (!best) throw new ApiError('not_acceptable', `Accept: ${request.headers.accept} names no form served here; accepted: ${types.join(', ')}`);
+  return (Object.keys(offered) as Format[]).find((format) => offered[format] === best)!;
 }
+
+/** The result form the client accepts, or 406. */
+export const resultFormat = (request: FastifyRequest): ResultFormat => negotiate(request, RESULT_TYPES);
 
 /**
  * Closes a response whose client has stopped reading: when its buffered output has not drained for
@@ -65,4 +72,3 @@ export const resultResponse = {
   },
 };
 
-export const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: ErrorBody } } });

@@ -29,7 +29,7 @@ export const HessianJson = z.object({
   gradient: z.array(z.number()).describe('dL/dθ, length P'),
   hessian: z.array(z.array(z.number())).describe('P rows of P numbers, symmetric, every block'),
   meta: ResultMeta,
-}).meta({ examples: [EXAMPLE_RESPONSE] });
+}).meta({ id: 'HessianResult', examples: [EXAMPLE_RESPONSE] });
 
 export const FieldIssue = z.object({ path: z.string(), message: z.string() });
 
@@ -52,7 +52,7 @@ export const Job = z.object({
   expiresAt: z.string().nullable().describe('When a finished result is deleted (RESULT_TTL_SECONDS after it finished)'),
   error: z.object({ kind: z.string(), message: z.string() }).optional(),
   links: z.object({ self: z.string(), result: z.string(), stream: z.string() }),
-});
+}).meta({ id: 'Job' });
 
 export const JobId = z.object({ id: z.string().regex(/^[A-Za-z0-9-]{1,64}$/) });
 

@@ -2,7 +2,6 @@ import { z } from 'zod';
 import { ACTIVATION_NAMES } from '../compute/activations/index.js';
 import { LOSS_NAMES, lossRule } from '../compute/losses/index.js';
 import { allParameters, layerInputs, layerName } from '../compute/parameters.js';
-import { EXAMPLE_REQUEST } from './examples.js';
 import { BinaryTensor, binaryToMatrix, decodeTensor, isBinary, nestedToMatrix, type DecodedTensor, type Matrix } from './tensor.js';
 
 /**
@@ -11,20 +10,32 @@ import { BinaryTensor, binaryToMatrix, decodeTensor, isBinary, nestedToMatrix, t
  * These schemas are the one source of validation, TypeScript types and the OpenAPI document.
  */
 
-const activationName = z.enum(ACTIVATION_NAMES).describe('Activation name (camelCase, or the Keras snake_case alias)');
+/** A bad value as an error message shows it: a string quoted (cut at 100 characters), a scalar as is, else its kind. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}...` : value);
+  if (value === null || typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a value of type ${typeof value}`;
+}
 
-export const ActivationSpec = z
-  .union([
-    activationName,
-    z
-      .object({ type: activationName, alpha: z.number().optional().describe('leakyRelu slope (default 0.2) or elu alpha (default 1)') })
-      .strict(),
-  ])
-  .describe('An activation name, or {type, alpha} for leakyRelu and elu');
+/**
+ * A name from `names`, or an object whose `type` is one: an unknown name is answered with the name
+ * and the accepted ones (and a field inside the object form is reported at its own path).
+ */
+function nameOrObject<Names extends readonly [string, ...string[]], Shape extends z.ZodRawShape>(what: string, names: Names, shape: Shape) {
+  const unknown = (value: unknown) => `${describeValue(value)} is not a known ${what}; accepted: ${names.join(', ')}`;
+  const name = z.enum(names, { error: (issue) => unknown(issue.input) });
+  return z.union([name, z.object({ type: name, ...shape }).strict()], {
+    error: (issue) => (typeof issue.input === 'string' ? unknown(issue.input) : `expected a ${what} name (${names.join(', ')}) or {"type": name, ...}`),
+  });
+}
+
+export const ActivationSpec = nameOrObject('activation', ACTIVATION_NAMES, {
+  alpha: z.number().optional().describe('leakyRelu slope (default 0.2) or elu alpha (default 1)'),
+}).describe('An activation name (camelCase, or the Keras snake_case alias), or {type, alpha} for leakyRelu and elu');
 
 export const DenseLayer = z
   .object({
-    type: z.literal('dense'),
+    type: z.literal('dense', { error: (issue) => `${describeValue(issue.input)} is not a supported layer type; accepted: dense` }),
     units: z.number().int().min(1).max(1_000_000),
     activation: ActivationSpec.default('linear'),
     useBias: z.boolean().default(true),
@@ -53,17 +64,10 @@ export const Model = z
   })
   .strict();
 
-const lossName = z.enum(LOSS_NAMES);
-export const LossSpec = z.union([
-  lossName,
-  z
-    .object({
-      type: lossName,
-      fromLogits: z.boolean().optional().describe('Cross-entropies only: the output is logits (default false, as Keras)'),
-      delta: z.number().positive().optional().describe('huber only (default 1)'),
-    })
-    .strict(),
-]);
+export const LossSpec = nameOrObject('loss', LOSS_NAMES, {
+  fromLogits: z.boolean().optional().describe('Cross-entropies only: the output is logits (default false, as Keras)'),
+  delta: z.number().positive().optional().describe('huber only (default 1)'),
+});
 
 const BINARY = 'a binary tensor {"dtype","shape","data"}';
 export const Data = z
@@ -97,8 +101,7 @@ export const HessianRequest = RequestFields.check((payload) => {
   // The cross-field checks need well-formed fields: they wait until every field check has passed.
   if (payload.issues.length) return;
   checkConsistency(payload.value, (path, message) => payload.issues.push({ code: 'custom', path, message, input: payload.value }));
-})
-  .meta({ id: 'HessianRequest', examples: [EXAMPLE_REQUEST] });
+}).meta({ id: 'HessianRequest' });
 
 export type Model = z.infer<typeof Model>;
 export type DenseLayer = z.infer<typeof DenseLayer>;

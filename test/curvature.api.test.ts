@@ -130,4 +130,31 @@ describe('POST /v1/curvature', () => {
       await removeDir(small.dir);
     }
   });
+
+  describe('admission before any memory is allocated, for a seeded 784-1024-1024-10 model (P = 1,863,690)', () => {
+    const large = {
+      model: { inputShape: [784], seed: 1, layers: [{ type: 'dense', units: 1024, activation: 'tanh' }, { type: 'dense', units: 1024, activation: 'tanh' }, { type: 'dense', units: 10 }] },
+      loss: { type: 'sparseCategoricalCrossentropy', fromLogits: true },
+      data: { x: [Array.from({ length: 784 }, (_, i) => Math.cos(i))], y: [3] },
+    };
+
+    it('400 naming k when the Lanczos basis cannot hold 2k vectors', async () => {
+      const res = await post({ ...large, quantity: 'eigenvalues', k: 64 });
+      expect(res.status).toBe(400);
+      expect(res.body.details[0].path).toBe('k');
+      expect(res.body.message).toContain('P = 1863690');
+    });
+
+    it('400 naming runs and steps when the quadrature would not fit its budget', async () => {
+      const res = await post({ ...large, quantity: 'density', runs: 100, steps: 100 });
+      expect(res.status).toBe(400);
+      expect(res.body.message).toContain('lower runs or steps');
+    });
+
+    it('413 for its GGN as a matrix', async () => {
+      const res = await post({ ...large, quantity: 'ggn' });
+      expect(res.status).toBe(413);
+      expect(res.body.error).toBe('too_many_parameters');
+    });
+  });
 });

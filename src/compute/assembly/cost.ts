@@ -11,8 +11,8 @@ const FLOAT = 4;
 const SWEEP_PER_WIDTH = 10;
 /** [rows, columns] tensors of one layer pair in a block: two products, their transposes, the sum, the copy read back. */
 const BLOCK_COPIES = 6;
-/** Efficiency bound on a block's rows x P (floats): larger blocks hardly run faster and balance worse over the workers. */
-const BLOCK_FLOATS = 8 * 1024 * 1024;
+/** Bound on a block's rows x P (floats, 16 MB; the main thread holds blocks in flight): larger ones hardly run faster and balance worse over the workers. */
+const BLOCK_FLOATS = 4 * 1024 * 1024;
 /** Element-wise operations per [B, m_lo, unit] entry of a sweep (activation and loss rules). */
 const ELEMENTWISE_FLOPS_PER_UNIT = 20;
 

@@ -35,11 +35,14 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const store = new ResultStore(config.RESULTS_DIR);
   let manager: JobManager;
   const metrics = createMetrics(() => manager);
-  const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND, {
+  const threadOptions = {
     heapLimitMb: config.MAX_WORKER_MEMORY_MB,
     onReplace: () => metrics.workerReplacements.inc(),
     intraOpThreads: config.TF_NUM_INTRAOP_THREADS,
-  });
+  };
+  const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND, threadOptions);
+  // The small lane: one more thread, for small synchronous requests (never behind a job's blocks) and /ready's probe.
+  const smallLane = new ComputePool(1, config.HESSIAN_BACKEND, threadOptions);
   manager = new JobManager(
     store,
     pool,
@@ -81,7 +84,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       app.log.error({ err: error }, 'the worker pool could not load a TF.js backend');
     },
   );
-  const ctx: ServiceContext = { config, manager, pool, store, metrics, backend: () => backend, backendError: () => backendError };
+  const ctx: ServiceContext = { config, manager, pool, smallLane, store, metrics, backend: () => backend, backendError: () => backendError };
 
   // Request bodies are checked by the same zod schemas that document them; failures name their field.
   app.setValidatorCompiler(({ schema }) => (data) => {
@@ -121,7 +124,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     await app.drain();
   });
   app.addHook('onClose', async () => {
-    await pool.destroy();
+    await Promise.all([pool.destroy(), smallLane.destroy()]);
   });
   return app as unknown as FastifyInstance;
 }

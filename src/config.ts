@@ -30,6 +30,8 @@ export const ConfigSchema = z.object({
   MAX_WORKER_MEMORY_MB: intFrom(2048, 16),
   /** A running job is stopped (failed, error kind "timeout") after this long. */
   JOB_TIMEOUT_SECONDS: intFrom(3600, 1),
+  /** Synchronous requests estimated at most this many operations (and P <= 1024) take the small lane; 0: none. */
+  SMALL_JOB_FLOPS: z.coerce.number().min(0).default(1e8),
   HESSIAN_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   /** TensorFlow's intra-op threads (native backend); unset: the cores shared out over WORKERS (see configureNativeRuntime). */
   TF_NUM_INTRAOP_THREADS: z.coerce.number().int().min(1).optional(),

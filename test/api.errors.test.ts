@@ -529,7 +529,8 @@ describe('bad input never gives a 500', () => {
 describe('429: the job queue is full', () => {
   let q: TestApp;
   beforeAll(async () => {
-    q = await startApp({ MAX_QUEUED_JOBS: 1 });
+    // No small lane: every synchronous request goes through the job queue here.
+    q = await startApp({ MAX_QUEUED_JOBS: 1, SMALL_JOB_FLOPS: 0 });
   });
   afterAll(async () => {
     await q?.close();

@@ -8,7 +8,8 @@ import { useApp } from './api-helpers.js';
 import { fixtures } from './helpers.js';
 
 const seed = fixtures().find((c) => c.name === 'seed_2x2_linear_mse')!;
-const t = useApp();
+// No small lane: synchronous requests go through the disk here (a small lane answer needs none).
+const t = useApp({ SMALL_JOB_FLOPS: 0 });
 
 it('RESULTS_DIR replaced by a file mid-run: 500 internal for the request, the process and /health stay up', async () => {
   await rm(t.dir, { recursive: true, force: true });

@@ -79,9 +79,14 @@ export interface ComputeOptions {
 
 /** Computes the whole result in this thread (the service spreads the row blocks over workers instead). */
 export async function computeHessian(body: unknown, options: ComputeOptions = {}): Promise<HessianResult> {
+  return hessianOf(parseRequest(body), options);
+}
+
+/** computeHessian for a request already validated and made compact (the service's small lane). */
+export async function hessianOf(request: HessianRequest, options: ComputeOptions = {}): Promise<HessianResult> {
   const started = performance.now();
   const backend = activeBackend() ?? (await initBackend());
-  const model = new PreparedModel(parseRequest(body));
+  const model = new PreparedModel(request);
   let source: RowSource | null = null;
   try {
     const plan = planHessian(costShape(model.request), DEFAULT_MEMORY_BUDGET_BYTES, options.method);

@@ -228,6 +228,11 @@ export class JobManager {
     return job;
   }
 
+  /** False once shutdown() began: no new work of any kind is taken. */
+  get acceptingWork(): boolean {
+    return this.accepting;
+  }
+
   /** Jobs of this client queued or running (a cancelled job whose blocks are still in flight no longer counts). */
   private unfinishedOf(client: string): number {
     const running = this.running && !isFinished(this.running.record.status) ? [this.running] : [];

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { configureNativeRuntime, type BackendInfo } from '../compute/index.js';
-import type { WorkerResult, WorkerTask } from './protocol.js';
+import { isFailure, type WorkerResult, type WorkerTask } from './protocol.js';
 
 /**
  * The compiled worker entry (see worker-entry.cts): next to this file when running from dist/, or in
@@ -51,6 +51,29 @@ export class ComputePool {
   /** Runs a task; aborting `signal` drops it from the queue, or ends the worker thread running it. */
   run(task: WorkerTask, signal?: AbortSignal): Promise<WorkerResult> {
     return this.piscina.run(task, signal ? { signal } : {});
+  }
+
+  /** Tasks waiting for a thread. */
+  get queued(): number {
+    return this.piscina.queueSize;
+  }
+
+  /**
+   * Whether a thread computes: a 2x2 matMul checked against its product, within `timeoutMs`; null
+   * when it does, else why not.
+   */
+  async probe(timeoutMs: number): Promise<string | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`no compute thread answered within ${timeoutMs} ms`), timeoutMs)));
+    const answer = this.run({ kind: 'probe' }).then(
+      (result) => (isFailure(result) ? result.error.message : null),
+      (error: unknown) => (error as Error).message,
+    );
+    try {
+      return await Promise.race([answer, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Threads alive now (a crashed one is replaced within moments). */

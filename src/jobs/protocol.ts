@@ -1,4 +1,4 @@
-import type { BackendInfo, BackendName, HessianMethod, RowBlock } from '../compute/index.js';
+import type { BackendInfo, BackendName, HessianMethod, HessianResult, RowBlock } from '../compute/index.js';
 import type { CurvatureQuery, QuantityResult } from '../compute/quantities/index.js';
 import type { HessianRequest } from '../schemas/model.js';
 
@@ -16,7 +16,11 @@ export type WorkerTask =
    */
   | { kind: 'rows'; jobId: string; request?: HessianRequest; method: HessianMethod; block: RowBlock; upperOnly: boolean; backend: BackendName }
   /** One curvature quantity (POST /v1/curvature), computed whole in one worker. */
-  | { kind: 'curvature'; request: HessianRequest; query: CurvatureQuery; blockSize: number };
+  | { kind: 'curvature'; request: HessianRequest; query: CurvatureQuery; blockSize: number }
+  /** A small synchronous request's whole answer, computed in the small lane's worker and kept in memory. */
+  | { kind: 'hessian'; request: HessianRequest; blockSize: number; method: HessianMethod }
+  /** /ready's check that a worker computes: a 2x2 matMul, compared with its known product. */
+  | { kind: 'probe' };
 
 /** A curvature quantity with the model's loss and how it was computed. */
 export interface CurvatureAnswer extends QuantityResult {
@@ -45,7 +49,10 @@ export interface Summary {
   backend: BackendInfo;
 }
 
-export type WorkerResult = BackendInfo | Summary | Float32Array | WorkerFailure | NeedsRequest | CurvatureAnswer;
+/** The answer to a 'hessian' task (the matrix always present). */
+export type HessianAnswer = HessianResult & { hessian: Float32Array };
+
+export type WorkerResult = HessianAnswer | BackendInfo | Summary | Float32Array | WorkerFailure | NeedsRequest | CurvatureAnswer;
 
 export const isFailure = (r: unknown): r is WorkerFailure => typeof r === 'object' && r !== null && 'error' in r;
 export const needsRequest = (r: unknown): r is NeedsRequest => typeof r === 'object' && r !== null && 'needsRequest' in r;

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { JobManager, Job } from './manager.js';
 import { formatFloat32 } from './float-format.js';
+import { npyHeader } from './npy.js';
 import { ResultStore, type JobRecord } from './store.js';
 
 /** The forms a finished matrix is served in: three of its values, and a picture of it. */
@@ -55,23 +56,37 @@ export function matrixHeaders(record: Pick<JobRecord, 'size' | 'parameters' | 'l
   };
 }
 
-/** A finished result as a readable stream in the asked form, read from disk, never whole in memory. */
-export function resultStream(store: ResultStore, record: JobRecord, format: Exclude<ResultFormat, 'png'>): { body: Readable; length?: number } {
+/** Reads rows [first, first + count) of a finished result: from its file, or from memory (a small answer). */
+export const rowReader =
+  (matrix: ResultStore | Float32Array, record: JobRecord) =>
+  async (first: number, count: number): Promise<Float32Array> =>
+    matrix instanceof Float32Array ? matrix.subarray(first * record.size, (first + count) * record.size) : matrix.readRows(record.id, record.size, first, count);
+
+/**
+ * A finished result as a readable stream in the asked form: a job's read from disk, never whole in
+ * memory, or a small synchronous answer's from the Float32Array it came back in (see the small lane).
+ */
+export function resultStream(matrix: ResultStore | Float32Array, record: JobRecord, format: Exclude<ResultFormat, 'png'>): { body: Readable; length?: number } {
   const header = ResultStore.headerLength(record.size);
   const matrixBytes = record.size * record.size * 4;
-  if (format === 'npy') return { body: store.readStream(record.id), length: header + matrixBytes };
-  if (format === 'binary') return { body: store.readStream(record.id, header), length: matrixBytes };
-  return { body: fromChunks(jsonDocument(store, record)) };
+  if (format !== 'json' && matrix instanceof Float32Array) {
+    const bytes = Buffer.from(matrix.buffer, matrix.byteOffset, matrix.byteLength);
+    const body = format === 'npy' ? Buffer.concat([npyHeader(record.size, record.size), bytes]) : bytes;
+    return { body: Readable.from([body]), length: body.length };
+  }
+  if (format === 'npy' && matrix instanceof ResultStore) return { body: matrix.readStream(record.id), length: header + matrixBytes };
+  if (format === 'binary' && matrix instanceof ResultStore) return { body: matrix.readStream(record.id, header), length: matrixBytes };
+  return { body: fromChunks(jsonDocument(record, rowReader(matrix, record))) };
 }
 
-async function* jsonDocument(store: ResultStore, record: JobRecord): AsyncGenerator<string> {
+async function* jsonDocument(record: JobRecord, readRows: (first: number, count: number) => Promise<Float32Array>): AsyncGenerator<string> {
   const { size, parameters, loss, gradient, meta } = record;
   yield `{"parameters":${JSON.stringify(parameters)},"size":${size},"loss":${formatFloat32(Math.fround(loss!))},`;
   yield `"gradient":${await formatRows(Float32Array.from(gradient!), size, 1)},"hessian":[`;
   const step = rowsPerRead(size);
   for (let first = 0; first < size; first += step) {
     const count = Math.min(step, size - first);
-    const rows = await store.readRows(record.id, size, first, count);
+    const rows = await readRows(first, count);
     yield (first > 0 ? ',' : '') + (await formatRows(rows, size, count));
   }
   yield `],"meta":${JSON.stringify(meta)}}`;

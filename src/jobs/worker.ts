@@ -5,11 +5,12 @@
  * Float32Arrays.
  */
 import { move, workerData } from 'piscina';
-import { initBackend, NumericalError, PreparedModel, rowSource, SpecError, type HessianMethod, type RowSource } from '../compute/index.js';
+import { tf } from '../compute/tf.js';
+import { hessianOf, initBackend, NumericalError, PreparedModel, rowSource, SpecError, type HessianMethod, type RowSource } from '../compute/index.js';
 import type { BackendInfo } from '../compute/index.js';
 import { computeQuantity, type CurvatureQuery } from '../compute/quantities/index.js';
 import type { HessianRequest } from '../schemas/model.js';
-import { WorkerCrash, type CurvatureAnswer, type WorkerFailure, type WorkerResult, type WorkerTask } from './protocol.js';
+import { WorkerCrash, type CurvatureAnswer, type HessianAnswer, type WorkerFailure, type WorkerResult, type WorkerTask } from './protocol.js';
 
 const ready = initBackend(workerData?.backend ?? 'auto');
 let cached: { jobId: string; model: PreparedModel; source: RowSource } | null = null;
@@ -49,12 +50,23 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
         return move(sourceFor(task.jobId, task.request, task.method).rows(task.block, task.upperOnly)) as Float32Array;
       case 'curvature':
         return curvature(task.request, task.query, task.blockSize, backend);
+      case 'hessian':
+        return (await hessianOf(task.request, { blockSize: task.blockSize, method: task.method })) as HessianAnswer;
+      case 'probe':
+        return probe(backend);
     }
   } catch (error) {
     if (error instanceof SpecError) return failure('spec', error);
     if (error instanceof NumericalError) return failure('numerical', error);
     return endThread(error);
   }
+}
+
+/** A 2x2 matMul through the backend, checked against its product: this thread can compute. */
+function probe(backend: BackendInfo): BackendInfo {
+  const product = tf.tidy(() => tf.matMul(tf.tensor2d([[1, 2], [3, 4]]), tf.tensor2d([[5], [6]])).dataSync());
+  if (product[0] !== 17 || product[1] !== 39) throw new Error(`the backend computed [[1,2],[3,4]] x [5,6] as [${product.join(', ')}], not [17, 39]`);
+  return backend;
 }
 
 const failure = (kind: WorkerFailure['error']['kind'], error: Error): WorkerFailure => ({ error: { kind, message: error.message } });

@@ -11,6 +11,8 @@ export interface ServiceContext {
   manager: JobManager;
   /** The worker pool, for requests computed whole in one task (/v1/curvature). */
   pool: ComputePool;
+  /** One thread for small synchronous requests, answered from memory (see routes/hessian.ts), and /ready's probe. */
+  smallLane: ComputePool;
   store: ResultStore;
   metrics: Metrics;
   /** Set once a worker has loaded its TF.js backend. */

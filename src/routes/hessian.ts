@@ -2,7 +2,12 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { allParameters, costShape, estimateCost, planHessian, selectParameters, totalSize, type CostEstimate, type HessianPlan } from '../compute/index.js';
 import type { Config } from '../config.js';
-import type { Job } from '../jobs/manager.js';
+import { randomUUID } from 'node:crypto';
+import type { FastifyReply } from 'fastify';
+import { QueueFullError, ShuttingDownError, type Job } from '../jobs/manager.js';
+import { isFailure, type HessianAnswer } from '../jobs/protocol.js';
+import type { ResultFormat } from '../jobs/results.js';
+import type { JobRecord } from '../jobs/store.js';
 import { compactRequest, HessianRequest, type ValidatedRequest } from '../schemas/model.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS } from './errors.js';
@@ -91,6 +96,46 @@ export function computeFailure(error: { kind: string; message: string }): ApiErr
   return new ApiError('internal', error.message);
 }
 
+/** The largest P the small lane takes: its answer (P x P float32, 4 MiB) is kept in memory. */
+export const SMALL_LANE_MAX_SIZE = 1024;
+
+/**
+ * The small lane: a synchronous request estimated at most SMALL_JOB_FLOPS (and P <= SMALL_LANE_MAX_SIZE)
+ * is computed whole by one task in the lane's own thread and answered from memory: no job record, no
+ * file, one round trip to one thread, and never queued behind a job's row blocks.
+ */
+const takesSmallLane = (plan: HessianPlan, config: Config) => plan.size <= SMALL_LANE_MAX_SIZE && plan.flops <= config.SMALL_JOB_FLOPS;
+
+async function answerSmall(ctx: ServiceContext, request: HessianRequest, plan: HessianPlan, reply: FastifyReply, format: ResultFormat) {
+  if (!ctx.manager.acceptingWork) throw new ShuttingDownError();
+  if (ctx.smallLane.queued >= ctx.config.MAX_QUEUED_JOBS) throw new QueueFullError(ctx.config.MAX_QUEUED_JOBS);
+  let answer;
+  try {
+    answer = await ctx.smallLane.run({ kind: 'hessian', request, blockSize: plan.blockSize, method: plan.method });
+  } catch (error) {
+    throw new ApiError('internal', (error as Error).message); // the lane's thread failed (and was replaced)
+  }
+  if (isFailure(answer)) throw computeFailure(answer.error);
+  const { parameters, size, loss, gradient, hessian, meta } = answer as HessianAnswer;
+  ctx.metrics.rows.inc(size);
+  const now = new Date().toISOString();
+  const record: JobRecord = {
+    id: randomUUID(),
+    status: 'succeeded',
+    createdAt: now,
+    startedAt: now,
+    finishedAt: now,
+    expiresAt: null,
+    size,
+    rowsDone: size,
+    parameters: parameters.map(({ name, shape, offset, size }) => ({ name, shape, offset, size })),
+    loss,
+    gradient: Array.from(gradient),
+    meta: { backend: meta.backend, dtype: meta.dtype, elapsedMs: meta.elapsedMs, method: meta.method },
+  };
+  return sendResult(reply, hessian, record, format, ctx.config.STREAM_WRITE_TIMEOUT_SECONDS * 1000);
+}
+
 export const hessianRoutes =
   (ctx: ServiceContext): FastifyPluginAsync =>
   async (app) => {
@@ -114,6 +159,7 @@ export const hessianRoutes =
         const format = resultFormat(request);
         const body = takeCompactBody(request);
         const cost = admit(body, ctx.config);
+        if (takesSmallLane(cost, ctx.config)) return answerSmall(ctx, body, cost, reply, format);
         const job = ctx.manager.submit(body, cost, { ephemeral: true, submitter: request.client });
         // The answer is the only use of this job: once the connection closes (answered, or the client
         // gone mid-way) it is cancelled if still unfinished, and deleted when finished.

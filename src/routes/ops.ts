@@ -4,6 +4,9 @@ import { z } from 'zod';
 import type { ServiceContext } from './context.js';
 import { errorResponses } from './errors.js';
 
+/** How long /ready waits for its compute probe before it reports the service unavailable. */
+const PROBE_TIMEOUT_MS = 5000;
+
 export const opsRoutes =
   (ctx: ServiceContext): FastifyPluginAsync =>
   async (app) => {
@@ -22,15 +25,32 @@ export const opsRoutes =
       fallbacks: z.array(z.string()).describe('Why preferred backends were skipped'),
       tensorflowVersion: z.string().nullable().describe('The TensorFlow library version, on the tensorflow backend'),
       intraOpThreads: z.number().int().nullable().describe("TensorFlow's intra-op threads, on the tensorflow backend"),
+      problem: z.string().nullable().describe('Why the service is unavailable: the compute probe failed, or it is shutting down'),
     });
+    // Concurrent /ready calls share one probe.
+    let probing: Promise<string | null> | null = null;
+    const probe = () => {
+      probing ??= ctx.smallLane.probe(PROBE_TIMEOUT_MS).finally(() => (probing = null));
+      return probing;
+    };
     api.get(
       '/ready',
-      { schema: { operationId: 'getReady', summary: 'Readiness: the worker pool is up and its TF.js backend loaded', tags: ['operations'], response: { 200: Ready, 503: Ready } } },
+      {
+        schema: {
+          operationId: 'getReady',
+          summary: 'Readiness: the TF.js backend loaded and a compute thread computes (a 2x2 matMul probe, checked)',
+          tags: ['operations'],
+          response: { 200: Ready, 503: Ready },
+        },
+      },
       async (_request, reply) => {
         const info = ctx.backend();
         const failed = ctx.backendError();
-        return reply.code(info ? 200 : 503).send({
-          status: info ? 'ready' : failed ? 'unavailable' : 'starting',
+        const problem = !info ? failed : !ctx.manager.acceptingWork ? 'the server is shutting down' : await probe();
+        const ready = info !== null && problem === null;
+        return reply.code(ready ? 200 : 503).send({
+          status: ready ? 'ready' : info || failed ? 'unavailable' : 'starting',
+          problem,
           backend: info?.backend ?? null,
           dtype: info?.dtype ?? null,
           workers: ctx.pool.liveThreads,

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { matrixHeaders, RESULT_TYPES, resultStream, type ResultFormat } from '../jobs/results.js';
+import { matrixHeaders, RESULT_TYPES, resultStream, rowReader, type ResultFormat } from '../jobs/results.js';
 import type { JobRecord, ResultStore } from '../jobs/store.js';
 import { heatmapPng } from '../pictures/heatmap.js';
 import { HessianJson } from '../schemas/api.js';
@@ -44,14 +44,17 @@ export function closeWhenStalled(res: ServerResponse, timeoutMs: number): void {
   res.once('close', () => clearInterval(timer));
 }
 
-/** Sends a finished result from disk in the negotiated form; a client that stops reading is cut off after writeTimeoutMs. */
-export async function sendResult(reply: FastifyReply, store: ResultStore, record: JobRecord, format: ResultFormat, writeTimeoutMs: number) {
+/**
+ * Sends a finished result (from disk, or a small answer's matrix in memory) in the negotiated form; a
+ * client that stops reading is cut off after writeTimeoutMs.
+ */
+export async function sendResult(reply: FastifyReply, matrix: ResultStore | Float32Array, record: JobRecord, format: ResultFormat, writeTimeoutMs: number) {
   if (format === 'png') {
-    const png = await heatmapPng('Hessian', record.size, record.parameters, (first, count) => store.readRows(record.id, record.size, first, count));
+    const png = await heatmapPng('Hessian', record.size, record.parameters, rowReader(matrix, record));
     return reply.type(RESULT_TYPES.png).headers(matrixHeaders(record)).send(png);
   }
   closeWhenStalled(reply.raw, writeTimeoutMs);
-  const { body, length } = resultStream(store, record, format);
+  const { body, length } = resultStream(matrix, record, format);
   reply.type(RESULT_TYPES[format]);
   if (format !== 'json') reply.headers(matrixHeaders(record));
   if (format === 'npy') reply.header('content-disposition', `attachment; filename="hessian-${record.id}.npy"`);

@@ -27,7 +27,8 @@
 # Google's storage, the normal way, or TFJS_NODE_BASE_URI). Without TFJS_NODE_BASE_URI, when that
 # download fails, npm drops the package and the service falls back to the WebAssembly backend.
 # The build log says which one the image got ("tfjs backend check: ..."). The runtime image keeps
-# of libtensorflow only its two shared libraries (no headers, no build intermediates).
+# of libtensorflow only its two shared libraries, stripped of their symbol tables (no headers, no
+# build intermediates).
 
 ARG BASE_IMAGE=node:20-bookworm-slim
 
@@ -102,6 +103,8 @@ RUN tfjs=node_modules/@tensorflow/tfjs-node; \
       echo "tfjs backend check: @tensorflow/tfjs-node loaded -> native (tensorflow) backend, $(tail -n 1 /tmp/tfjs-node.log)"; \
       rm -rf "$tfjs/deps/include" "$tfjs/build"; \
       find "$tfjs/deps/lib" -maxdepth 1 -type f ! -name 'libtensorflow_cc.so.2' ! -name 'libtensorflow_framework.so.2' ! -name 'libtensorflow.so.2.9.1' ! -name 'libtensorflow_framework.so.2.9.1' -delete; \
+      if command -v strip >/dev/null; then find "$tfjs/deps/lib" -maxdepth 1 -type f -exec strip --strip-unneeded {} +; fi; \
+      TF_CPP_MIN_LOG_LEVEL=2 node -e "require('@tensorflow/tfjs-node')" >/dev/null 2>&1 || { echo 'build: tfjs-node no longer loads after slimming' >&2; exit 1; }; \
     else \
       echo 'tfjs backend check: @tensorflow/tfjs-node not available -> falling back to wasm'; \
       grep -m 1 -E 'Error|Cannot' /tmp/tfjs-node.log | sed 's/^/  (node) /'; \

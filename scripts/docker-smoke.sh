@@ -377,7 +377,13 @@ HEALTH_BODY="$(http GET "http://127.0.0.1:$PORT/health")" || die "GET /health fa
 log "GET /health -> $HEALTH_BODY"
 
 STAGE="GET /ready"
-READY_BODY="$(http GET "http://127.0.0.1:$PORT/ready")" || die "GET /ready failed: $READY_BODY"
+# /health answers before the workers have loaded their backend (native TensorFlow takes a few
+# seconds more than wasm): /ready is 503 "starting" until then.
+READY_DEADLINE=$(( $(date +%s) + HEALTH_TIMEOUT ))
+until READY_BODY="$(http GET "http://127.0.0.1:$PORT/ready")"; do
+  [ "$(date +%s)" -lt "$READY_DEADLINE" ] || die "GET /ready not 200 after ${HEALTH_TIMEOUT}s: $READY_BODY"
+  sleep 0.5
+done
 BACKEND="$(printf '%s' "$READY_BODY" | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{const j=JSON.parse(s);if(!['tensorflow','wasm','cpu'].includes(j.backend)){console.error('bad backend: '+j.backend);process.exit(1)}process.stdout.write(j.backend)})")" \
   || die "/ready has no valid \"backend\": $READY_BODY"
 log "GET /ready -> $READY_BODY"

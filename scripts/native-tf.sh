@@ -118,6 +118,9 @@ with zipfile.ZipFile(wheel) as z:
             shutil.copyfileobj(src, dst, 1 << 20)
 print(f'{len(names)} files taken from the wheel')
 EOF
+  # The wheel's libraries keep their symbol tables: without them (the exported dynamic symbols stay)
+  # they are 215 MB smaller.
+  if command -v strip >/dev/null 2>&1; then strip --strip-unneeded "$LAYOUT"/lib/*.so.2; fi
   # The names tfjs-node's binding.gyp links against (-ltensorflow -ltensorflow_framework) and the
   # versioned names its install script checks for.
   (cd "$LAYOUT/lib" && ln -s libtensorflow_cc.so.2 libtensorflow.so && ln -s libtensorflow_cc.so.2 libtensorflow.so.2 \

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Job as ManagedJob, Submitter } from '../jobs/manager.js';
 import { rowStream } from '../jobs/results.js';
-import { isFinished } from '../jobs/store.js';
+import { isFinished, type JobRecord } from '../jobs/store.js';
 import { Job, JobId } from '../schemas/api.js';
 import { HessianRequest } from '../schemas/model.js';
 import type { ServiceContext } from './context.js';
@@ -126,7 +126,8 @@ export const jobRoutes =
         try {
           stream = await rowStream(ctx.manager, ctx.store, job, format);
         } catch (error) {
-          const status = job.record.status;
+          // The job ended while its first rows were awaited (the check above saw it queued or running).
+          const status = (job.record as JobRecord).status;
           if (status === 'failed' || status === 'cancelled') throw new ApiError(`job_${status}`, `job ${job.record.id} is ${status}: ${(error as Error).message}`);
           throw error;
         }

@@ -32,13 +32,15 @@ async function runningWithRows(base: string, id: string): Promise<void> {
 
 // P = 6154, batch 512: a job that goes on for a while after the signal (seconds; longer on a loaded machine).
 const long = mlpRequest([20, 64, 64, 10], 512);
+/** Several seconds on every backend (the native one finishes `long` within a 1 s grace period). */
+const longer = mlpRequest([25, 92, 92, 10], 1024);
 
 /** A server on a fresh RESULTS_DIR with a long job running (with rows), then SIGTERM. */
-async function signalMidJob(graceSeconds: number) {
+async function signalMidJob(graceSeconds: number, request: unknown = long) {
   const dir = await freshDir();
   dirs.push(dir);
   const first = await startServer(dir, { SHUTDOWN_GRACE_SECONDS: String(graceSeconds) });
-  const { id } = await (await post(first.base, '/v1/jobs', long)).json();
+  const { id } = await (await post(first.base, '/v1/jobs', request)).json();
   await runningWithRows(first.base, id);
   const signalled = Date.now();
   first.child.kill('SIGTERM');
@@ -72,7 +74,7 @@ it('SIGTERM mid-job with a long grace period: new jobs get 503, the job finishes
 });
 
 it('SIGTERM with a 1 s grace period: the job is cancelled when it ends, exit 0 at once, recorded cancelled by the shutdown', async () => {
-  const { dir, id, signalled, exited } = await signalMidJob(1);
+  const { dir, id, signalled, exited } = await signalMidJob(1, longer);
   const [code] = await exited;
   expect(code).toBe(0);
   const afterSignalMs = Date.now() - signalled;

@@ -80,6 +80,11 @@ export async function initBackend(preference: BackendPreference = backendPrefere
       await loaders[name]();
       if (!(await tf.setBackend(name))) throw new Error('setBackend returned false');
       await tf.ready();
+      // One op at once: a thread that loaded libtensorflow but never ran an op crashes the process
+      // (SIGSEGV) when it exits; after a first op it exits cleanly. Cheap on every backend.
+      tf.tidy(() => {
+        tf.add(tf.scalar(1), tf.scalar(1)).dataSync();
+      });
       active = { backend: name, dtype: 'float32', fallbacks, ...nativeDetails(name) };
       return active;
     } catch (error) {

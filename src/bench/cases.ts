@@ -12,22 +12,29 @@ export const CASES: Record<number, number[]> = {
 };
 export const BATCH = 256;
 
+/** The benchmarks' model in our JSON: tanh dense layers with a linear last layer, the given weights. */
+export const tanhMlp = (sizes: number[], kernels: number[][][], biases: number[][]) => ({
+  inputShape: [sizes[0]],
+  layers: sizes.slice(1).map((units, l) => ({
+    type: 'dense',
+    units,
+    activation: l === sizes.length - 2 ? 'linear' : 'tanh',
+    kernel: kernels[l],
+    bias: biases[l],
+  })),
+});
+
 /** Validated, in its JSON form (sent over HTTP and to the peers); compactRequest() makes the engine's form. */
 export function mlpRequest(sizes: number[], batch: number): ValidatedRequest {
   let state = 12345;
   const random = () => ((state = (state * 16807) % 2147483647) / 2147483647) * 2 - 1;
   const classes = sizes[sizes.length - 1];
   return HessianRequest.parse({
-    model: {
-      inputShape: [sizes[0]],
-      layers: sizes.slice(1).map((units, l) => ({
-        type: 'dense',
-        units,
-        activation: l === sizes.length - 2 ? 'linear' : 'tanh',
-        kernel: glorotUniform(sizes[l], units, 1, l),
-        bias: Array.from({ length: units }, () => 0.1 * random()),
-      })),
-    },
+    model: tanhMlp(
+      sizes,
+      sizes.slice(1).map((units, l) => glorotUniform(sizes[l], units, 1, l)),
+      sizes.slice(1).map((units) => Array.from({ length: units }, () => 0.1 * random())),
+    ),
     loss: { type: 'categoricalCrossentropy', fromLogits: true },
     data: {
       x: Array.from({ length: batch }, () => Array.from({ length: sizes[0] }, random)),

@@ -16,6 +16,7 @@ import { costShape, initBackend, parseRequest, PreparedModel } from '../compute/
 import { glorotUniform, mulberry32 } from '../compute/initializers.js';
 import { lanczosEigen } from '../compute/algorithms/lanczos.js';
 import { curvatureOperator } from '../compute/operators/index.js';
+import { tanhMlp } from './cases.js';
 import { maxEigenBasis } from '../compute/quantities/index.js';
 
 const option = (name: string, fallback: number) => {
@@ -33,16 +34,7 @@ const biases = sizes.slice(1).map((units) => Array.from({ length: units }, () =>
 const x = Array.from({ length: batch }, () => Array.from({ length: sizes[0] }, () => 2 * random() - 1));
 const labels = Array.from({ length: batch }, () => Math.floor(random() * 10));
 const request = parseRequest({
-  model: {
-    inputShape: [sizes[0]],
-    layers: sizes.slice(1).map((units, l) => ({
-      type: 'dense',
-      units,
-      activation: l === sizes.length - 2 ? 'linear' : 'tanh',
-      kernel: kernels[l],
-      bias: biases[l],
-    })),
-  },
+  model: tanhMlp(sizes, kernels, biases),
   loss: { type: 'sparseCategoricalCrossentropy', fromLogits: true },
   data: { x, y: labels },
 });

@@ -1,5 +1,5 @@
-import type { GraphModel, LossSpec, NodeSpec } from '../compute/spec.js';
-import { allParameters, specError } from '../compute/index.js';
+import type { GraphModel, NodeSpec } from '../compute/spec.js';
+import { allParameters, SpecError, specError } from '../compute/index.js';
 import { layerName } from '../compute/parameters.js';
 import { prefixIssues } from './models.js';
 import type { ImportedModel } from '../jobs/models.js';
@@ -49,7 +49,7 @@ export function importModelUpload(model: unknown, path: string): ImportedModel {
   };
 }
 
-/** TF.js artifacts (model.json and its weight files' bytes): not importable until the TF.js importer lands. */
-export function importArtifactsUpload(_modelJson: unknown, _weights: Uint8Array): ImportedModel & { loss?: LossSpec } {
-  throw new Error('TF.js artifacts cannot be imported yet');
+/** TF.js artifacts (model.json and its weight files' bytes): refused until the TF.js importer lands. */
+export function importArtifactsUpload(_modelJson: unknown, _weights: Uint8Array): ImportedModel {
+  throw new SpecError([{ path: 'model.json', message: 'TF.js model.json uploads are not supported by this server yet; send our own JSON model format' }]);
 }

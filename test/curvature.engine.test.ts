@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { computeHessian, initBackend, parseRequest, PreparedModel } from '../src/compute/index.js';
+import { initBackend, PreparedModel } from '../src/compute/index.js';
+import { computeHessian, parseRequest } from '../src/hessian.js';
 import { computeQuantity, type CurvatureQuery } from '../src/compute/quantities/index.js';
 import { curvatureCases, isPositiveSemiDefinite } from './curvature-helpers.js';
 import { relativeError } from './helpers.js';

@@ -1,8 +1,8 @@
-import { normalizeLoss, type HessianRequest } from '../schemas/model.js';
 import { activationRule } from './activations/index.js';
 import type { ActivationParams, Keep } from './activations/rule.js';
 import { NumericalError } from './errors.js';
 import { glorotUniform } from './initializers.js';
+import { normalizeLoss, type DenseRequest } from './dense/request.js';
 import { DenseLayer } from './layers/dense.js';
 import { fusedOutput } from './losses/fusion.js';
 import { lossRule } from './losses/index.js';
@@ -24,7 +24,7 @@ export class PreparedModel {
   readonly gradient: Float32Array;
   private readonly kept: Tensor[] = [];
 
-  constructor(readonly request: HessianRequest) {
+  constructor(readonly request: DenseRequest) {
     this.parameters = selectParameters(request.model, request.wrt);
     this.size = totalSize(this.parameters);
     const keep: Keep = (t) => {
@@ -142,7 +142,7 @@ const asObject = (activation: string | ActivationSpecObject): ActivationSpecObje
   typeof activation === 'string' ? { type: activation } : activation;
 
 /** The last layer's activation and the loss's parameters as the engine computes them (see fusedOutput). */
-function outputRules(request: HessianRequest): { lastActivation: ActivationSpecObject; loss: LossParams } {
+function outputRules(request: DenseRequest): { lastActivation: ActivationSpecObject; loss: LossParams } {
   const fused = fusedOutput(normalizeLoss(request.loss), asObject(request.model.layers[request.model.layers.length - 1].activation));
   return { lastActivation: fused.outputActivation, loss: fused.loss };
 }

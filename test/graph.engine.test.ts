@@ -6,13 +6,16 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { planRowBlocks } from '../src/compute/curvature.js';
 import { PreparedGraph } from '../src/compute/graph/index.js';
-import { computeHessian, initBackend, SpecError } from '../src/compute/index.js';
+import { engineRequest, initBackend, SpecError } from '../src/compute/index.js';
+import { computeHessian, parseRequest } from '../src/hessian.js';
 import { mulberry32 } from '../src/compute/initializers.js';
 import type { EngineRequest } from '../src/compute/spec.js';
-import { wireToEngine } from './graph-wire.js';
 import { fixtures, relativeError } from './helpers.js';
 
 const TOLERANCE = 1e-4;
+
+/** A dense-stack body as the service hands it to the engine. */
+const toEngine = (body: unknown): EngineRequest => engineRequest(parseRequest(body));
 
 beforeAll(async () => {
   await initBackend();
@@ -55,7 +58,7 @@ function withGraph<T>(request: EngineRequest, use: (graph: PreparedGraph) => T):
 describe.each(fixtures())('dense stack $name', ({ request, expected }) => {
   it('matches the float64 reference and the dense engine: loss, gradient, Hessian, H V', async () => {
     const dense = await computeHessian(request);
-    withGraph(wireToEngine(request), (graph) => {
+    withGraph(toEngine(request), (graph) => {
       expect(graph.parameters.map(({ name, shape, offset, size }) => ({ name, shape, offset, size }))).toEqual(expected.parameters);
       expect(Math.abs(graph.loss - expected.loss) / Math.max(1, Math.abs(expected.loss))).toBeLessThan(TOLERANCE);
       expect(relativeError(graph.gradient, expected.gradient)).toBeLessThan(TOLERANCE);
@@ -73,7 +76,7 @@ describe('row blocks', () => {
   const body = fixtures().find((c) => c.name === 'depth_4_layers_mixed')!.request;
 
   it('upper-only rows equal the full rows on the columns of their node and later ones, and are 0 elsewhere', () => {
-    withGraph(wireToEngine(body), (graph) => {
+    withGraph(toEngine(body), (graph) => {
       const p = graph.size;
       const full = fullHessian(graph, 5);
       for (const block of planRowBlocks(graph.parameters, 5)) {
@@ -92,14 +95,14 @@ describe('row blocks', () => {
   });
 
   it('block size does not change the rows', () => {
-    withGraph(wireToEngine(body), (graph) => {
+    withGraph(toEngine(body), (graph) => {
       expect(relativeError(fullHessian(graph, 1), fullHessian(graph, 64))).toBeLessThan(1e-6);
     });
   });
 });
 
 describe('refusals', () => {
-  const base = () => wireToEngine(fixtures().find((c) => c.name === 'depth_4_layers_mixed')!.request);
+  const base = () => toEngine(fixtures().find((c) => c.name === 'depth_4_layers_mixed')!.request);
 
   it('a kernel of the wrong size names its layer and the shape it needs', () => {
     const request = base();

@@ -4,3 +4,4 @@
  */
 export { PreparedGraph } from './prepared.js';
 export { graphStructure, type GraphParameter, type GraphStructure } from './structure.js';
+export { graphCost } from './cost.js';

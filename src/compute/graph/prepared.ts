@@ -1,7 +1,7 @@
 import type { Keep } from '../activations/rule.js';
 import type { RowBlock } from '../curvature.js';
 import { finiteRows } from '../curvature.js';
-import { NumericalError } from '../errors.js';
+import { NumericalError, SpecError } from '../errors.js';
 import { glorotUniformValues } from '../initializers.js';
 import { fusedOutput } from '../losses/fusion.js';
 import { lossRule } from '../losses/index.js';
@@ -9,7 +9,7 @@ import type { LossState } from '../losses/rule.js';
 import type { EngineRequest, NodeSpec, WeightName } from '../spec.js';
 import { tf, type Tensor, type Tensor2D, type Tensor3D } from '../tf.js';
 import { layerDefinition } from './layers/index.js';
-import { plus, product, type PreparedLayer, type RForward, type WeightDirections } from './layers/layer.js';
+import { LayerError, plus, product, type PreparedLayer, type RForward, type WeightDirections } from './layers/layer.js';
 import { graphStructure, type GraphParameter, type GraphStructure } from './structure.js';
 
 /**
@@ -87,7 +87,13 @@ export class PreparedGraph {
         Object.entries(this.structure.nodes[i].shapes.weights).map(([name, shape]) => [name, keep(tf.tensor(values[name as WeightName]!, shape))]),
       );
       const activation = i === this.structure.output ? fused.outputActivation : undefined;
-      this.layers.push(layerDefinition(node.type).prepare(node as never, inputs, tensors, { keep, activation }));
+      try {
+        this.layers.push(layerDefinition(node.type).prepare(node as never, inputs, tensors, { keep, activation }));
+      } catch (error) {
+        // Shapes were checked before; what a layer finds only in the values (an embedding id out of range) is in the data.
+        if (error instanceof LayerError) throw new SpecError([{ path: 'data.x', message: `layer '${node.name}' (${node.type}): ${error.message}` }]);
+        throw error;
+      }
       outputs.push(this.layers[i].output);
     });
     const rule = lossRule(loss.type);

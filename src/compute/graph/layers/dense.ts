@@ -37,7 +37,7 @@ export const dense: LayerDefinition<'dense'> = {
     return bilinearLayer(
       {
         ops: lastAxisProduct,
-        x: tf.cast(input, 'float32'),
+        x: input,
         differentiableInput: true,
         weight: { name: 'kernel', value: weights.kernel! },
         bias: weights.bias ? { name: 'bias', value: weights.bias } : null,

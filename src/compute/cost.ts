@@ -41,9 +41,9 @@ export interface CostEstimate {
   flops: number;
 }
 
-const FLOAT = 4;
+export const FLOAT = 4;
 /** A number of a parsed JSON array in a V8 heap (a boxed or unboxed double plus its slot). */
-const JS_NUMBER = 16;
+export const JS_NUMBER = 16;
 /** Live [B, width] tensors a prepared layer keeps per unit (output, f', g f'', delta and its transpose, softmax's extras). */
 const PREPARED_PER_UNIT = 9;
 /** [B, K, units] tensors a task allocates per layer it passes (forward R(z), R(a); backward R(g), R(delta) and softmax's projections). */

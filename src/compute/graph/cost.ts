@@ -1,4 +1,4 @@
-import { chooseBlockSize, type CostEstimate } from '../cost.js';
+import { chooseBlockSize, FLOAT, JS_NUMBER, type CostEstimate } from '../cost.js';
 import type { EngineRequest, NodeSpec } from '../spec.js';
 import { product } from './layers/layer.js';
 import { graphStructure, type GraphStructure } from './structure.js';
@@ -11,9 +11,6 @@ import { graphStructure, type GraphStructure } from './structure.js';
  * own count of the real passes); the row blocks are costed as the job runs them, upper-only.
  */
 
-const FLOAT = 4;
-/** A number of the request's data in a V8 heap, before it became a typed array. */
-const JS_NUMBER = 16;
 /** Per output element, [B, ...] tensors a prepared node keeps (output, f', g f'', delta, the activation rule's own). */
 const PREPARED_PER_OUTPUT = 10;
 /** Per output element of a node, [K, B, ...] tensors a task allocates there (R(z), R(y), R(g), R(delta), bias, activation, transposes). */

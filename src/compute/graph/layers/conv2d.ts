@@ -3,7 +3,7 @@ import type { LayerConfigs } from '../../spec.js';
 import { tf, type Tensor } from '../../tf.js';
 
 type Tensor4D = tf.Tensor4D;
-import { bilinearLayer, LayerError, matMulK, type BilinearOps, type LayerDefinition } from './layer.js';
+import { kernelLayer, LayerError, matMulK, type BilinearOps, type LayerDefinition } from './layer.js';
 import { SparseMap, windows } from './sparse-map.js';
 
 type Conv = LayerConfigs['conv2d'];
@@ -86,17 +86,6 @@ export const conv2d: LayerDefinition<'conv2d'> = {
       weights: { kernel: [...kernelSize, channels, filters], ...(useBias ? { bias: [filters] } : {}) },
     };
   },
-  prepare(node, [input], weights, { keep, activation }) {
-    return bilinearLayer(
-      {
-        ops: convolution(node.config, input.shape.slice(1), keep),
-        x: input,
-        differentiableInput: true,
-        weight: { name: 'kernel', value: weights.kernel! },
-        bias: weights.bias ? { name: 'bias', value: weights.bias } : null,
-        activation: activation ?? node.config.activation,
-      },
-      keep,
-    );
-  },
+  prepare: (node, [input], weights, { keep, activation }) =>
+    kernelLayer(convolution(node.config, input.shape.slice(1), keep), input, weights, activation ?? node.config.activation, keep),
 };

@@ -1,5 +1,5 @@
 import { tf } from '../../tf.js';
-import { bilinearLayer, LayerError, matMulK, type BilinearOps, type LayerDefinition } from './layer.js';
+import { kernelLayer, LayerError, matMulK, type BilinearOps, type LayerDefinition } from './layer.js';
 
 /**
  * x W: x [K, B, ..., n] against W [K, n, m] acts on the last axis, as Keras's Dense on any rank.
@@ -33,17 +33,6 @@ export const dense: LayerDefinition<'dense'> = {
     const { units, useBias } = node.config;
     return { output: [...input.slice(0, -1), units], weights: { kernel: [inputs, units], ...(useBias ? { bias: [units] } : {}) } };
   },
-  prepare(node, [input], weights, { keep, activation }) {
-    return bilinearLayer(
-      {
-        ops: lastAxisProduct,
-        x: input,
-        differentiableInput: true,
-        weight: { name: 'kernel', value: weights.kernel! },
-        bias: weights.bias ? { name: 'bias', value: weights.bias } : null,
-        activation: activation ?? node.config.activation,
-      },
-      keep,
-    );
-  },
+  prepare: (node, [input], weights, { keep, activation }) =>
+    kernelLayer(lastAxisProduct, input, weights, activation ?? node.config.activation, keep),
 };

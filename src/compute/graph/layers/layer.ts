@@ -212,6 +212,21 @@ export function bilinearLayer(parts: BilinearParts, keep: Keep): PreparedLayer {
   };
 }
 
+/** A layer y = f(B(x, kernel) + bias) (dense, conv2d): its kernel, optional bias and activation (or the fused output's). */
+export function kernelLayer(ops: BilinearOps, input: Tensor, weights: Weights, activation: ActivationSpec, keep: Keep): PreparedLayer {
+  return bilinearLayer(
+    {
+      ops,
+      x: input,
+      differentiableInput: true,
+      weight: { name: 'kernel', value: weights.kernel! },
+      bias: weights.bias ? { name: 'bias', value: weights.bias } : null,
+      activation,
+    },
+    keep,
+  );
+}
+
 /** A K-leading matMul: a [Ka, n, p] @ b [Kb, p, q] (or with transposes), one of Ka, Kb being 1. */
 export const matMulK = (a: Tensor, b: Tensor, transposeA = false, transposeB = false): Tensor =>
   tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, transposeA, transposeB);

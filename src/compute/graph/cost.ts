@@ -111,8 +111,9 @@ function flopsPerDirection(batch: number, work: NodeWork[], first: number): numb
   let flops = 0;
   for (let i = first; i < work.length; i++) {
     const { macs, output, inputs, gathered } = work[i];
-    // Forward: B(R x, W) and B(x, V) at `first`; backward: B_x^T twice, B_W^T twice (rows at every node >= first).
-    const applications = i === first ? 4 : 5;
+    // At `first`: B(x, V) (a gather for most layers) and B_W^T(x, R delta); after it: B(R x, W) forward,
+    // B_x^T(R delta, W) backward and both B_W^T terms of its rows.
+    const applications = i === first ? 2 : 4;
     flops += batch * (2 * applications * macs + ELEMENTWISE_FLOPS * (output + inputs) + 4 * gathered);
   }
   return flops;

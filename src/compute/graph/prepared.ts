@@ -9,7 +9,7 @@ import type { LossState } from '../losses/rule.js';
 import type { EngineRequest, NodeSpec, WeightName } from '../spec.js';
 import { tf, type Tensor, type Tensor2D, type Tensor3D } from '../tf.js';
 import { layerDefinition } from './layers/index.js';
-import { LayerError, plus, product, type PreparedLayer, type RForward, type WeightDirections } from './layers/layer.js';
+import { LayerError, markUnits, plus, product, type PreparedLayer, type RForward, type WeightDirections } from './layers/layer.js';
 import { graphStructure, type GraphParameter, type GraphStructure } from './structure.js';
 
 /**
@@ -227,7 +227,7 @@ export class PreparedGraph {
     const tensor = this.parameters[block.tensor];
     const values = new Float32Array(block.count * tensor.size);
     for (let d = 0; d < block.count; d++) values[d * tensor.size + block.start + d] = 1;
-    const unit = tf.tensor(values, [block.count, ...tensor.shape]);
+    const unit = markUnits(tf.tensor(values, [block.count, ...tensor.shape]), Int32Array.from({ length: block.count }, (_, d) => block.start + d));
     try {
       const columns = upperOnly ? this.parameters.filter((t) => t.layer >= tensor.layer) : this.parameters;
       return finiteRows(this.products(new Map([[block.tensor, unit]]), block.count, columns), block);

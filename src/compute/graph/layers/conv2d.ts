@@ -3,7 +3,7 @@ import type { LayerConfigs } from '../../spec.js';
 import { tf, type Tensor } from '../../tf.js';
 
 type Tensor4D = tf.Tensor4D;
-import { kernelLayer, LayerError, matMulK, type BilinearOps, type LayerDefinition } from './layer.js';
+import { kernelLayer, placeColumns, LayerError, matMulK, type BilinearOps, type LayerDefinition } from './layer.js';
 import { SparseMap, windows } from './sparse-map.js';
 
 type Conv = LayerConfigs['conv2d'];
@@ -50,6 +50,14 @@ function convolution(config: Conv, inputShape: number[], keep: Keep): BilinearOp
       const filters = tf.reshape(tf.transpose(w, [1, 2, 3, 0, 4]), [kh, kw, channels, k * config.filters]) as Tensor4D;
       const y = tf.conv2d(tf.squeeze(x, [0]) as Tensor4D, filters, config.strides, pad);
       return tf.transpose(tf.reshape(y, [batch, outHeight, outWidth, k, config.filters]), [3, 0, 1, 2, 4]);
+    },
+    applyUnits(x, units) {
+      const filters = config.filters;
+      const [, batch] = x.shape;
+      const rows = tf.squeeze(patches(x), [0]); // [B*H'*W', kh*kw*in]
+      const column = units.map((u) => Math.floor(u / filters));
+      const filter = units.map((u) => u % filters);
+      return tf.reshape(placeColumns(rows, column, filter, filters), [units.length, batch, outHeight, outWidth, filters]);
     },
     transposeInput(g, w) {
       const [kg, batch] = g.shape;

@@ -1,5 +1,5 @@
 import { tf } from '../../tf.js';
-import { kernelLayer, LayerError, matMulK, type BilinearOps, type LayerDefinition } from './layer.js';
+import { kernelLayer, placeColumns, LayerError, matMulK, type BilinearOps, type LayerDefinition } from './layer.js';
 
 /**
  * x W: x [K, B, ..., n] against W [K, n, m] acts on the last axis, as Keras's Dense on any rank.
@@ -11,6 +11,12 @@ export const lastAxisProduct: BilinearOps = {
     const rows = tf.reshape(x, [x.shape[0], -1, n]);
     const k = Math.max(x.shape[0], w.shape[0]);
     return tf.reshape(matMulK(rows, w), [k, ...x.shape.slice(1, -1), m]);
+  },
+  applyUnits(x, units, [n, m]) {
+    const rows = tf.reshape(x, [-1, n]); // [N, n]
+    const kernelRow = units.map((u) => Math.floor(u / m));
+    const unit = units.map((u) => u % m);
+    return tf.reshape(placeColumns(rows, kernelRow, unit, m), [units.length, ...x.shape.slice(1, -1), m]);
   },
   transposeInput(g, w) {
     const [n, m] = w.shape.slice(1);

@@ -1,6 +1,6 @@
 import { tf } from '../../tf.js';
 import { lastAxisProduct } from './dense.js';
-import { bilinearLayer, LayerError, type LayerDefinition } from './layer.js';
+import { bilinearLayer, LayerError, oneHotFloat, type LayerDefinition } from './layer.js';
 
 /**
  * Rows of `embeddings` [inputDim, outputDim] picked by integer ids: onehot(ids) · embeddings, the dense
@@ -20,7 +20,7 @@ export const embedding: LayerDefinition<'embedding'> = {
     return bilinearLayer(
       {
         ops: lastAxisProduct,
-        x: tf.oneHot(tf.cast(ids, 'int32'), inputDim),
+        x: tf.reshape(oneHotFloat(values, inputDim), [...ids.shape, inputDim]),
         differentiableInput: false,
         weight: { name: 'embeddings', value: weights.embeddings! },
         bias: null,

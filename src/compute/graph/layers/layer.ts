@@ -143,6 +143,11 @@ export const joinDirections = (t: Tensor): Tensor => tf.reshape(t, [-1, ...t.sha
  */
 export interface BilinearOps {
   apply(x: Tensor, w: Tensor): Tensor;
+  /**
+   * apply(x, V) for unit directions V (x prepared, [1, B, ...]): the k-th direction is 1 at flat weight
+   * index units[k]. Optional: a gather instead of a product with K mostly-zero weights (the rows of the Hessian).
+   */
+  applyUnits?(x: Tensor, units: Int32Array, weightShape: number[]): Tensor;
   /** B_x^T(g, W): [K, B, ...in]. */
   transposeInput(g: Tensor, w: Tensor): Tensor;
   /** B_W^T(x, g), summed over the batch: [K, ...W]. */
@@ -187,7 +192,9 @@ export function bilinearLayer(parts: BilinearParts, keep: Keep): PreparedLayer {
     rForward([rInput], v) {
       const vw = weight.name ? v[weight.name] : undefined;
       const vb = bias ? v[bias.name] : undefined;
-      let rz = plus(rInput ? ops.apply(rInput, w) : null, vw ? ops.apply(x, vw) : null);
+      const units = vw ? unitIndices.get(vw) : undefined;
+      const fromV = vw ? (units && ops.applyUnits ? ops.applyUnits(x, units, weight.value.shape) : ops.apply(x, vw)) : null;
+      let rz = plus(rInput ? ops.apply(rInput, w) : null, fromV);
       if (vb) {
         const k = vb.shape[0];
         const broadcastable = tf.reshape(vb, [k, ...Array(pre.rank - 1).fill(1), vb.shape[1]]);
@@ -225,6 +232,28 @@ export function kernelLayer(ops: BilinearOps, input: Tensor, weights: Weights, a
     },
     keep,
   );
+}
+
+const unitIndices = new WeakMap<Tensor, Int32Array>();
+
+/** Marks K directions [K, ...W] as unit vectors at these flat indices of W, so that layers may gather instead of multiply. */
+export function markUnits<T extends Tensor>(directions: T, units: Int32Array): T {
+  unitIndices.set(directions, units);
+  return directions;
+}
+
+/** [K, N] columns of `rows` [N, width] at `columns`, each placed at its `at` index of a last axis of `depth`: [K, N, depth]. */
+export function placeColumns(rows: Tensor, columns: Int32Array, at: Int32Array, depth: number): Tensor {
+  const picked = tf.transpose(tf.gather(rows, tf.tensor1d(columns, 'int32'), 1)); // [K, N]
+  const place = tf.expandDims(oneHotFloat(at, depth), 1); // [K, 1, depth]
+  return tf.mul(tf.expandDims(picked, 2), place);
+}
+
+/** One-hot rows [indices.length, depth] as float32, made on the host (wasm's OneHot writes integer bits for a float dtype). */
+export function oneHotFloat(indices: ArrayLike<number>, depth: number): Tensor {
+  const values = new Float32Array(indices.length * depth);
+  for (let k = 0; k < indices.length; k++) values[k * depth + indices[k]] = 1;
+  return tf.tensor2d(values, [indices.length, depth]);
 }
 
 /** A K-leading matMul: a [Ka, n, p] @ b [Kb, p, q] (or with transposes), one of Ka, Kb being 1. */

@@ -15,8 +15,8 @@ export interface Matrix {
 
 export const BinaryTensor = z
   .object({
-    dtype: z.enum(['float32', 'int32']).describe('float32, or int32 for integer class labels'),
-    shape: z.array(z.number().int().min(0).max(2 ** 31)).min(1).max(2).describe('[rows, columns], or [rows]'),
+    dtype: z.enum(['float32', 'int32']).describe('float32, or int32 for integer class labels and token ids'),
+    shape: z.array(z.number().int().min(0).max(2 ** 31)).min(1).max(5).describe('[rows, columns], [rows], or [batch, ...] for data of any rank (at most 5 axes)'),
     data: z.string().describe('base64 of the values as little-endian bytes, row-major'),
   })
   .strict()

@@ -13,6 +13,7 @@ import { importOurModel, isOurModel } from './ours.js';
 
 export { parameterNames } from './graph.js';
 export { OurLayer, OurModel } from './ours.js';
+export { KerasModel, ModelField, ModelRef, RequestBody, RequestData, TfjsModel } from './formats.js';
 
 export interface ImportedModel {
   model: GraphModel;

@@ -1,7 +1,7 @@
 import { lossRule } from '../../compute/losses/index.js';
 import type { GraphModel, LossSpec, Matrix, TensorData } from '../../compute/spec.js';
 import { describeValue } from '../model.js';
-import { BinaryTensor, isBinary } from '../tensor.js';
+import { BinaryTensorN, isBinary } from '../tensor.js';
 import { at, Issues, isObject, type Path } from './issues.js';
 import { readBinary, readNested, type Mismatch, type ReadTensor } from './values.js';
 
@@ -12,10 +12,10 @@ import { readBinary, readNested, type Mismatch, type ReadTensor } from './values
 
 const show = (shape: readonly (number | string)[]) => `[${shape.join(', ')}]`;
 
-/** A tensor field: nested arrays, or a binary tensor checked by the BinaryTensor schema. */
+/** A tensor field: nested arrays, or a binary tensor of any rank (BinaryTensorN). */
 function readField(value: unknown, path: Path, expected: readonly (number | null)[], mismatch: Mismatch, issues: Issues): ReadTensor | null {
   if (!isBinary(value)) return readNested(value, path, expected, mismatch, issues);
-  const parsed = BinaryTensor.safeParse(value);
+  const parsed = BinaryTensorN.safeParse(value);
   if (!parsed.success) {
     issues.addZod(path, parsed.error);
     return null;
@@ -67,7 +67,7 @@ function readTargets(value: unknown, path: Path, batch: number | null, units: nu
   const labels = rule.targets === 'labels';
   const before = issues.count;
   if (isBinary(value)) {
-    const parsed = BinaryTensor.safeParse(value);
+    const parsed = BinaryTensorN.safeParse(value);
     if (!parsed.success) return issues.addZod(path, parsed.error), null;
     const tensor = readBinary(parsed.data, path, issues);
     if (!tensor) return null;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { LossSpec } from '../model.js';
-import { BinaryTensor } from '../tensor.js';
+import { BinaryTensorN } from '../tensor.js';
 import { OurModel } from './ours.js';
 
 /**
@@ -36,7 +36,7 @@ export const KerasModel = z
     keras_version: z.string().optional().describe('Keras 2 and TF.js topologies'),
     backend: z.string().optional(),
     weights: z
-      .array(z.union([NestedNumbers, BinaryTensor]))
+      .array(z.union([NestedNumbers, BinaryTensorN]))
       .optional()
       .describe('model.get_weights(): every weight (non-trainable too), layer by layer; omitted: drawn from a seed'),
   })
@@ -54,9 +54,9 @@ export const ModelField = z
 
 export const RequestData = z
   .object({
-    x: z.union([NestedNumbers, BinaryTensor]).describe('[batch, ...input shape] as nested arrays or a binary float32 (int32 for token ids) tensor'),
+    x: z.union([NestedNumbers, BinaryTensorN]).describe('[batch, ...input shape] as nested arrays or a binary float32 (int32 for token ids) tensor'),
     y: z
-      .union([z.array(z.union([z.number(), z.array(z.number())])), BinaryTensor])
+      .union([z.array(z.union([z.number(), z.array(z.number())])), BinaryTensorN])
       .describe('[batch][units] targets, or [batch] integer labels for sparseCategoricalCrossentropy; or a binary tensor'),
   })
   .strict();

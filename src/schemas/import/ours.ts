@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { activationRule } from '../../compute/activations/index.js';
 import { LAYER_TYPES, type ActivationSpec, type LayerType, type NodeSpec, type WeightName } from '../../compute/spec.js';
 import { ActivationSpec as ActivationField, describeValue } from '../model.js';
-import { BinaryTensor } from '../tensor.js';
+import { BinaryTensorN } from '../tensor.js';
 import { buildGraph, type GraphDraft, type NodeDraft } from './graph.js';
 import { at, Issues, isObject, type Path } from './issues.js';
 import { readWeight, type Mismatch } from './values.js';
@@ -20,7 +20,7 @@ const Pair = z.union([Size, z.tuple([Size, Size])]).describe('n, or [rows, colum
 const Padding = z.enum(['valid', 'same'], { error: (issue) => `${describeValue(issue.input)} is not supported; accepted: valid, same` }).describe('"valid" (no padding) or "same" (TensorFlow\'s padding: the extra cell after)');
 const Weight = (layout: string) =>
   z
-    .union([z.array(z.unknown()), BinaryTensor])
+    .union([z.array(z.unknown()), BinaryTensorN])
     .optional()
     .describe(`${layout}, nested arrays or a float32 binary tensor; omitted: drawn from the model seed`);
 const L2 = z

@@ -1,5 +1,5 @@
 import { describeValue } from '../model.js';
-import { BinaryTensor, decodeTensor, isBinary } from '../tensor.js';
+import { BinaryTensorN, decodeTensor, isBinary, type BinaryTensor } from '../tensor.js';
 import { at, Issues, type Path } from './issues.js';
 
 /**
@@ -87,7 +87,7 @@ const show = (shape: readonly (number | null)[]) => `[${shape.map((d) => d ?? 'b
  */
 export function readWeight(value: unknown, path: Path, expected: readonly number[], what: string, issues: Issues, mismatch?: Mismatch): Float32Array | null {
   if (isBinary(value)) {
-    const parsed = BinaryTensor.safeParse(value);
+    const parsed = BinaryTensorN.safeParse(value);
     if (!parsed.success) {
       issues.addZod(path, parsed.error);
       return null;

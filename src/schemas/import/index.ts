@@ -9,7 +9,9 @@ import { importData } from './data.js';
 import { parameterNames } from './graph.js';
 import { at, Issues, isObject, type Path } from './issues.js';
 import { readLoss, type ModelLoss } from './loss.js';
+import { importKerasModel, isKerasModel } from './keras.js';
 import { importOurModel, isOurModel } from './ours.js';
+import { importTfjsModel, isTfjsModel } from './tfjs.js';
 
 export { parameterNames } from './graph.js';
 export { OurLayer, OurModel } from './ours.js';
@@ -33,6 +35,8 @@ function importInto(value: unknown, path: Path, issues: Issues): (Omit<ImportedM
     return null;
   }
   if (isOurModel(value)) return importOurModel(value, path, issues);
+  if (isTfjsModel(value)) return importTfjsModel(value, path, null, issues);
+  if (isKerasModel(value)) return importKerasModel(value, path, issues);
   if ('id' in value && Object.keys(value).length === 1) {
     issues.add(at(path, 'id'), `${at(path, 'id')}: a stored model is not accepted here; send the model itself`);
     return null;
@@ -46,7 +50,22 @@ export function importModel(value: unknown, path: Path): ImportedModel {
   const issues = new Issues();
   const imported = importInto(value, path, issues);
   issues.throwIfAny();
-  const { modelLoss, ...rest } = imported!;
+  return withLoss(imported!);
+}
+
+/**
+ * A TF.js model as tf.io.http uploads it (multipart: model.json and the weights file): the model.json
+ * object and the bytes of its weight files, concatenated in manifest order. Paths name model.json's fields.
+ */
+export function tfjsArtifactsModel(modelJson: unknown, weightBytes: Uint8Array): ImportedModel {
+  const issues = new Issues();
+  if (!isObject(modelJson) || !isTfjsModel(modelJson)) issues.add('model.json', `model.json must be a TF.js model.json {"modelTopology", "weightsManifest", ...}; got ${describeValue(modelJson)}`);
+  const imported = issues.count ? null : importTfjsModel(modelJson as Record<string, unknown>, 'model.json', weightBytes, issues);
+  issues.throwIfAny();
+  return withLoss(imported!);
+}
+
+function withLoss({ modelLoss, ...rest }: Omit<ImportedModel, 'loss' | 'lossProblem'> & { modelLoss?: ModelLoss }): ImportedModel {
   return { ...rest, ...(modelLoss && 'loss' in modelLoss ? { loss: modelLoss.loss } : {}), ...(modelLoss && 'problem' in modelLoss ? { lossProblem: modelLoss.problem } : {}) };
 }
 

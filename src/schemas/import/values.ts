@@ -33,33 +33,36 @@ export const genericMismatch =
 export function readNested(value: unknown, path: Path, expected: readonly (number | null)[], mismatch: Mismatch, issues: Issues): ReadTensor | null {
   const shape = [...expected];
   const values: number[] = [];
-  const walk = (v: unknown, where: Path, axis: number): boolean => {
+  // Indices of the element being read; its path is only formatted for a message.
+  const indices: number[] = [];
+  const where = () => indices.reduce<string>((p, i) => `${p}[${i}]`, path);
+  const walk = (v: unknown, axis: number): boolean => {
     if (axis === shape.length) {
-      if (typeof v !== 'number') {
-        issues.add(where, `${where} is ${describeValue(v)}; expected a number`);
-        return false;
+      if (typeof v === 'number' && Number.isFinite(v)) {
+        values.push(v);
+        return true;
       }
-      if (!Number.isFinite(v)) {
-        issues.add(where, `${where} is ${v}; values must be finite`);
-        return false;
-      }
-      values.push(v);
-      return true;
+      issues.add(where(), typeof v === 'number' ? `${where()} is ${v}; values must be finite` : `${where()} is ${describeValue(v)}; expected a number`);
+      return false;
     }
     if (!Array.isArray(v)) {
-      issues.add(where, `${where} is ${describeValue(v)}; expected an array (a tensor of ${shape.length} axes)`);
+      issues.add(where(), `${where()} is ${describeValue(v)}; expected an array (a tensor of ${shape.length} axes)`);
       return false;
     }
     const length = shape[axis];
     if (length === null) shape[axis] = v.length;
     else if (v.length !== length) {
-      issues.add(where, mismatch(where, axis, v.length, length));
+      issues.add(where(), mismatch(where(), axis, v.length, length));
       return false;
     }
-    for (let i = 0; i < v.length; i++) if (!walk(v[i], at(where, i), axis + 1)) return false;
+    for (let i = 0; i < v.length; i++) {
+      indices.push(i);
+      if (!walk(v[i], axis + 1)) return false;
+      indices.pop();
+    }
     return true;
   };
-  return walk(value, path, 0) ? { shape: shape as number[], values, dtype: 'float32' } : null;
+  return walk(value, 0) ? { shape: shape as number[], values, dtype: 'float32' } : null;
 }
 
 /** The depth of nested arrays, following first elements ([[1, 2]] has 2): the rank a client meant. */

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { computeHessian, initBackend, parseRequest, PreparedModel } from '../src/compute/index.js';
+import { initBackend, PreparedModel } from '../src/compute/index.js';
+import { computeHessian, parseRequest } from '../src/hessian.js';
 import { lanczosEigen } from '../src/compute/algorithms/lanczos.js';
 import { mulberry32 } from '../src/compute/initializers.js';
 import { curvatureOperator } from '../src/compute/operators/index.js';

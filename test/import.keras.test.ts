@@ -6,19 +6,10 @@
  * their to_json output); the real models with float64 references are test/fixtures/keras.
  */
 import { describe, expect, it } from 'vitest';
-import { SpecError } from '../src/compute/errors.js';
+import { issuesOf } from './import-helpers.js';
 import { importModel, importRequest, parameterNames } from '../src/schemas/import/index.js';
 import { encodeTensor } from '../src/schemas/tensor.js';
 
-function issuesOf(run: () => unknown): { path: string; message: string }[] {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof SpecError) return error.issues;
-    throw error;
-  }
-  throw new Error('expected a SpecError');
-}
 
 const policy = { module: 'keras', class_name: 'DTypePolicy', config: { name: 'float32' }, registered_name: null };
 const initializer = (name: string) => ({ module: 'keras.initializers', class_name: name, config: {}, registered_name: null });

@@ -4,23 +4,14 @@
  * issue #9 give the graph, weights and refusals the wire format describes.
  */
 import { describe, expect, it } from 'vitest';
-import { SpecError } from '../src/compute/errors.js';
+import { issuesOf } from './import-helpers.js';
 import { importModel, importRequest } from '../src/schemas/import/index.js';
-import { parseRequest } from '../src/compute/index.js';
+import { parseRequest } from '../src/schemas/model.js';
 import { encodeTensor } from '../src/schemas/tensor.js';
 import { fixtures } from './helpers.js';
 
 const clone = <T>(value: T): T => structuredClone(value);
 
-function issuesOf(run: () => unknown): { path: string; message: string }[] {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof SpecError) return error.issues;
-    throw error;
-  }
-  throw new Error('expected a SpecError');
-}
 
 /** Flat values of nested arrays, as an independent reading of a row-major layout. */
 const flat = (value: unknown): number[] => (Array.isArray(value) ? value.flatMap(flat) : [value as number]);

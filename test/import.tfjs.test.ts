@@ -6,8 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { SpecError } from '../src/compute/errors.js';
-import { importModel, importRequest, parameterNames, tfjsArtifactsModel } from '../src/schemas/import/index.js';
+import { issuesOf } from './import-helpers.js';
+import { importModel, importRequest, parameterNames, parameterTensors, tfjsArtifactsModel } from '../src/schemas/import/index.js';
 
 tf.setBackend('cpu');
 
@@ -31,18 +31,9 @@ const bytesOf = (data: tf.io.WeightData | undefined): Uint8Array => {
 /** model.json as tf.io.http / browserFiles write it (weightsManifest), plus weightData in base64. */
 async function modelJsonOf(model: tf.LayersModel, includeOptimizer = false) {
   const { weightData, weightSpecs, ...rest } = await artifactsOf(model, includeOptimizer);
-  return { ...rest, weightsManifest: [{ paths: ['./model.weights.bin'], weights: weightSpecs }], weightData: Buffer.from(bytesOf(weightData)).toString('base64') };
+  return { ...rest, weightsManifest: [{ paths: ['./model.weights.bin'], weights: weightSpecs! }], weightData: Buffer.from(bytesOf(weightData)).toString('base64') };
 }
 
-function issuesOf(run: () => unknown): { path: string; message: string }[] {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof SpecError) return error.issues;
-    throw error;
-  }
-  throw new Error('expected a SpecError');
-}
 
 /** Each of the model's weights by name, as getWeights() gives them. */
 function weightsByName(model: tf.LayersModel): Map<string, number[]> {
@@ -52,10 +43,18 @@ function weightsByName(model: tf.LayersModel): Map<string, number[]> {
 
 function expectSameWeights(imported: ReturnType<typeof importModel>, model: tf.LayersModel) {
   const expected = weightsByName(model);
-  const got = new Map(imported.model.nodes.flatMap((n) => Object.entries(n.weights).map(([w, v]) => [`${n.name}/${w}`, Array.from(v!)] as const)));
+  const got = new Map<string, number[]>(imported.model.nodes.flatMap((n) => Object.entries(n.weights).map(([w, v]) => [`${n.name}/${w}`, Array.from(v!)] as const)));
   expect([...got.keys()].sort()).toEqual([...expected.keys()].sort());
   for (const [name, values] of expected) expect(got.get(name), name).toEqual(values);
   expect(parameterNames(imported.model)).toEqual(model.trainableWeights.map((w) => w.originalName));
+  let offset = 0;
+  expect(parameterTensors(imported.model, imported.shapes)).toEqual(
+    model.trainableWeights.map((w) => {
+      const size = (w.shape as number[]).reduce((a, b) => a * b, 1);
+      offset += size;
+      return { name: w.originalName, shape: w.shape, offset: offset - size, size };
+    }),
+  );
 }
 
 function lenet() {

@@ -38,6 +38,25 @@ const show = (shape: readonly number[]) => `[batch, ${shape.join(', ')}]`;
 export const parameterNames = (model: Pick<GraphModel, 'nodes'>): string[] =>
   model.nodes.flatMap((node) => layerWeights(node).filter((w) => w.trainable).map((w) => `${node.name}/${w.name}`));
 
+/**
+ * The parameter tensors in the flat order with their shapes, offsets and sizes, from the node output
+ * shapes an import gives (what a parameter map and admission need, before any tensor exists).
+ */
+export function parameterTensors(model: GraphModel, shapes: ReadonlyMap<string, number[]>): { name: string; shape: number[]; offset: number; size: number }[] {
+  let offset = 0;
+  return model.nodes.flatMap((node) => {
+    const expected = weightShapes(node, shapes.get(node.inputs[0])!);
+    return layerWeights(node)
+      .filter((w) => w.trainable)
+      .map(({ name }) => {
+        const shape = expected[name]!;
+        const size = shape.reduce((a, b) => a * b, 1);
+        offset += size;
+        return { name: `${node.name}/${name}`, shape, offset: offset - size, size };
+      });
+  });
+}
+
 /** The GraphModel of a draft with every node's output shape, or null when `issues` got a problem. */
 export function buildGraph(draft: GraphDraft, issues: Issues, attachWeights: WeightAttacher): { model: GraphModel; shapes: Map<string, number[]> } | null {
   const before = issues.count;

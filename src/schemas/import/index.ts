@@ -13,7 +13,7 @@ import { importKerasModel, isKerasModel } from './keras.js';
 import { importOurModel, isOurModel } from './ours.js';
 import { importTfjsModel, isTfjsModel } from './tfjs.js';
 
-export { parameterNames } from './graph.js';
+export { parameterNames, parameterTensors } from './graph.js';
 export { OurLayer, OurModel } from './ours.js';
 export { KerasModel, ModelField, ModelRef, RequestBody, RequestData, TfjsModel } from './formats.js';
 

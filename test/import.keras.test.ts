@@ -7,8 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { issuesOf } from './import-helpers.js';
-import { importModel, importRequest, parameterNames } from '../src/schemas/import/index.js';
+import { importModel, importRequest, parameterNames, parameterTensors } from '../src/schemas/import/index.js';
 import { encodeTensor } from '../src/schemas/tensor.js';
+import { kerasFixtures } from './helpers.js';
 
 
 const policy = { module: 'keras', class_name: 'DTypePolicy', config: { name: 'float32' }, registered_name: null };
@@ -85,6 +86,21 @@ const matrix = (rows: number, columns: number, start = 0) => Array.from({ length
 const weights3 = () => [matrix(4, 4), ramp(4, 1), matrix(4, 4, 2), ramp(4, 3), ramp(4, 4), ramp(4, 5), ramp(4, 6), ramp(4, 7), matrix(4, 2, 8), ramp(2, 9)];
 
 describe('Keras 3 to_json with get_weights()', () => {
+  // Real Keras 3.15 models (test/fixtures/keras, made by generate_keras.py).
+  it('the fixtures are there', () => expect(kerasFixtures().length).toBeGreaterThanOrEqual(4));
+  it.each(kerasFixtures().map((f) => [f.name, f] as const))('%s: the parameter map of trainable_weights, the weights, the compiled loss', (_name, fixture) => {
+    const model = { ...fixture.to_json, weights: fixture.weights };
+    const imported = importModel(model, 'model');
+    expect(parameterTensors(imported.model, imported.shapes)).toEqual(fixture.expected.parameters);
+    // get_weights() order: every weight of every layer, in layer order.
+    const flat = (v: unknown): number[] => (Array.isArray(v) ? v.flatMap(flat) : [v as number]);
+    const got = imported.model.nodes.flatMap((n) => Object.values(n.weights).map((w) => Array.from(w!)));
+    expect(got).toEqual(fixture.weights.map((w) => Array.from(Float32Array.from(flat(w)))));
+    const request = importRequest({ model, data: fixture.data });
+    expect(request.loss).toEqual(importRequest({ model, data: fixture.data, loss: fixture.loss }).loss);
+    expect(request.data.x.shape).toEqual([fixture.data.x.length, ...imported.model.input.shape]);
+  });
+
   it('a functional model: graph, frozen BN, weights in get_weights() order, loss from compile_config', () => {
     const weights = weights3();
     const imported = importModel({ ...functional3(), weights }, 'model');

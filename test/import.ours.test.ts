@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { issuesOf } from './import-helpers.js';
-import { importModel, importRequest } from '../src/schemas/import/index.js';
+import { importModel, importRequest, parameterTensors } from '../src/schemas/import/index.js';
 import { parseRequest } from '../src/schemas/model.js';
 import { encodeTensor } from '../src/schemas/tensor.js';
 import { fixtures } from './helpers.js';
@@ -134,6 +134,22 @@ function cnn() {
 }
 
 describe('the layers of issue #9 in our JSON', () => {
+  // graphs.json: the wire format as the reference generator reads it (test/fixtures/graph_reference.py, no shared code).
+  it.each(fixtures('graphs.json').map((c) => [c.name, c] as const))('graphs.json %s: the reference\'s parameter map', (_name, fixture) => {
+    const request = importRequest(clone(fixture.request));
+    const imported = importModel(clone(fixture.request.model), 'model');
+    const map = parameterTensors(imported.model, imported.shapes);
+    const wrt = request.wrt ?? map.map((t) => t.name);
+    let offset = 0;
+    const selected = wrt.map((name) => {
+      const { shape, size } = map.find((t) => t.name === name)!;
+      offset += size;
+      return { name, shape, offset: offset - size, size };
+    });
+    expect(selected).toEqual(fixture.expected.parameters);
+    expect(request.data.x.shape[0]).toBe(request.data.y.rows);
+  });
+
   it('a CNN: nodes, configs, weights in their own layout, shapes', () => {
     const { model, conv } = cnn();
     const { model: graph, shapes } = importModel(model, 'model');

@@ -8,7 +8,8 @@ import { QueueFullError, ShuttingDownError, type Job } from '../jobs/manager.js'
 import { isFailure, type HessianAnswer } from '../jobs/protocol.js';
 import type { ResultFormat } from '../jobs/results.js';
 import type { JobRecord } from '../jobs/store.js';
-import { compactRequest, HessianRequest, type ValidatedRequest } from '../schemas/model.js';
+import { takeDecodedBody } from '../plugins/body-decoders.js';
+import { HessianRequest } from '../schemas/model.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS } from './errors.js';
 import { resultFormat, resultResponse, sendResult } from './results.js';
@@ -69,15 +70,8 @@ export function admitWorkingSet(request: HessianRequest, config: Config): CostEs
   return cost;
 }
 
-/**
- * The validated body made compact (typed arrays); the request lets go of the parsed nested arrays, so
- * that a request waiting in the queue holds only its tensors' bytes.
- */
-export function takeCompactBody(request: FastifyRequest): HessianRequest {
-  const body = compactRequest(request.body as ValidatedRequest);
-  request.body = undefined;
-  return body;
-}
+/** The validated body made compact (typed arrays), whether the main thread or a body thread read it. */
+export const takeCompactBody = (request: FastifyRequest): HessianRequest => takeDecodedBody(request, 'hessianRequest');
 
 /** Maps a job that did not succeed to the error its client gets. */
 export function failureOf(job: Job): ApiError {

@@ -84,18 +84,17 @@ export const jsonBodyPlugin = (options: JsonBodyOptions): FastifyPluginAsync =>
         }
       };
       return {
-        send: (chunk: Uint8Array) => {
-          const own = new Uint8Array(chunk); // a copy of exactly its bytes, moved to the thread
-          worker.postMessage(own satisfies ThreadMessage, [own.buffer]);
-        },
+        // Copied into the message (no allocation the main thread's garbage collector counts), not moved: a
+        // chunk may be a view of a buffer other chunks share (the decompressor's output).
+        send: (chunk: Uint8Array) => worker.postMessage(chunk satisfies ThreadMessage),
         end,
         finish: async (): Promise<ThreadAnswer> => {
           await parseSlot.take();
           try {
-            if (closing) throw new Error('the server is closing');
-            worker.postMessage('parse' satisfies ThreadMessage);
+            if (!closing) worker.postMessage('parse' satisfies ThreadMessage);
             const answered = new Promise<ThreadAnswer>((resolve) => worker.once('message', resolve));
-            const result = await Promise.race([answered, stopped]);
+            const result = closing ? new Error('closing') : await Promise.race([answered, stopped]);
+            if (closing) throw new ApiError('shutting_down', 'the server is shutting down; the request body was not read');
             if (result instanceof Error) throw threadFailure(result, options.threadHeapMb);
             return result;
           } finally {

@@ -6,6 +6,7 @@ import type { ZodType } from 'zod';
 import { specError, type BackendInfo } from './compute/index.js';
 import type { Config } from './config.js';
 import { JobManager } from './jobs/manager.js';
+import { ModelStore } from './jobs/models.js';
 import { ComputePool } from './jobs/pool.js';
 import { ResultStore } from './jobs/store.js';
 import { createMetrics } from './metrics.js';
@@ -17,6 +18,7 @@ import { curvatureRoutes } from './routes/curvature.js';
 import { errorHandler } from './routes/errors.js';
 import { hessianRoutes } from './routes/hessian.js';
 import { jobRoutes } from './routes/jobs.js';
+import { modelRoutes } from './routes/models.js';
 import { opsRoutes } from './routes/ops.js';
 
 declare module 'fastify' {
@@ -36,6 +38,8 @@ declare module 'fastify' {
 export async function buildApp(config: Config): Promise<FastifyInstance> {
   const store = new ResultStore(config.RESULTS_DIR);
   let manager: JobManager;
+  // Results and stored models share RESULTS_DIR and its quota, MAX_RESULTS_BYTES.
+  const models = new ModelStore(config.RESULTS_DIR, { ttlSeconds: config.RESULT_TTL_SECONDS, maxBytes: config.MAX_RESULTS_BYTES, otherBytes: () => manager.resultsBytes });
   const metrics = createMetrics(() => manager);
   const threadOptions = {
     heapLimitMb: config.MAX_WORKER_MEMORY_MB,
@@ -56,6 +60,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       maxResultsBytes: config.MAX_RESULTS_BYTES,
       maxQueuedBytes: config.MAX_QUEUED_BYTES,
       maxPerClient: config.MAX_JOBS_PER_CLIENT,
+      otherStoredBytes: () => models.bytes,
     },
     {
       rowsComputed: (n) => metrics.rows.inc(n),
@@ -63,6 +68,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     },
   );
   await manager.init();
+  await models.recover();
 
   const app = Fastify({
     loggerInstance: pino({ level: config.LOG_LEVEL }),
@@ -86,7 +92,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       app.log.error({ err: error }, 'the worker pool could not load a TF.js backend');
     },
   );
-  const ctx: ServiceContext = { config, manager, pool, smallLane, store, metrics, backend: () => backend, backendError: () => backendError };
+  const ctx: ServiceContext = { config, manager, pool, smallLane, store, models, metrics, backend: () => backend, backendError: () => backendError };
 
   // Request bodies are checked by the same zod schemas that document them; failures name their field.
   // A large body arrives already checked (and compact) from its body thread (plugins/json-body.ts).
@@ -112,9 +118,13 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   await app.register(hessianRoutes(ctx));
   await app.register(curvatureRoutes(ctx));
   await app.register(jobRoutes(ctx));
+  await app.register(modelRoutes(ctx));
   await app.register(opsRoutes(ctx));
 
-  const sweeper = setInterval(() => void manager.sweep(), Math.min(config.RESULT_TTL_SECONDS, 60) * 1000);
+  const sweeper = setInterval(() => {
+    void manager.sweep();
+    void models.sweep(Date.now(), (error, modelId) => app.log.error({ err: error, modelId }, 'could not delete an expired model'));
+  }, Math.min(config.RESULT_TTL_SECONDS, 60) * 1000);
   sweeper.unref();
   // Graceful shutdown: queued jobs are cancelled, the running one gets the grace period, results stay.
   // server.ts drains before close(): fastify runs preClose hooks under its 10 s plugin timeout, which

@@ -5,7 +5,8 @@
  * overflows float32 is a 422, never Infinity in JSON; every benchmark case is admitted.
  */
 import { describe, expect, it } from 'vitest';
-import { costShape, estimateCost, parseRequest } from '../src/compute/index.js';
+import { costShape, estimateCost } from '../src/compute/index.js';
+import { parseRequest } from '../src/hessian.js';
 import { loadConfig } from '../src/config.js';
 import { admit } from '../src/routes/hessian.js';
 import { decodeFloat32LE, expectJsonMatchesFixture, mlpRequest, rawBody, rng, useApp } from './api-helpers.js';

@@ -9,10 +9,10 @@ import {
   estimateCost,
   hessianRows,
   initBackend,
-  parseRequest,
   planRowBlocks,
   PreparedModel,
 } from '../src/compute/index.js';
+import { parseRequest } from '../src/hessian.js';
 import { tf } from '../src/compute/tf.js';
 import { mlpRequest } from './api-helpers.js';
 import { fixtures } from './helpers.js';

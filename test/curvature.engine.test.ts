@@ -1,5 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { computeHessian, initBackend, parseRequest, PreparedModel } from '../src/compute/index.js';
+import { initBackend, PreparedModel } from '../src/compute/index.js';
+import { computeHessian, parseRequest } from '../src/hessian.js';
+import { lanczosEigen } from '../src/compute/algorithms/lanczos.js';
+import { mulberry32 } from '../src/compute/initializers.js';
+import { curvatureOperator } from '../src/compute/operators/index.js';
 import { computeQuantity, type CurvatureQuery } from '../src/compute/quantities/index.js';
 import { curvatureCases, isPositiveSemiDefinite } from './curvature-helpers.js';
 import { relativeError } from './helpers.js';
@@ -69,6 +73,20 @@ describe.each(curvatureCases())('$name', ({ request, expected }) => {
         const overlap = allVectors[j].reduce((s, v, e) => s + v * vectors[i][e], 0);
         expect(Math.abs(overlap)).toBeGreaterThanOrEqual(0.999);
       }
+    });
+  });
+
+  it('restarted block Lanczos (a basis of 6 vectors for P of 8 to 59) still converges to the 3 largest', () => {
+    const all = [...expected.hessian.eigenvalues].sort((a, b) => b - a);
+    const scale = Math.max(...all.map(Math.abs));
+    const result = withModel(request, (model) =>
+      lanczosEigen(curvatureOperator(model, 'hessian'), { k: 3, which: 'largest', tolerance: 1e-5, maxBasis: 6, maxIterations: 500, block: 3, random: mulberry32(3) }),
+    );
+    expect(result.converged).toBe(true);
+    expect(result.iterations).toBeGreaterThan(3); // the basis filled and restarted at least once
+    result.eigenvalues.forEach((value, i) => {
+      expect(Math.abs(value - all[i]) / scale).toBeLessThan(1e-3);
+      expect(result.residuals[i] / scale).toBeLessThan(1e-3);
     });
   });
 

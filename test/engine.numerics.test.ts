@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { computeHessian, initBackend } from '../src/compute/index.js';
+import { initBackend } from '../src/compute/index.js';
+import { computeHessian } from '../src/hessian.js';
 import { activationRule } from '../src/compute/activations/index.js';
 import { lossRule } from '../src/compute/losses/index.js';
 import { tf, type Tensor } from '../src/compute/tf.js';

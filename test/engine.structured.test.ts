@@ -5,7 +5,8 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ACTIVATIONS } from '../src/compute/activations/index.js';
-import { computeHessian, costShape, DEFAULT_MEMORY_BUDGET_BYTES, initBackend, parseRequest, planHessian, planRowBlocks, PreparedModel, rowSource } from '../src/compute/index.js';
+import { costShape, DEFAULT_MEMORY_BUDGET_BYTES, initBackend, planHessian, planRowBlocks, PreparedModel, rowSource } from '../src/compute/index.js';
+import { computeHessian, parseRequest } from '../src/hessian.js';
 import { allParameters } from '../src/compute/parameters.js';
 import { fixtures, relativeError } from './helpers.js';
 

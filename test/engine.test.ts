@@ -1,15 +1,14 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../src/compute/tf.js';
 import {
-  computeHessian,
   hessianRows,
   hessianTimes,
   initBackend,
   NumericalError,
-  parseRequest,
   PreparedModel,
   SpecError,
 } from '../src/compute/index.js';
+import { computeHessian, parseRequest } from '../src/hessian.js';
 import { EXAMPLE_REQUEST, EXAMPLE_RESPONSE } from '../src/schemas/examples.js';
 import { fixtures, relativeError } from './helpers.js';
 

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BackendPreference } from '../src/compute/backend.js';
-import { computeHessian, initBackend, type BackendInfo } from '../src/compute/index.js';
+import { initBackend, type BackendInfo } from '../src/compute/index.js';
+import { computeHessian } from '../src/hessian.js';
 import { fixtures, relativeError } from './helpers.js';
 
 // Every case was computed in float64 by PyTorch autograd (test/fixtures/generate.py), which shares

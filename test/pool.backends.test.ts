@@ -12,7 +12,7 @@ import { JobManager, type Job } from '../src/jobs/manager.js';
 import { ComputePool } from '../src/jobs/pool.js';
 import type { WorkerTask } from '../src/jobs/protocol.js';
 import { ResultStore } from '../src/jobs/store.js';
-import { parseRequest } from '../src/compute/index.js';
+import { parseRequest } from '../src/hessian.js';
 import { freshDir, removeDir, sleep } from './api-helpers.js';
 import { fixtures, relativeError, type FixtureCase } from './helpers.js';
 

@@ -12,12 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { estimateCost } from '../compute/cost.js';
-import { costShape, initBackend, parseRequest, PreparedModel } from '../compute/index.js';
+import { costShape, initBackend, PreparedModel } from '../compute/index.js';
+import { parseRequest } from '../hessian.js';
 import { glorotUniform, mulberry32 } from '../compute/initializers.js';
 import { lanczosEigen } from '../compute/algorithms/lanczos.js';
 import { curvatureOperator } from '../compute/operators/index.js';
 import { tanhMlp } from './cases.js';
-import { maxEigenBasis } from '../compute/quantities/index.js';
+import { eigenIterations, maxEigenBasis } from '../compute/quantities/index.js';
 
 const option = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -56,7 +57,7 @@ const counted = {
     return out;
   },
 };
-const lanczos = lanczosEigen(counted, { k, which: 'largest', tolerance: 1e-4, maxBasis: maxEigenBasis(model.size), block: k, random: mulberry32(0) });
+const lanczos = lanczosEigen(counted, { k, which: 'largest', tolerance: 1e-4, maxBasis: maxEigenBasis(model.size), maxIterations: eigenIterations(model.size, k), block: k, random: mulberry32(0) });
 const result = { fields: { ...lanczos } };
 const seconds = (performance.now() - started) / 1000;
 const peakRssMb = process.resourceUsage().maxRSS / 1024;

@@ -1,14 +1,15 @@
 /**
  * The Hessian engine: exact loss, gradient and full Hessian over all parameters of a sequential dense
- * model, flattened into one vector. Knows nothing of HTTP; the service calls it from worker threads.
+ * model, flattened into one vector. Knows nothing of HTTP nor of the wire formats (src/schemas turns
+ * those into its requests); the service calls it from worker threads.
  */
 import type { z } from 'zod';
-import { compactRequest, HessianRequest } from '../schemas/model.js';
 import { activeBackend, initBackend, type BackendInfo } from './backend.js';
 import { structuredCost } from './assembly/cost.js';
 import { StructuredAssembly } from './assembly/index.js';
 import { estimateCost, layerShapes, type CostEstimate, type CostShape } from './cost.js';
 import { finiteRows, hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
+import type { DenseRequest } from './dense/request.js';
 import { SpecError } from './errors.js';
 import { PreparedModel } from './model.js';
 import { allParameters, selectParameters, type ParameterTensor } from './parameters.js';
@@ -20,13 +21,8 @@ export { StructuredAssembly } from './assembly/index.js';
 export { SpecError, NumericalError, type FieldIssue } from './errors.js';
 export { PreparedModel } from './model.js';
 export { allParameters, selectParameters, totalSize, type ParameterTensor } from './parameters.js';
-
-/** Validates a request body; throws SpecError naming each bad field. */
-export function parseRequest(body: unknown): HessianRequest {
-  const parsed = HessianRequest.safeParse(body);
-  if (parsed.success) return compactRequest(parsed.data);
-  throw specError(parsed.error);
-}
+export { denseStack, engineRequest, firstNonDense, normalizeLoss, type DenseLayerSpec, type DenseRequest } from './dense/request.js';
+export type { EngineRequest, GraphModel } from './spec.js';
 
 /** A zod failure as a SpecError whose issues name their fields ("model.layers[1].kernel"). */
 export const specError = (error: z.ZodError): SpecError =>
@@ -77,13 +73,8 @@ export interface ComputeOptions {
   onRows?: (row: number, count: number, rows: Float32Array) => void;
 }
 
-/** Computes the whole result in this thread (the service spreads the row blocks over workers instead). */
-export async function computeHessian(body: unknown, options: ComputeOptions = {}): Promise<HessianResult> {
-  return hessianOf(parseRequest(body), options);
-}
-
-/** computeHessian for a request already validated and made compact (the service's small lane). */
-export async function hessianOf(request: HessianRequest, options: ComputeOptions = {}): Promise<HessianResult> {
+/** Computes the whole result in this thread (the service's small lane; the jobs spread row blocks over workers instead). */
+export async function hessianOf(request: DenseRequest, options: ComputeOptions = {}): Promise<HessianResult> {
   const started = performance.now();
   const backend = activeBackend() ?? (await initBackend());
   const model = new PreparedModel(request);
@@ -119,7 +110,7 @@ export type HessianPlan = CostEstimate & { method: HessianMethod };
 export const DEFAULT_MEMORY_BUDGET_BYTES = 2048 * 2 ** 20;
 
 /** The sizes a request's cost depends on, read from its structure (no tensor is made). */
-export function costShape(request: HessianRequest): CostShape {
+export function costShape(request: DenseRequest): CostShape {
   return {
     batch: request.data.x.rows,
     layers: layerShapes(allParameters(request.model)),

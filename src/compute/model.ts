@@ -1,8 +1,8 @@
-import { normalizeLoss, type HessianRequest } from '../schemas/model.js';
 import { activationRule } from './activations/index.js';
 import type { ActivationParams, Keep } from './activations/rule.js';
 import { NumericalError } from './errors.js';
 import { glorotUniform } from './initializers.js';
+import { normalizeLoss, type DenseRequest } from './dense/request.js';
 import { DenseLayer } from './layers/dense.js';
 import { lossRule } from './losses/index.js';
 import type { LossParams, LossRule, LossState } from './losses/rule.js';
@@ -23,7 +23,7 @@ export class PreparedModel {
   readonly gradient: Float32Array;
   private readonly kept: Tensor[] = [];
 
-  constructor(readonly request: HessianRequest) {
+  constructor(readonly request: DenseRequest) {
     this.parameters = selectParameters(request.model, request.wrt);
     this.size = totalSize(this.parameters);
     const keep: Keep = (t) => {
@@ -147,7 +147,7 @@ const asObject = (activation: string | ActivationSpecObject): ActivationSpecObje
  * it stays exact and finite for confident predictions, where the probability rounds to 1 in float32 and
  * log(1 - p), 1 - p and p (1 - p) would be log 0 and 0. This is the one place that decides it.
  */
-function outputRules(request: HessianRequest, rule: LossRule): { lastActivation: ActivationSpecObject; loss: LossParams } {
+function outputRules(request: DenseRequest, rule: LossRule): { lastActivation: ActivationSpecObject; loss: LossParams } {
   const loss = normalizeLoss(request.loss);
   const lastActivation = asObject(request.model.layers[request.model.layers.length - 1].activation);
   const fuses = !loss.fromLogits && rule.fusesWith !== undefined && activationRule(lastActivation.type).name === rule.fusesWith;

@@ -1,7 +1,7 @@
-import type { DenseLayer, Model } from '../schemas/model.js';
+import type { DenseLayerSpec } from './dense/request.js';
 
 /** What the parameter layout depends on: layer sizes and names, not weights (a compact or a parsed model). */
-export type ModelLayout = Pick<Model, 'inputShape'> & { layers: readonly Pick<DenseLayer, 'units' | 'useBias' | 'name'>[] };
+export type ModelLayout = { inputShape: readonly number[]; layers: readonly Pick<DenseLayerSpec, 'units' | 'useBias' | 'name'>[] };
 
 export type TensorKind = 'kernel' | 'bias';
 

@@ -47,12 +47,12 @@ export class QueuedBytesFullError extends QueueFullError {
   }
 }
 
-/** The results would not fit in MAX_RESULTS_BYTES. */
+/** A result, or an uploaded model, would not fit in MAX_RESULTS_BYTES next to the results and models held. */
 export class ResultsQuotaError extends Error {
-  constructor(needed: number, used: number, limit: number) {
+  constructor(needed: number, used: number, limit: number, what: 'result' | 'model' = 'result') {
     super(
-      `the result needs ${needed} bytes on disk but ${used} of the MAX_RESULTS_BYTES quota of ${limit} bytes are held by other results; ` +
-        'delete finished jobs (DELETE /v1/jobs/:id) or retry once results have expired',
+      `the ${what} needs ${needed} bytes on disk but ${used} of the MAX_RESULTS_BYTES quota of ${limit} bytes are held by other results and stored models; ` +
+        'delete finished jobs (DELETE /v1/jobs/:id) or models (DELETE /v1/models/:id), or retry once they have expired',
     );
   }
 }
@@ -118,6 +118,8 @@ export class JobManager {
       maxQueuedBytes?: number;
       timeoutSeconds?: number;
       maxPerClient?: number;
+      /** Bytes held on disk under MAX_RESULTS_BYTES besides the results (the stored models). */
+      otherStoredBytes?: () => number;
     },
     private readonly events: JobEvents = {},
   ) {}
@@ -176,7 +178,8 @@ export class JobManager {
     const parameters = selectParameters(request.model, request.wrt);
     const needed = matrixBytes(totalSize(parameters));
     const limit = this.options.maxResultsBytes ?? Infinity;
-    if (this.resultsBytes + needed > limit) throw new ResultsQuotaError(needed, this.resultsBytes, limit);
+    const used = this.resultsBytes + (this.options.otherStoredBytes?.() ?? 0);
+    if (used + needed > limit) throw new ResultsQuotaError(needed, used, limit);
     const plan = cost ?? planHessian(costShape(request), this.options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
     const record: JobRecord = {
       id: randomUUID(),

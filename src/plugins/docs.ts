@@ -4,6 +4,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import { REQUEST_EXAMPLES } from '../schemas/examples.js';
+import { MULTIPART_UPLOAD } from '../schemas/models.js';
 
 export const API_DESCRIPTION = `Exact Hessian of a model's loss with respect to all its parameters flattened into one vector,
 every block included (also the cross-layer ones), with a map from each row to its tensor and index.
@@ -63,6 +64,7 @@ export const docsPlugin = (options: { keysRequired: boolean; protectOperations: 
           { name: 'hessian', description: 'Compute and answer in one request' },
           { name: 'curvature', description: 'Products, Gauss-Newton, Fisher, diagonal, eigenvalues, trace, spectral density' },
           { name: 'jobs', description: 'Queue, watch, stream, download and cancel' },
+          { name: 'models', description: 'Upload a model once (as TF.js saves it, or as JSON) and name it by id in many requests' },
           { name: 'operations', description: 'Health, readiness, metrics, this document' },
         ],
         components: { securitySchemes: SECURITY_SCHEMES },
@@ -75,6 +77,8 @@ export const docsPlugin = (options: { keysRequired: boolean; protectOperations: 
             operation.security = securityOf(path, options.keysRequired, options.protectOperations);
             const json = operation.requestBody?.content?.['application/json'];
             if (json?.schema?.$ref === '#/components/schemas/HessianRequestInput') json.examples = structuredClone(REQUEST_EXAMPLES);
+            // The multipart form of a model upload is read by its handler, not by a body schema.
+            if (json?.schema?.$ref === '#/components/schemas/ModelUploadInput') (operation.requestBody!.content as Record<string, unknown>)['multipart/form-data'] = structuredClone(MULTIPART_UPLOAD);
           }
         }
         dropUnusedSchemas(document);

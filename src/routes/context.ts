@@ -1,6 +1,7 @@
 import type { BackendInfo } from '../compute/index.js';
 import type { Config } from '../config.js';
 import type { JobManager } from '../jobs/manager.js';
+import type { ModelStore } from '../jobs/models.js';
 import type { ComputePool } from '../jobs/pool.js';
 import type { ResultStore } from '../jobs/store.js';
 import type { Metrics } from '../metrics.js';
@@ -14,6 +15,8 @@ export interface ServiceContext {
   /** One thread for small synchronous requests, answered from memory (see routes/hessian.ts), and /ready's probe. */
   smallLane: ComputePool;
   store: ResultStore;
+  /** Uploaded models (POST /v1/models), named in requests by id. */
+  models: ModelStore;
   metrics: Metrics;
   /** Set once a worker has loaded its TF.js backend. */
   backend: () => BackendInfo | null;

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { selectParameters } from '../compute/index.js';
-import { KRYLOV_BUDGET_BYTES, maxEigenBasis } from '../compute/quantities/index.js';
+import { eigenIterations, KRYLOV_BUDGET_BYTES, maxEigenBasis } from '../compute/quantities/index.js';
 import { npyHeader } from '../jobs/npy.js';
 import { densityPng, topNodes } from '../pictures/density.js';
 import { heatmapPng } from '../pictures/heatmap.js';
@@ -135,7 +135,7 @@ function productCount(body: CurvatureRequest, size: number, request: HessianRequ
     case 'hvp':
       return Array.isArray(body.vectors) ? body.vectors.length : 0;
     case 'eigenvalues':
-      return Math.min(maxEigenBasis(size), body.maxIterations ? body.maxIterations * o.k : Infinity) + o.k;
+      return eigenIterations(size, o.k, body.maxIterations) * o.k + o.k;
     case 'trace':
       return o.method === 'exact' ? widest : o.samples;
     case 'density':

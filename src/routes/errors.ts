@@ -6,6 +6,13 @@ import { ClientQueueFullError, QueueFullError, ResultsQuotaError, ShuttingDownEr
 import { StorageError } from '../jobs/store.js';
 import { ErrorBody } from '../schemas/api.js';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The body types a route takes, as its 415 names them (default application/json). */
+    bodyTypes?: string;
+  }
+}
+
 interface ErrorInfo {
   status: number;
   /** When it is answered: the README's and the OpenAPI document's wording. */
@@ -27,6 +34,11 @@ export const ERRORS = {
     example: "loss: 'meanSquaredErr' is not a known loss; accepted: meanSquaredError, meanAbsoluteError, huber, categoricalCrossentropy, sparseCategoricalCrossentropy, binaryCrossentropy",
   },
   invalid_compressed_body: { status: 400, when: 'a compressed body (Content-Encoding) that does not decompress', example: 'the request body is not valid gzip data (Content-Encoding: gzip)' },
+  invalid_multipart: {
+    status: 400,
+    when: 'a multipart/form-data upload (POST /v1/models) that cannot be read as multipart',
+    example: 'the multipart/form-data body cannot be read: Unexpected end of form',
+  },
   bad_request: { status: 400, when: 'any other malformed HTTP request', example: 'Bad Request' },
   unauthorized: {
     status: 401,
@@ -34,7 +46,7 @@ export const ERRORS = {
     example: 'this server needs an API key: send Authorization: Bearer <key> or X-API-Key: <key>',
   },
   forbidden: { status: 403, when: 'API_KEYS is set and the key sent is not one of them', example: 'the API key sent is not valid on this server' },
-  not_found: { status: 404, when: 'unknown job, deleted, expired, or created with another API key', example: 'no job 2b7c1f5e-0d7a-4a53-9a4e-6b7c2f1d9e21 (never created, deleted, or its result expired)' },
+  not_found: { status: 404, when: 'unknown job or stored model, deleted, expired, or created with another API key', example: 'no job 2b7c1f5e-0d7a-4a53-9a4e-6b7c2f1d9e21 (never created, deleted, or its result expired)' },
   not_acceptable: {
     status: 406,
     when: '`Accept` names no form served (q-values are honoured; q=0 refuses a form)',
@@ -68,7 +80,11 @@ export const ERRORS = {
     when: 'the estimated operations of the whole job exceed `MAX_JOB_FLOPS`; the message gives the estimate and the limit',
     example: 'the Hessian would take about 2.40e+13 floating-point operations (P = 19158, batch 20000); the limit MAX_JOB_FLOPS is 1.00e+13',
   },
-  unsupported_media_type: { status: 415, when: 'body not sent as `application/json`', example: 'send the request body as application/json' },
+  unsupported_media_type: {
+    status: 415,
+    when: 'body not sent as `application/json` (or, for POST /v1/models, `multipart/form-data`)',
+    example: 'send the request body as application/json',
+  },
   unsupported_content_encoding: {
     status: 415,
     when: 'a `Content-Encoding` other than gzip, deflate, br or identity',
@@ -102,8 +118,8 @@ export const ERRORS = {
   },
   insufficient_storage: {
     status: 507,
-    when: "the result's matrix would not fit in `MAX_RESULTS_BYTES` next to the results held; the message gives both sizes",
-    example: 'the result needs 1600000128 bytes on disk but 16000000000 of the MAX_RESULTS_BYTES quota of 17179869184 bytes are held by other results; delete finished jobs (DELETE /v1/jobs/:id) or retry once results have expired',
+    when: "the result's matrix, or an uploaded model, would not fit in `MAX_RESULTS_BYTES` next to the results and models held; the message gives both sizes",
+    example: 'the result needs 1600000128 bytes on disk but 16000000000 of the MAX_RESULTS_BYTES quota of 17179869184 bytes are held by other results and stored models; delete finished jobs (DELETE /v1/jobs/:id) or models (DELETE /v1/models/:id), or retry once they have expired',
   },
 } as const satisfies Record<string, ErrorInfo>;
 
@@ -144,7 +160,7 @@ function toApiError(error: FastifyError, request: FastifyRequest): ApiError {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new ApiError('payload_too_large', `the request body is larger than MAX_BODY_BYTES (${error.message}; a compressed body counts decompressed)`);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new ApiError('unsupported_media_type', 'send the request body as application/json');
+      return new ApiError('unsupported_media_type', `send the request body as ${request.routeOptions.config?.bodyTypes ?? 'application/json'}`);
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new ApiError('invalid_request', 'the request body is empty; send a JSON object');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':

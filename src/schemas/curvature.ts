@@ -29,7 +29,7 @@ const CurvatureFields = RequestFields.extend({
     .max(1)
     .optional()
     .describe('eigenvalues: stop when every residual ||M x - λ x|| is below tolerance · max|λ| (default 1e-4)'),
-  maxIterations: z.number().int().min(1).max(1000).optional().describe('eigenvalues: most block Lanczos steps (default: as memory allows, at most 200 basis vectors)'),
+  maxIterations: z.number().int().min(1).max(1000).optional().describe('eigenvalues: most block Lanczos steps, restarts included (default: 5 fillings of the basis, which holds at most 200 vectors and fewer when P is large)'),
   method: z.enum(['exact', 'hutchinson']).optional().describe('trace: the sum of the exact diagonal, or Hutchinson with Rademacher probes (default exact)'),
   samples: z.number().int().min(2).max(100_000).optional().describe('trace, hutchinson: probes (default 100)'),
   runs: z.number().int().min(1).max(256).optional().describe('density: independent Lanczos runs (default 10)'),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ACTIVATION_NAMES } from '../compute/activations/index.js';
+import { normalizeLoss, specError, type DenseLayerSpec, type DenseRequest } from '../compute/index.js';
 import { LOSS_NAMES, lossRule } from '../compute/losses/index.js';
 import { allParameters, layerInputs, layerName } from '../compute/parameters.js';
 import { BinaryTensor, binaryToMatrix, decodeTensor, isBinary, nestedToMatrix, type DecodedTensor, type Matrix } from './tensor.js';
@@ -110,15 +111,11 @@ export type LossSpec = z.infer<typeof LossSpec>;
 /** A request as its fields validate, before it is made compact. */
 export type RequestFields = z.infer<typeof RequestFields>;
 /**
- * A validated request as the engine and the job queue hold it: every tensor a typed array with its
- * shape (a queued request costs its values' bytes, not parsed nested arrays). Integer labels are a
- * one-column Matrix of the label values.
+ * A validated request as the engine's dense path takes it (compute's DenseRequest): every tensor a
+ * typed array with its shape. Integer labels are a one-column Matrix of the label values.
  */
-export type HessianRequest = Omit<RequestFields, 'model' | 'data'> & {
-  model: Omit<Model, 'layers'> & { layers: CompactLayer[] };
-  data: { x: Matrix; y: Matrix };
-};
-export type CompactLayer = Omit<DenseLayer, 'kernel' | 'bias'> & { kernel?: Matrix; bias?: Float32Array };
+export type HessianRequest = DenseRequest;
+export type CompactLayer = DenseLayerSpec;
 export type HessianRequestInput = z.input<typeof HessianRequest>;
 /** What the HessianRequest schema validates to, before compactRequest (the routes call it at once). */
 export type ValidatedRequest = z.output<typeof HessianRequest>;
@@ -150,8 +147,12 @@ export function requestBytes(request: HessianRequest): number {
   return layers + request.data.x.values.byteLength + request.data.y.values.byteLength;
 }
 
-/** The loss spec in its object form. */
-export const normalizeLoss = (loss: LossSpec) => (typeof loss === 'string' ? { type: loss } : loss);
+/** Validates a dense request body and makes it compact; throws SpecError naming each bad field. */
+export function parseRequest(body: unknown): HessianRequest {
+  const parsed = HessianRequest.safeParse(body);
+  if (parsed.success) return compactRequest(parsed.data);
+  throw specError(parsed.error);
+}
 
 export type Report = (path: (string | number)[], message: string) => void;
 

@@ -8,8 +8,10 @@ export interface EigenOptions {
   which: Which;
   /** Stop when every wanted Ritz pair's residual is below tolerance * max |Ritz value|. */
   tolerance: number;
-  /** Largest Krylov basis (vectors of P floats kept in memory). */
+  /** Largest Krylov basis (vectors of P floats kept in memory); a full basis is restarted, not grown. */
   maxBasis: number;
+  /** Most block steps in all, restarts included (each step is `block` operator products). */
+  maxIterations: number;
   /** Directions per block (block Lanczos); 1 is plain Lanczos. */
   block: number;
   random: () => number;
@@ -27,32 +29,38 @@ export interface EigenResult {
 }
 
 /**
- * Block Lanczos with full reorthogonalisation: the Krylov basis Q grows a block at a time, every new
- * block orthogonalised (twice) against all of Q, which also gives T = Q^T M Q exactly. Ritz pairs of T
- * (Rayleigh-Ritz) approximate M's extreme eigenpairs; the residual of a Ritz pair is ||R y_last|| with R
- * the new block before normalisation, so convergence is checked without extra products.
+ * Block Lanczos with full reorthogonalisation and thick restarts: the Krylov basis Q grows a block at a
+ * time, every new block orthogonalised (twice) against all of Q, which also gives T = Q^T M Q exactly.
+ * Ritz pairs of T (Rayleigh-Ritz) approximate M's extreme eigenpairs; the residual of a Ritz pair is
+ * ||R y_last|| with R the new block before normalisation, so convergence is checked without extra
+ * products. When the basis is full (memory, not convergence, ended it: P in the millions leaves room
+ * for a few dozen vectors), it restarts from its best Ritz vectors (Krylov-Schur): M Q = Q T + R E^T
+ * gives M x = θ x + R (E^T y) for each kept x = Q y, so T restarts as diag(θ) and R continues the
+ * search, with nothing recomputed and the basis within maxBasis.
  */
 export function lanczosEigen(operator: LinearOperator, options: EigenOptions): EigenResult {
   const size = operator.size;
   const k = Math.min(options.k, size);
   const maxBasis = Math.max(Math.min(options.maxBasis, size), Math.min(k, size));
   const block = Math.max(1, Math.min(options.block, maxBasis));
-  const basis: Float32Array[] = [];
-  const projections: Float64Array[] = []; // column c: <q_i, M q_c> for i <= c
+  // Kept at a restart: the wanted pairs and as many more as leave room for several blocks to grow.
+  const kept = Math.min(maxBasis - block, Math.max(k, Math.floor(maxBasis / 2)));
+  let basis: Float32Array[] = [];
+  let projections: Float64Array[] = []; // column c: <q_i, M q_c> for i <= c
   let current = nextBlock(basis, Array.from({ length: block }, () => randomVector(size, options.random)), size, options.random);
   let iterations = 0;
   let lastChecked = 0;
   let ritz: Ritz | null = null;
   let converged = false;
-  while (current.length) {
+  while (current.length && iterations < options.maxIterations) {
     iterations++;
     const products = applyAll(operator, current);
     const start = basis.length;
     basis.push(...current);
     for (const w of products) projections.push(orthogonalize(w, basis));
-    const room = maxBasis - basis.length;
-    const exhausted = room <= 0;
-    if (exhausted || basis.length >= lastChecked * 1.2 + block || basis.length >= size) {
+    const full = maxBasis - basis.length < Math.min(block, size - basis.length);
+    const last = iterations >= options.maxIterations;
+    if (full || last || basis.length >= lastChecked * 1.2 + block || basis.length >= size) {
       lastChecked = basis.length;
       ritz = rayleighRitz(projections, basis.length, products, start, k, options.which);
       if (ritz.estimatedResiduals.every((r) => r <= options.tolerance * ritz!.scale)) {
@@ -60,12 +68,22 @@ export function lanczosEigen(operator: LinearOperator, options: EigenOptions): E
         break;
       }
     }
-    if (exhausted) break;
-    // The products were orthogonalised against the whole basis just above.
-    current = nextBlock(basis, products.slice(0, Math.min(products.length, room)), size, options.random, true);
+    if (last || basis.length >= size || (full && kept < k)) break;
+    if (full) {
+      const restart = rayleighRitz(projections, basis.length, [], basis.length, kept, options.which);
+      basis = restart.coefficients.map((y) => combine(basis, y, size));
+      projections = restart.values.map((value, c) => Float64Array.from({ length: c + 1 }, (_, i) => (i === c ? value : 0)));
+      lastChecked = basis.length;
+      ritz = null;
+    }
+    // The products were orthogonalised against the whole basis just above (the kept Ritz vectors span part of it).
+    current = nextBlock(basis, products.slice(0, Math.min(products.length, maxBasis - basis.length)), size, options.random, true);
   }
-  ritz ??= rayleighRitz(projections, basis.length, [], basis.length, k, options.which);
-  converged ||= ritz.estimatedResiduals.every((r) => r <= options.tolerance * ritz!.scale);
+  if (!ritz || ritz.coefficients[0].length !== basis.length) {
+    // No check after the last step: the Krylov space became invariant, so its Ritz pairs are exact.
+    ritz = rayleighRitz(projections, basis.length, [], basis.length, k, options.which);
+    converged = true;
+  }
   const eigenvectors = ritz.coefficients.map((y) => combine(basis, y, size));
   const products = applyAll(operator, eigenvectors);
   const residuals = eigenvectors.map((x, i) => residualNorm(products[i], x, ritz!.values[i]));

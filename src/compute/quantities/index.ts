@@ -6,10 +6,10 @@ import { mulberry32 } from '../initializers.js';
 import type { PreparedModel } from '../model.js';
 import { applyInBlocks, curvatureOperator, type LinearOperator } from '../operators/index.js';
 import { exactDiagonal } from './diagonal.js';
-import { maxEigenBasis, type CurvatureQuery, type Quantity, type QuantityResult } from './query.js';
+import { eigenIterations, maxEigenBasis, type CurvatureQuery, type Quantity, type QuantityResult } from './query.js';
 
 export { exactDiagonal } from './diagonal.js';
-export { KRYLOV_BUDGET_BYTES, maxEigenBasis, type CurvatureQuery, type Quantity, type QuantityResult } from './query.js';
+export { eigenIterations, KRYLOV_BUDGET_BYTES, maxEigenBasis, type CurvatureQuery, type Quantity, type QuantityResult } from './query.js';
 
 type Rule<Q extends Quantity> = (model: PreparedModel, query: Extract<CurvatureQuery, { quantity: Q }>, engineBlock?: number) => QuantityResult;
 
@@ -26,12 +26,12 @@ const QUANTITIES: { [Q in Quantity]: Rule<Q> } = {
   diagonal: (model, { matrix }) => ({ fields: { diagonal: exactDiagonal(model, matrix) } }),
   eigenvalues(model, query, engineBlock) {
     const operator = curvatureOperator(model, query.matrix, engineBlock);
-    const maxBasis = query.maxIterations ? Math.min(maxEigenBasis(model.size), query.maxIterations * query.k) : maxEigenBasis(model.size);
     const result = lanczosEigen(operator, {
       k: query.k,
       which: query.which,
       tolerance: query.tolerance,
-      maxBasis,
+      maxBasis: maxEigenBasis(model.size),
+      maxIterations: eigenIterations(model.size, query.k, query.maxIterations),
       block: query.k,
       random: mulberry32(query.seed),
     });

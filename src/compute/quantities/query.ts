@@ -24,3 +24,10 @@ export const KRYLOV_BUDGET_BYTES = 512 * 2 ** 20;
 
 /** Largest Lanczos basis for eigenvalues: 200 vectors, fewer when P is large. */
 export const maxEigenBasis = (size: number): number => Math.max(1, Math.min(200, Math.floor(KRYLOV_BUDGET_BYTES / (4 * size))));
+
+/** Fillings of the eigenvalue basis (one, then restarts) that a request gets unless it sets maxIterations. */
+const EIGEN_FILLINGS = 5;
+
+/** Block Lanczos steps of an eigenvalue request: its maxIterations, else EIGEN_FILLINGS fillings of the basis. */
+export const eigenIterations = (size: number, k: number, maxIterations?: number): number =>
+  maxIterations ?? EIGEN_FILLINGS * Math.max(1, Math.ceil(maxEigenBasis(size) / k));

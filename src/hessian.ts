@@ -1,0 +1,14 @@
+/**
+ * The engine for in-process callers (tests, benchmarks, scripts): a request body as the API takes it,
+ * validated, then computed whole in this thread. The service itself validates in its routes and
+ * computes on its worker pool.
+ */
+import { hessianOf, type ComputeOptions, type HessianResult } from './compute/index.js';
+import { parseRequest } from './schemas/model.js';
+
+export { parseRequest } from './schemas/model.js';
+
+/** Validates `body` (a SpecError names each bad field), then computes loss, gradient and Hessian. */
+export async function computeHessian(body: unknown, options: ComputeOptions = {}): Promise<HessianResult> {
+  return hessianOf(parseRequest(body), options);
+}

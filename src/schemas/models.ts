@@ -1,0 +1,56 @@
+import { z } from 'zod';
+import { ParameterEntry } from './api.js';
+
+/** Shapes of the stored-model routes (POST, GET, DELETE /v1/models); the OpenAPI document is generated from these. */
+
+export const ModelId = z.object({ id: z.string().regex(/^[A-Za-z0-9-]{1,64}$/) });
+
+/** A reference to a stored model, accepted wherever a request takes a model. */
+export const StoredModelRef = z
+  .object({ id: z.string().describe('The id POST /v1/models answered') })
+  .strict()
+  .describe('A model uploaded before with POST /v1/models');
+
+const UPLOADED_MODEL = z
+  .record(z.string(), z.unknown())
+  .describe(
+    'Any model form /v1/hessian takes: our own JSON ({"inputShape", "layers"}), a TF.js model.json object with "weightData" (base64 of the weight files), or a Keras to_json() object with "weights"',
+  );
+
+/** The JSON form of an upload: {"model": <model>}, as in /v1/hessian, or the model object itself. */
+export const ModelUpload = z
+  .union([z.object({ model: UPLOADED_MODEL }).strict(), UPLOADED_MODEL])
+  .describe('{"model": <model>} (as in /v1/hessian), or the model object itself')
+  .meta({ id: 'ModelUpload' });
+
+/** The multipart form, as TF.js's model.save(tf.io.http(url)) sends it (documented beside the JSON body). */
+export const MULTIPART_UPLOAD = {
+  schema: {
+    type: 'object',
+    required: ['model.json'],
+    properties: {
+      'model.json': { type: 'string', format: 'binary', description: 'The model.json: modelTopology and weightsManifest (paths "./model.weights.bin")' },
+      'model.weights.bin': { type: 'string', format: 'binary', description: 'The weights, as the manifest lays them out (application/octet-stream)' },
+    },
+    additionalProperties: { type: 'string', format: 'binary', description: 'More weight files, one part per path of the manifest (named as the path, without "./")' },
+  },
+};
+
+export const StoredModel = z
+  .object({
+    id: z.string().describe('Send {"model": {"id": id}} in /v1/hessian, /v1/jobs or /v1/curvature'),
+    parameters: z.array(ParameterEntry).describe("The model's trainable weights in the order of the matrix"),
+    size: z.number().int().describe('P, the number of parameters'),
+    inputShape: z.array(z.number().int()).describe('One example, without the batch'),
+    outputShape: z.array(z.number().int()).describe('The output of one example, without the batch'),
+    loss: z
+      .object({ type: z.string(), fromLogits: z.boolean().optional(), delta: z.number().optional() })
+      .optional()
+      .describe("The loss of the model's training config (a compiled model), used when a request names none"),
+    createdAt: z.string(),
+    expiresAt: z.string().describe('When the model is deleted (RESULT_TTL_SECONDS after its upload)'),
+    links: z.object({ self: z.string() }),
+  })
+  .meta({ id: 'StoredModel' });
+
+export type StoredModel = z.infer<typeof StoredModel>;

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { ZodType } from 'zod';
-import { compactRequest, HessianRequest } from '../schemas/model.js';
+import { engineRequest } from '../compute/index.js';
+import { compactRequest, HessianRequest, type ValidatedRequest } from '../schemas/model.js';
 
 /**
  * Request bodies that may be large, by the route schema that validates them: the schema, and how a
@@ -15,7 +16,7 @@ export interface BodyDecoder<Compact> {
 }
 
 export const BODY_DECODERS = {
-  hessianRequest: { schema: HessianRequest, compact: compactRequest },
+  hessianRequest: { schema: HessianRequest, compact: (validated: ValidatedRequest) => engineRequest(compactRequest(validated)) },
 } satisfies Record<string, BodyDecoder<unknown>>;
 
 export type BodyDecoderName = keyof typeof BODY_DECODERS;

@@ -3,12 +3,15 @@
  * validated, then computed whole in this thread. The service itself validates in its routes and
  * computes on its worker pool.
  */
-import { hessianOf, type ComputeOptions, type HessianResult } from './compute/index.js';
+import { engineRequest, hessianOf, type ComputeOptions, type EngineRequest, type HessianResult } from './compute/index.js';
 import { parseRequest } from './schemas/model.js';
 
 export { parseRequest } from './schemas/model.js';
 
-/** Validates `body` (a SpecError names each bad field), then computes loss, gradient and Hessian. */
+/** A request body validated (a SpecError names each bad field) as the engine's request. */
+export const parseEngineRequest = (body: unknown): EngineRequest => engineRequest(parseRequest(body));
+
+/** Validates `body`, then computes loss, gradient and Hessian. */
 export async function computeHessian(body: unknown, options: ComputeOptions = {}): Promise<HessianResult> {
-  return hessianOf(parseRequest(body), options);
+  return hessianOf(parseEngineRequest(body), options);
 }

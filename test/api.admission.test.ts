@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { costShape, estimateCost } from '../src/compute/index.js';
-import { parseRequest } from '../src/hessian.js';
+import { parseEngineRequest, parseRequest } from '../src/hessian.js';
 import { loadConfig } from '../src/config.js';
 import { admit } from '../src/routes/hessian.js';
 import { decodeFloat32LE, expectJsonMatchesFixture, mlpRequest, rawBody, rng, useApp } from './api-helpers.js';
@@ -137,11 +137,11 @@ describe('every README and benchmark case is admitted with the default limits', 
     [[40, 128, 100, 10], 256],
     [[20, 64, 64, 10], 4096],
   ])('MLP %j, batch %i', (sizes, batch) => {
-    const cost = admit(parseRequest(mlpRequest(sizes, batch)), loadConfig({}));
+    const cost = admit(parseEngineRequest(mlpRequest(sizes, batch)), loadConfig({}));
     expect(cost.blockSize).toBeGreaterThan(1);
   });
 
   it('every fixture', () => {
-    for (const c of fixtures()) expect(() => admit(parseRequest(c.request), loadConfig({}))).not.toThrow();
+    for (const c of fixtures()) expect(() => admit(parseEngineRequest(c.request), loadConfig({}))).not.toThrow();
   });
 });

@@ -1,18 +1,17 @@
 /**
  * The dense path's request inside the engine's graph (compute/dense/request.ts): every fixture written as
  * a graph (engineRequest) is found again as a dense stack (denseStack) and computes the float64 PyTorch
- * reference; graphs that are not dense stacks are recognised, with the first layer that is not.
+ * reference through the pipeline (hessianOf); graphs that are not dense stacks are recognised, with the
+ * first layer that is not.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { denseStack, engineRequest, firstNonDense, hessianOf, initBackend, type EngineRequest } from '../src/compute/index.js';
-import { parseRequest } from '../src/hessian.js';
+import { DEFAULT_MEMORY_BUDGET_BYTES, denseStack, firstNonDense, hessianOf, initBackend, planRequest, requestBytes } from '../src/compute/index.js';
+import { parseEngineRequest as graphOf } from '../src/hessian.js';
 import { fixtures, relativeError } from './helpers.js';
 
 beforeAll(async () => {
   await initBackend();
 });
-
-const graphOf = (body: unknown): EngineRequest => engineRequest(parseRequest(body));
 
 describe('denseStack', () => {
   it.each(fixtures().map((c) => [c.name, c] as const))('%s: the graph form is a dense stack that computes the reference', async (_, c) => {
@@ -20,7 +19,8 @@ describe('denseStack', () => {
     expect(firstNonDense(graph)).toBeNull();
     const dense = denseStack(graph)!;
     expect(dense.model.layers.map((l) => l.name)).toEqual(graph.model.nodes.map((n) => n.name));
-    const result = await hessianOf(dense);
+    const result = await hessianOf(graph);
+    expect(['structured', 'rOperator']).toContain(result.meta.method);
     expect(result.parameters.map(({ name, shape, offset, size }) => ({ name, shape, offset, size }))).toEqual(c.expected.parameters);
     expect(Math.abs(result.loss - c.expected.loss)).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(c.expected.loss)));
     expect(relativeError(result.gradient, c.expected.gradient)).toBeLessThanOrEqual(1e-4);
@@ -50,5 +50,24 @@ describe('denseStack', () => {
     const early = seed();
     early.model.output = early.model.nodes[0].name;
     expect(denseStack(early)).toBeNull();
+  });
+});
+
+describe('the pipeline', () => {
+  it('counts the bytes of every weight and of the data a request holds', () => {
+    const graph = graphOf(fixtures().find((c) => c.name === 'depth_3_layers_tanh_sigmoid_gelu')!.request);
+    const weights = graph.model.nodes.reduce((n, node) => n + (node.weights.kernel?.length ?? 0) + (node.weights.bias?.length ?? 0), 0);
+    expect(weights).toBeGreaterThan(0);
+    expect(requestBytes(graph)).toBe(4 * (weights + graph.data.x.values.length + graph.data.y.values.length));
+  });
+
+  it('plans a dense stack on the dense paths, with the parameters the fixture lists and the model size', () => {
+    const c = fixtures().find((f) => f.name === 'wrt_dense_2_kernel')!;
+    const plan = planRequest(graphOf(c.request), DEFAULT_MEMORY_BUDGET_BYTES);
+    expect(plan.method).toBe('structured');
+    expect(plan.parameters.map(({ name, shape, offset, size }) => ({ name, shape, offset, size }))).toEqual(c.expected.parameters);
+    expect(plan.size).toBe(c.expected.gradient.length);
+    expect(plan.modelSize).toBeGreaterThan(plan.size);
+    expect(planRequest(graphOf(c.request), DEFAULT_MEMORY_BUDGET_BYTES, 'rOperator').method).toBe('rOperator');
   });
 });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
 export interface FixtureCase {
   name: string;
@@ -11,8 +11,30 @@ export interface FixtureCase {
   };
 }
 
-export const fixtures = (): FixtureCase[] =>
-  JSON.parse(readFileSync(new URL('./fixtures/cases.json', import.meta.url), 'utf8')).cases;
+/** The cases of a reference file in test/fixtures: cases.json (dense MLPs) or graphs.json (layer graphs, issue #9). */
+export const fixtures = (file: 'cases.json' | 'graphs.json' = 'cases.json'): FixtureCase[] =>
+  JSON.parse(readFileSync(new URL(`./fixtures/${file}`, import.meta.url), 'utf8')).cases;
+
+/** A real Keras model (test/fixtures/keras/*.json, made by generate_keras.py) with its float64 reference. */
+export interface KerasFixture {
+  name: string;
+  keras_version: string;
+  to_json: any;
+  /** model.get_weights(): nested lists, non-trainable weights included. */
+  weights: unknown[];
+  data: { x: any; y: any };
+  loss: string;
+  expected: FixtureCase['expected'];
+}
+
+export const kerasFixtures = (): KerasFixture[] => {
+  const dir = new URL('./fixtures/keras/', import.meta.url);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((file) => file.endsWith('.json'))
+    .sort()
+    .map((file) => JSON.parse(readFileSync(new URL(file, dir), 'utf8')));
+};
 
 /** max |a - b| / max |b|: the relative error measure the acceptance criteria use. */
 export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {

@@ -12,7 +12,7 @@ import { JobManager, type Job } from '../src/jobs/manager.js';
 import { ComputePool } from '../src/jobs/pool.js';
 import type { WorkerTask } from '../src/jobs/protocol.js';
 import { ResultStore } from '../src/jobs/store.js';
-import { parseRequest } from '../src/hessian.js';
+import { parseEngineRequest } from '../src/hessian.js';
 import { freshDir, removeDir, sleep } from './api-helpers.js';
 import { fixtures, relativeError, type FixtureCase } from './helpers.js';
 
@@ -58,7 +58,7 @@ async function finished(manager: JobManager, job: Job, timeoutMs = 90_000): Prom
 
 /** Runs the fixture as a job through the pool and checks it against the PyTorch float64 reference. */
 async function expectCorrectJob(manager: JobManager, store: ResultStore, expected: FixtureCase, backend: string) {
-  const job = await finished(manager, manager.submit(parseRequest(expected.request)));
+  const job = await finished(manager, manager.submit(parseEngineRequest(expected.request)));
   expect(job.record.error ?? null).toBeNull();
   expect(job.record.status).toBe('succeeded');
   expect(job.record.meta?.backend).toBe(backend);
@@ -123,7 +123,7 @@ describe('a job never mixes backends', () => {
       run: (task: WorkerTask) => (task.kind === 'rows' ? wasm : cpu).run(task),
     } as unknown as ComputePool;
     const { manager } = await managerOn(split);
-    const job = await finished(manager, manager.submit(parseRequest(fixture.request)));
+    const job = await finished(manager, manager.submit(parseEngineRequest(fixture.request)));
     expect(job.record.status).toBe('failed');
     expect(job.record.error?.message).toMatch(/runs on wasm but the job started on cpu; a job never mixes backends/);
 

@@ -12,6 +12,7 @@ import { loadConfig } from '../config.js';
 import { JobManager } from '../jobs/manager.js';
 import { ComputePool } from '../jobs/pool.js';
 import { ResultStore } from '../jobs/store.js';
+import { engineRequest } from '../compute/index.js';
 import { compactRequest, type ValidatedRequest } from '../schemas/model.js';
 
 export type ChildMessage = { kind: 'rss' } | { kind: 'direct'; request: ValidatedRequest };
@@ -51,7 +52,7 @@ if (mode === 'server') {
   process.on('message', async (message: ChildMessage) => {
     if (message.kind === 'rss') return send({ kind: 'rss', maxRssMb: maxRssMb() });
     const started = performance.now();
-    const record = await manager.finished(manager.submit(compactRequest(message.request)));
+    const record = await manager.finished(manager.submit(engineRequest(compactRequest(message.request))));
     const seconds = (performance.now() - started) / 1000;
     if (record.status !== 'succeeded') send({ kind: 'failed', message: record.error?.message ?? record.status });
     else send({ kind: 'timed', seconds, method: record.meta?.method ?? '?', backend: record.meta?.backend ?? '?' });

@@ -102,7 +102,7 @@ export interface RowBlock {
  * `wholeRows`, a kernel's blocks are whole kernel rows (a multiple of its units, at least one row),
  * which the structured assembly computes without waste.
  */
-export function planRowBlocks(parameters: readonly ParameterTensor[], blockSize: number, wholeRows = false): RowBlock[] {
+export function planRowBlocks(parameters: readonly (Pick<ParameterTensor, 'shape' | 'size' | 'offset'> & { kind?: string })[], blockSize: number, wholeRows = false): RowBlock[] {
   const blocks: RowBlock[] = [];
   parameters.forEach((t, tensor) => {
     const units = t.shape[t.shape.length - 1];

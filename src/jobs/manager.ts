@@ -1,16 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import {
-  costShape,
   DEFAULT_MEMORY_BUDGET_BYTES,
-  planHessian,
+  planRequest,
   planRowBlocks,
-  selectParameters,
-  totalSize,
-  type HessianPlan,
+  requestBytes,
+  type EngineRequest,
   type HessianMethod,
-  type ParameterTensor,
+  type PlacedTensor,
+  type RequestPlan,
 } from '../compute/index.js';
-import { requestBytes, type HessianRequest } from '../schemas/model.js';
 import type { ComputePool } from './pool.js';
 import { isFailure, needsRequest, type Summary, type WorkerFailure } from './protocol.js';
 import { isFinished, matrixBytes, StorageError, type JobRecord, type ResultStore } from './store.js';
@@ -68,11 +66,11 @@ const CANCEL_MESSAGES: Record<CancelReason, (started: boolean) => string> = {
 /** A job the manager knows: its persisted record plus what only lives while the server runs. */
 export interface Job {
   record: JobRecord;
-  request: HessianRequest | null;
+  request: EngineRequest | null;
   /** Submitter.id, for the per-client share of the queue (not kept on disk: only unfinished jobs count). */
   client?: string;
   /** The tensors the matrix is over, with their layers (record.parameters is the public part). */
-  parameters: ParameterTensor[];
+  parameters: PlacedTensor[];
   /** Rows per row block and the path: the admission's choice, so that a task fits MAX_WORKER_MEMORY_MB. */
   blockSize: number;
   method: HessianMethod;
@@ -133,9 +131,9 @@ export class JobManager {
 
   private newJob(
     record: JobRecord,
-    request: HessianRequest | null,
-    parameters: ParameterTensor[],
-    { blockSize, method }: Pick<HessianPlan, 'blockSize' | 'method'>,
+    request: EngineRequest | null,
+    parameters: PlacedTensor[],
+    { blockSize, method }: Pick<RequestPlan, 'blockSize' | 'method'>,
     contiguousRows: number,
     ephemeral: boolean,
   ): Job {
@@ -167,7 +165,7 @@ export class JobManager {
    * not recorded on disk (see Job.ephemeral). `submitter`: who asks; ClientQueueFullError when it
    * already has `maxPerClient` jobs queued or running, and an owner, if any, alone may see the job.
    */
-  submit(request: HessianRequest, cost?: HessianPlan, { ephemeral = false, submitter }: { ephemeral?: boolean; submitter?: Submitter } = {}): Job {
+  submit(request: EngineRequest, cost?: RequestPlan, { ephemeral = false, submitter }: { ephemeral?: boolean; submitter?: Submitter } = {}): Job {
     if (!this.accepting) throw new ShuttingDownError();
     if (this.queue.length >= this.options.maxQueued) throw new QueueFullError(this.options.maxQueued);
     const { maxPerClient } = this.options;
@@ -175,12 +173,12 @@ export class JobManager {
     const bytes = requestBytes(request);
     const maxQueuedBytes = this.options.maxQueuedBytes ?? Infinity;
     if (this.queuedBytes + bytes > maxQueuedBytes) throw new QueuedBytesFullError(bytes, this.queuedBytes, maxQueuedBytes);
-    const parameters = selectParameters(request.model, request.wrt);
-    const needed = matrixBytes(totalSize(parameters));
+    const plan = cost ?? planRequest(request, this.options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
+    const { parameters, size } = plan;
+    const needed = matrixBytes(size);
     const limit = this.options.maxResultsBytes ?? Infinity;
     const used = this.resultsBytes + (this.options.otherStoredBytes?.() ?? 0);
     if (used + needed > limit) throw new ResultsQuotaError(needed, used, limit);
-    const plan = cost ?? planHessian(costShape(request), this.options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
     const record: JobRecord = {
       id: randomUUID(),
       status: 'queued',
@@ -188,7 +186,7 @@ export class JobManager {
       startedAt: null,
       finishedAt: null,
       expiresAt: null,
-      size: totalSize(parameters),
+      size,
       rowsDone: 0,
       parameters: parameters.map(({ name, shape, offset, size }) => ({ name, shape, offset, size })),
       loss: null,
@@ -208,7 +206,7 @@ export class JobManager {
    * stop a restart reports it, never a 404). If it cannot be written the job is dropped and a
    * StorageError thrown: a job the server cannot record would be lost by a restart.
    */
-  async submitRecorded(request: HessianRequest, cost?: HessianPlan, submitter?: Submitter): Promise<Job> {
+  async submitRecorded(request: EngineRequest, cost?: RequestPlan, submitter?: Submitter): Promise<Job> {
     const job = this.submit(request, cost, { submitter });
     const failure = await this.persist(job);
     if (failure) {

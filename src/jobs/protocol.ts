@@ -1,12 +1,11 @@
-import type { BackendInfo, BackendName, HessianMethod, HessianResult, RowBlock } from '../compute/index.js';
+import type { BackendInfo, BackendName, EngineRequest, HessianMethod, HessianResult, RowBlock } from '../compute/index.js';
 import type { CurvatureQuery, QuantityResult } from '../compute/quantities/index.js';
-import type { HessianRequest } from '../schemas/model.js';
 
 /** Messages between the job manager (main thread) and the compute workers. */
 export type WorkerTask =
   | { kind: 'ping' }
   /** method: the path the admission planned (planHessian), which the block size is for. */
-  | { kind: 'summary'; jobId: string; request: HessianRequest; method: HessianMethod }
+  | { kind: 'summary'; jobId: string; request: EngineRequest; method: HessianMethod }
   /**
    * upperOnly: see hessianRows; the manager fills the lower-layer columns from rows on disk.
    * request: sent only when the worker answered NeedsRequest, i.e. once per worker and job, since
@@ -14,11 +13,11 @@ export type WorkerTask =
    * backend: the one the job's summary ran on; a worker on another one refuses the block, so that
    * a job never mixes backends (e.g. a replacement worker that fell back from tensorflow to wasm).
    */
-  | { kind: 'rows'; jobId: string; request?: HessianRequest; method: HessianMethod; block: RowBlock; upperOnly: boolean; backend: BackendName }
+  | { kind: 'rows'; jobId: string; request?: EngineRequest; method: HessianMethod; block: RowBlock; upperOnly: boolean; backend: BackendName }
   /** One curvature quantity (POST /v1/curvature), computed whole in one worker. */
-  | { kind: 'curvature'; request: HessianRequest; query: CurvatureQuery; blockSize: number }
+  | { kind: 'curvature'; request: EngineRequest; query: CurvatureQuery; blockSize: number }
   /** A small synchronous request's whole answer, computed in the small lane's worker and kept in memory. */
-  | { kind: 'hessian'; request: HessianRequest; blockSize: number; method: HessianMethod }
+  | { kind: 'hessian'; request: EngineRequest; blockSize: number; method: HessianMethod }
   /** /ready's check that a worker computes: a 2x2 matMul, compared with its known product. */
   | { kind: 'probe' };
 

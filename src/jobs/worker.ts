@@ -6,29 +6,21 @@
  */
 import { move, workerData } from 'piscina';
 import { tf } from '../compute/tf.js';
-import { hessianOf, initBackend, NumericalError, PreparedModel, rowSource, SpecError, type HessianMethod, type RowSource } from '../compute/index.js';
+import { hessianOf, initBackend, NumericalError, prepareRequest, SpecError, type EngineRequest, type HessianMethod, type PreparedRequest } from '../compute/index.js';
 import type { BackendInfo } from '../compute/index.js';
 import { computeQuantity, type CurvatureQuery } from '../compute/quantities/index.js';
-import type { HessianRequest } from '../schemas/model.js';
 import { WorkerCrash, type CurvatureAnswer, type HessianAnswer, type WorkerFailure, type WorkerResult, type WorkerTask } from './protocol.js';
 
 const ready = initBackend(workerData?.backend ?? 'auto');
-let cached: { jobId: string; model: PreparedModel; source: RowSource } | null = null;
+let cached: { jobId: string; prepared: PreparedRequest } | null = null;
 
-/** `request` was validated (and made compact) on the main thread: it is used as it comes. */
-function sourceFor(jobId: string, request: HessianRequest | undefined, method: HessianMethod): RowSource {
-  if (cached?.jobId === jobId) return cached.source;
-  cached?.source.dispose();
-  cached?.model.dispose();
+/** `request` was validated on the main thread: it is used as it comes. */
+function preparedFor(jobId: string, request: EngineRequest | undefined, method: HessianMethod): PreparedRequest {
+  if (cached?.jobId === jobId) return cached.prepared;
+  cached?.prepared.dispose();
   cached = null;
-  const model = new PreparedModel(request!);
-  try {
-    cached = { jobId, model, source: rowSource(model, method) };
-  } catch (error) {
-    model.dispose();
-    throw error;
-  }
-  return cached.source;
+  cached = { jobId, prepared: prepareRequest(request!, method) };
+  return cached.prepared;
 }
 
 export default async function run(task: WorkerTask): Promise<WorkerResult> {
@@ -38,8 +30,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
       case 'ping':
         return backend;
       case 'summary': {
-        sourceFor(task.jobId, task.request, task.method);
-        const { loss, gradient } = cached!.model;
+        const { loss, gradient } = preparedFor(task.jobId, task.request, task.method).summary;
         return { loss, gradient: Array.from(gradient), backend };
       }
       case 'rows':
@@ -47,7 +38,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
           throw new Error(`this worker runs on ${backend.backend} but the job started on ${task.backend}; a job never mixes backends`);
         }
         if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };
-        return move(sourceFor(task.jobId, task.request, task.method).rows(task.block, task.upperOnly)) as Float32Array;
+        return move(preparedFor(task.jobId, task.request, task.method).rows(task.block, task.upperOnly)) as Float32Array;
       case 'curvature':
         return curvature(task.request, task.query, task.blockSize, backend);
       case 'hessian':
@@ -87,13 +78,13 @@ function endThread(error: unknown): Promise<never> {
 }
 
 /** A curvature quantity on its own prepared model (a request, not a job: nothing to cache). */
-function curvature(request: HessianRequest, query: CurvatureQuery, blockSize: number, backend: BackendInfo): CurvatureAnswer {
+function curvature(request: EngineRequest, query: CurvatureQuery, blockSize: number, backend: BackendInfo): CurvatureAnswer {
   const started = performance.now();
-  const model = new PreparedModel(request);
+  const prepared = prepareRequest(request, 'rOperator');
   try {
-    const result = computeQuantity(model, query, blockSize);
-    return { ...result, loss: model.loss, meta: { ...backend, elapsedMs: performance.now() - started } };
+    const result = computeQuantity(prepared.model, query, blockSize);
+    return { ...result, loss: prepared.summary.loss, meta: { ...backend, elapsedMs: performance.now() - started } };
   } finally {
-    model.dispose();
+    prepared.dispose();
   }
 }

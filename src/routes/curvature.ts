@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { selectParameters } from '../compute/index.js';
+import { engineRequest, type EngineRequest } from '../compute/index.js';
 import { eigenIterations, KRYLOV_BUDGET_BYTES, maxEigenBasis } from '../compute/quantities/index.js';
 import { npyHeader } from '../jobs/npy.js';
 import { densityPng, topNodes } from '../pictures/density.js';
@@ -9,13 +9,12 @@ import { heatmapPng } from '../pictures/heatmap.js';
 import { isFailure, type CurvatureAnswer } from '../jobs/protocol.js';
 import { formatRows, matrixHeaders, RESULT_TYPES } from '../jobs/results.js';
 import { CURVATURE_DEFAULTS, CurvatureJson, CurvatureRequest, curvatureQuery } from '../schemas/curvature.js';
-import { compactRequest, type HessianRequest } from '../schemas/model.js';
+import { compactRequest } from '../schemas/model.js';
 import type { Config } from '../config.js';
-import type { CostEstimate } from '../compute/index.js';
 import type { ServiceContext } from './context.js';
 import { QueueFullError, ShuttingDownError } from '../jobs/manager.js';
 import { ApiError, BODY_ERRORS, errorResponses, V1_ERRORS } from './errors.js';
-import { admit, admitWorkingSet, checkModelSize, computeFailure } from './hessian.js';
+import { admit, admitWorkingSet, computeFailure } from './hessian.js';
 import { negotiate } from './results.js';
 
 const binary = z.string().meta({ format: 'binary' });
@@ -71,14 +70,13 @@ export const curvatureRoutes =
             : { json: RESULT_TYPES.json };
         const format = negotiate(request, offered);
         const { model, loss, data, wrt } = body;
-        const hessianRequest: HessianRequest = compactRequest({ model, loss, data, ...(wrt ? { wrt } : {}) });
-        const parameters = selectParameters(model, wrt);
-        const size = parameters.reduce((n, t) => n + t.size, 0);
-        const cost = isMatrix ? admit(hessianRequest, ctx.config) : admitProducts(hessianRequest, body, size, ctx.config);
+        const engine = engineRequest(compactRequest({ model, loss, data, ...(wrt ? { wrt } : {}) }));
+        const cost = isMatrix ? admit(engine, ctx.config) : admitProducts(engine, body, ctx.config);
+        const { parameters, size } = cost;
 
         if (closing) throw new ShuttingDownError();
         if (running.size >= ctx.config.MAX_QUEUED_JOBS) throw new QueueFullError(ctx.config.MAX_QUEUED_JOBS);
-        const task = { kind: 'curvature' as const, request: hessianRequest, query: curvatureQuery(body), blockSize: cost.blockSize };
+        const task = { kind: 'curvature' as const, request: engine, query: curvatureQuery(body), blockSize: cost.blockSize };
         const controller = new AbortController();
         running.add(controller);
         // A client that leaves before its answer frees the worker (the thread is replaced); after the
@@ -112,9 +110,9 @@ export const curvatureRoutes =
  * product's working set (as a Hessian row's), the Krylov memory budget, and the operations: about a
  * Hessian row's per product (the GGN and Fisher cost no more), times the products the quantity runs.
  */
-function admitProducts(request: HessianRequest, body: CurvatureRequest, size: number, config: Config): CostEstimate {
-  checkModelSize(request, config);
+function admitProducts(request: EngineRequest, body: CurvatureRequest, config: Config): ReturnType<typeof admitWorkingSet> {
   const cost = admitWorkingSet(request, config);
+  const { size } = cost;
   checkKrylovBudget(body, size);
   const products = productCount(body, size, request);
   const flops = (cost.flops / size) * products;
@@ -128,9 +126,9 @@ function admitProducts(request: HessianRequest, body: CurvatureRequest, size: nu
 }
 
 /** Products a quantity runs (the exact diagonal as many as the factors' widest block, the widest layer). */
-function productCount(body: CurvatureRequest, size: number, request: HessianRequest): number {
+function productCount(body: CurvatureRequest, size: number, request: EngineRequest): number {
   const o = { ...CURVATURE_DEFAULTS, ...body };
-  const widest = Math.max(...request.model.layers.map((l) => l.units));
+  const widest = Math.max(1, ...request.model.nodes.map((node) => ('units' in node.config ? node.config.units : 1)));
   switch (body.quantity) {
     case 'hvp':
       return Array.isArray(body.vectors) ? body.vectors.length : 0;

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { allParameters, costShape, estimateCost, planHessian, selectParameters, totalSize, type CostEstimate, type HessianPlan } from '../compute/index.js';
+import { engineRequest, planRequest, productCost, type CostEstimate, type EngineRequest, type PlacedTensor, type RequestPlan } from '../compute/index.js';
 import type { Config } from '../config.js';
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
@@ -19,13 +19,14 @@ const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
  * Admission, from sizes alone and before any tensor exists: 413 when the matrix would exceed
  * MAX_PARAMETERS rows, the model (which `wrt` may select a small part of) MAX_MODEL_PARAMETERS, a
  * worker task's working set MAX_WORKER_MEMORY_MB even one direction at a time, or the job's
- * operations MAX_JOB_FLOPS. Each message gives the estimate and the limit. Returns the cost estimate,
- * whose block size the job then uses.
+ * operations MAX_JOB_FLOPS. Each message gives the estimate and the limit. Returns the plan (path and
+ * cost estimate), whose block size the job then uses; a model that cannot be computed is a 400.
  */
-export function admit(request: HessianRequest, config: Config): HessianPlan {
+export function admit(request: EngineRequest, config: Config): RequestPlan {
   const { MAX_PARAMETERS: maxParameters, MAX_WORKER_MEMORY_MB: memoryMb, MAX_JOB_FLOPS: maxFlops } = config;
-  checkModelSize(request, config);
-  const size = totalSize(selectParameters(request.model, request.wrt));
+  const plan = planRequest(request, memoryMb * 2 ** 20);
+  checkModelSize(plan.modelSize, config);
+  const { size } = plan;
   if (size > maxParameters) {
     const bytes = size * size * 4;
     throw new ApiError(
@@ -33,48 +34,52 @@ export function admit(request: HessianRequest, config: Config): HessianPlan {
       `the Hessian would be ${size} x ${size} (P = ${size}); the limit MAX_PARAMETERS is ${maxParameters}; as float32 it would take ${bytes} bytes (${gib(bytes)})`,
     );
   }
-  const cost = planHessian(costShape(request), memoryMb * 2 ** 20);
-  checkWorkingSet(cost.minimumBytes, request, config);
-  if (cost.flops > maxFlops) {
+  checkWorkingSet(plan.minimumBytes, plan.batch, config);
+  if (plan.flops > maxFlops) {
     throw new ApiError(
       'over_compute_budget',
-      `the Hessian would take about ${cost.flops.toExponential(2)} floating-point operations (P = ${size}, batch ${costShape(request).batch}); the limit MAX_JOB_FLOPS is ${maxFlops.toExponential(2)}`,
+      `the Hessian would take about ${plan.flops.toExponential(2)} floating-point operations (P = ${size}, batch ${plan.batch}); the limit MAX_JOB_FLOPS is ${maxFlops.toExponential(2)}`,
     );
   }
-  return cost;
+  return plan;
 }
 
 /** 413 when the model has more than MAX_MODEL_PARAMETERS parameters (whatever `wrt` keeps of it). */
-export function checkModelSize(request: HessianRequest, { MAX_MODEL_PARAMETERS: maxModel }: Config): void {
-  const modelSize = totalSize(allParameters(request.model));
+export function checkModelSize(modelSize: number, { MAX_MODEL_PARAMETERS: maxModel }: Config): void {
   if (modelSize > maxModel) {
     throw new ApiError('model_too_large', `the model has ${modelSize} parameters; the limit MAX_MODEL_PARAMETERS is ${maxModel}`);
   }
 }
 
 /** 413 when a task needs more than MAX_WORKER_MEMORY_MB even one direction at a time. */
-function checkWorkingSet(minimumBytes: number, request: HessianRequest, { MAX_WORKER_MEMORY_MB: memoryMb }: Config): void {
+function checkWorkingSet(minimumBytes: number, batch: number, { MAX_WORKER_MEMORY_MB: memoryMb }: Config): void {
   if (minimumBytes > memoryMb * 2 ** 20) {
     throw new ApiError(
       'over_memory_budget',
-      `a worker would need about ${gib(minimumBytes)} (${Math.ceil(minimumBytes / 2 ** 20)} MiB) of working memory for this model and batch (batch ${costShape(request).batch}), even one Hessian row at a time; the limit MAX_WORKER_MEMORY_MB is ${memoryMb} MiB`,
+      `a worker would need about ${gib(minimumBytes)} (${Math.ceil(minimumBytes / 2 ** 20)} MiB) of working memory for this model and batch (batch ${batch}), even one Hessian row at a time; the limit MAX_WORKER_MEMORY_MB is ${memoryMb} MiB`,
     );
   }
 }
 
-/** The R-operator's cost (what curvature products run on), admitted on memory: see checkWorkingSet. */
-export function admitWorkingSet(request: HessianRequest, config: Config): CostEstimate {
-  const cost = estimateCost(costShape(request), config.MAX_WORKER_MEMORY_MB * 2 ** 20);
-  checkWorkingSet(cost.minimumBytes, request, config);
-  return cost;
+/**
+ * The cost of Hessian-vector products (what curvature quantities run on), admitted on the model's size
+ * and one product's working set (see checkWorkingSet); with the tensors the products are over.
+ */
+export function admitWorkingSet(request: EngineRequest, config: Config): CostEstimate & { parameters: PlacedTensor[] } {
+  const budgetBytes = config.MAX_WORKER_MEMORY_MB * 2 ** 20;
+  const { modelSize, parameters } = planRequest(request, budgetBytes);
+  checkModelSize(modelSize, config);
+  const cost = productCost(request, budgetBytes);
+  checkWorkingSet(cost.minimumBytes, cost.batch, config);
+  return { ...cost, parameters };
 }
 
 /**
- * The validated body made compact (typed arrays); the request lets go of the parsed nested arrays, so
- * that a request waiting in the queue holds only its tensors' bytes.
+ * The validated body as the engine's request (typed arrays); the request lets go of the parsed nested
+ * arrays, so that a request waiting in the queue holds only its tensors' bytes.
  */
-export function takeCompactBody(request: FastifyRequest): HessianRequest {
-  const body = compactRequest(request.body as ValidatedRequest);
+export function takeEngineRequest(request: FastifyRequest): EngineRequest {
+  const body = engineRequest(compactRequest(request.body as ValidatedRequest));
   request.body = undefined;
   return body;
 }
@@ -104,9 +109,9 @@ export const SMALL_LANE_MAX_SIZE = 1024;
  * is computed whole by one task in the lane's own thread and answered from memory: no job record, no
  * file, one round trip to one thread, and never queued behind a job's row blocks.
  */
-const takesSmallLane = (plan: HessianPlan, config: Config) => plan.size <= SMALL_LANE_MAX_SIZE && plan.flops <= config.SMALL_JOB_FLOPS;
+const takesSmallLane = (plan: RequestPlan, config: Config) => plan.size <= SMALL_LANE_MAX_SIZE && plan.flops <= config.SMALL_JOB_FLOPS;
 
-async function answerSmall(ctx: ServiceContext, request: HessianRequest, plan: HessianPlan, reply: FastifyReply, format: ResultFormat) {
+async function answerSmall(ctx: ServiceContext, request: EngineRequest, plan: RequestPlan, reply: FastifyReply, format: ResultFormat) {
   if (!ctx.manager.acceptingWork) throw new ShuttingDownError();
   if (ctx.smallLane.queued >= ctx.config.MAX_QUEUED_JOBS) throw new QueueFullError(ctx.config.MAX_QUEUED_JOBS);
   let answer;
@@ -157,7 +162,7 @@ export const hessianRoutes =
       },
       async (request, reply) => {
         const format = resultFormat(request);
-        const body = takeCompactBody(request);
+        const body = takeEngineRequest(request);
         const cost = admit(body, ctx.config);
         if (takesSmallLane(cost, ctx.config)) return answerSmall(ctx, body, cost, reply, format);
         const job = ctx.manager.submit(body, cost, { ephemeral: true, submitter: request.client });

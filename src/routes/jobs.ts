@@ -8,7 +8,7 @@ import { Job, JobId } from '../schemas/api.js';
 import { HessianRequest } from '../schemas/model.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS, type ErrorCode } from './errors.js';
-import { admit, failureOf, takeCompactBody } from './hessian.js';
+import { admit, failureOf, takeEngineRequest } from './hessian.js';
 import { closeWhenStalled, negotiate, resultFormat, resultResponse, sendResult } from './results.js';
 
 const STREAM_TYPES = { ndjson: 'application/x-ndjson', binary: 'application/octet-stream' };
@@ -60,7 +60,7 @@ export const jobRoutes =
         },
       },
       async (request, reply) => {
-        const body = takeCompactBody(request);
+        const body = takeEngineRequest(request);
         const cost = admit(body, ctx.config);
         const job = await ctx.manager.submitRecorded(body, cost, request.client);
         return reply.code(202).header('location', `/v1/jobs/${job.record.id}`).send(describe(job));

@@ -17,9 +17,11 @@ export const ResultMeta = z.object({
   dtype: z.literal('float32'),
   elapsedMs: z.number(),
   method: z
-    .enum(['structured', 'rOperator'])
+    .enum(['structured', 'rOperator', 'graph'])
     .optional()
-    .describe('How the matrix was computed: structured assembly from per-example factors, or Hessian-vector products by the R-operator (absent in results from before this field)'),
+    .describe(
+      'How the matrix was computed: for a stack of dense layers, structured assembly from per-example factors or Hessian-vector products by the R-operator; for any other model, the graph engine\'s R-operator (absent in results from before this field)',
+    ),
 });
 
 export const HessianJson = z.object({

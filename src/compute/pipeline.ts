@@ -1,0 +1,198 @@
+/**
+ * One pipeline for every request: the engine's EngineRequest in; a plan (the path and its cost, from
+ * sizes alone, before any tensor exists); the request prepared on its batch; its Hessian rows. A dense
+ * stack (dense/request.ts) takes the dense paths, 'structured' or 'rOperator', at their speed; any
+ * other graph the graph engine, 'graph'.
+ */
+import { activeBackend, initBackend, type BackendInfo } from './backend.js';
+import { structuredCost } from './assembly/cost.js';
+import { StructuredAssembly } from './assembly/index.js';
+import { estimateCost, layerShapes, type CostEstimate, type CostShape } from './cost.js';
+import { finiteRows, hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
+import { denseStack, firstNonDense, type DenseRequest } from './dense/request.js';
+import { SpecError } from './errors.js';
+import { PreparedModel } from './model.js';
+import { allParameters, selectParameters, totalSize } from './parameters.js';
+import type { EngineRequest } from './spec.js';
+
+/**
+ * How the rows are computed: 'structured' assembles them from per-example factors in GEMMs over the
+ * batch (compute/assembly), 'rOperator' runs Hessian-vector products with unit directions (both for
+ * dense stacks), 'graph' is the graph engine's R-operator for any model.
+ */
+export type HessianMethod = 'structured' | 'rOperator' | 'graph';
+type DenseMethod = Exclude<HessianMethod, 'graph'>;
+
+/** A cost estimate together with the path it is for. */
+export type HessianPlan = CostEstimate & { method: HessianMethod };
+
+/** One parameter tensor placed in the result's flat vector (after any `wrt` selection), whichever path computes it. */
+export interface PlacedTensor {
+  /** "<layer name>/<weight name>". */
+  name: string;
+  /** Index of its layer (graph node) in the model: a tensor's columns of lower layers are filled by symmetry. */
+  layer: number;
+  shape: number[];
+  size: number;
+  offset: number;
+  /** On the dense path, 'kernel' or 'bias' (its structured row blocks are whole kernel rows). */
+  kind?: string;
+}
+
+/** A plan with what admission reads from the model: the tensors of the matrix, the model's size, the batch. */
+export interface RequestPlan extends HessianPlan {
+  /** The tensors the matrix is over, in order (the `wrt` selection, or all). */
+  parameters: PlacedTensor[];
+  /** Every trainable parameter of the model (what MAX_MODEL_PARAMETERS counts). */
+  modelSize: number;
+  batch: number;
+}
+
+/** A worker's memory budget when none is given (the service passes MAX_WORKER_MEMORY_MB). */
+export const DEFAULT_MEMORY_BUDGET_BYTES = 2048 * 2 ** 20;
+
+/** The sizes a dense request's cost depends on, read from its structure (no tensor is made). */
+export function costShape(request: DenseRequest): CostShape {
+  return {
+    batch: request.data.x.rows,
+    layers: layerShapes(allParameters(request.model)),
+    selected: selectParameters(request.model, request.wrt),
+    dataValues: request.data.x.values.length + request.data.y.values.length,
+  };
+}
+
+/**
+ * The dense path for a request, from sizes alone: structured whenever its factors and a block fit the
+ * budget (every layer is dense with a rule-defined activation, so it is exact for all of them), the
+ * R-operator otherwise; `method` forces one.
+ */
+export function planHessian(shape: CostShape, budgetBytes: number, method?: DenseMethod): HessianPlan {
+  const structured = method === 'rOperator' ? null : structuredCost(shape, budgetBytes, method === 'structured');
+  return structured ? { ...structured, method: 'structured' } : { ...estimateCost(shape, budgetBytes), method: 'rOperator' };
+}
+
+/**
+ * The path and cost of any request, from its structure alone; `method` forces a path ('graph' also
+ * takes a dense stack). Throws SpecError when the model cannot be computed as given.
+ */
+export function planRequest(request: EngineRequest, budgetBytes: number, method?: HessianMethod): RequestPlan {
+  const dense = method === 'graph' ? null : denseStack(request);
+  if (!dense) throw graphsUnsupported(request);
+  const shape = costShape(dense);
+  const plan = planHessian(shape, budgetBytes, method as DenseMethod | undefined);
+  return { ...plan, parameters: selectParameters(dense.model, dense.wrt), modelSize: totalSize(allParameters(dense.model)), batch: shape.batch };
+}
+
+/** The cost of Hessian-vector products (what curvature quantities run on), with the directions per product. */
+export function productCost(request: EngineRequest, budgetBytes: number): CostEstimate & { batch: number } {
+  const dense = denseStack(request);
+  if (!dense) throw graphsUnsupported(request);
+  const shape = costShape(dense);
+  return { ...estimateCost(shape, budgetBytes), batch: shape.batch };
+}
+
+/** A model that is not a dense stack, until the graph engine computes it: a 400 naming the first layer that is not. */
+function graphsUnsupported(request: EngineRequest): SpecError {
+  const why = firstNonDense(request);
+  const index = why?.node ? request.model.nodes.indexOf(why.node) : -1;
+  return new SpecError([
+    {
+      path: index >= 0 ? `model.layers[${index}]` : 'model',
+      message: `this model is not a stack of trainable dense layers on a float input (${why?.reason ?? 'the graph path was asked for'}); only such stacks are computed so far`,
+    },
+  ]);
+}
+
+/** Bytes a request holds in typed arrays: its weights and data (what MAX_QUEUED_BYTES counts). */
+export function requestBytes(request: EngineRequest): number {
+  let bytes = request.data.x.values.byteLength + request.data.y.values.byteLength;
+  for (const node of request.model.nodes) for (const values of Object.values(node.weights)) bytes += values?.byteLength ?? 0;
+  return bytes;
+}
+
+/** Computes row blocks of one prepared model by one method; holds that method's state until dispose(). */
+export interface RowSource {
+  readonly method: HessianMethod;
+  /** Rows [block.count x P]; with upperOnly only the columns of the block's layer and above. */
+  rows(block: RowBlock, upperOnly: boolean): Float32Array;
+  dispose(): void;
+}
+
+export function rowSource(model: PreparedModel, method: DenseMethod): RowSource {
+  if (method === 'rOperator') return { method, rows: (block, upperOnly) => hessianRows(model, block, upperOnly), dispose: () => {} };
+  const assembly = new StructuredAssembly(model);
+  return { method, rows: (block, upperOnly) => finiteRows(assembly.rows(block, upperOnly), block), dispose: () => assembly.dispose() };
+}
+
+export interface HessianSummary {
+  parameters: PlacedTensor[];
+  size: number;
+  loss: number;
+  gradient: Float32Array;
+}
+
+/** A request evaluated on its batch (loss, gradient) with the rows of its path; dispose() frees both. */
+export interface PreparedRequest extends RowSource {
+  /** The prepared model: the dense path's, or the graph engine's. */
+  readonly model: PreparedModel;
+  readonly summary: HessianSummary;
+}
+
+/** Prepares a request for the path its plan chose (the model's forward and backward pass, and the path's state). */
+export function prepareRequest(request: EngineRequest, method: HessianMethod): PreparedRequest {
+  const dense = method === 'graph' ? null : denseStack(request);
+  if (!dense) throw graphsUnsupported(request);
+  const model = new PreparedModel(dense);
+  try {
+    const source = rowSource(model, method as DenseMethod);
+    const { parameters, size, loss, gradient } = model;
+    return {
+      model,
+      summary: { parameters, size, loss, gradient },
+      method: source.method,
+      rows: (block, upperOnly) => source.rows(block, upperOnly),
+      dispose: () => {
+        source.dispose();
+        model.dispose();
+      },
+    };
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}
+
+export interface HessianResult extends HessianSummary {
+  /** P x P row-major; absent when rows went to onRows instead. */
+  hessian?: Float32Array;
+  meta: BackendInfo & { elapsedMs: number; method: HessianMethod };
+}
+
+export interface ComputeOptions {
+  blockSize?: number;
+  /** Forces a path (tests compare them); by default the engine picks one per model (see planRequest). */
+  method?: HessianMethod;
+  /** Receives each row block as it is ready ([count x P] rows from `row`); the matrix is then not kept. */
+  onRows?: (row: number, count: number, rows: Float32Array) => void;
+}
+
+/** Computes the whole result in this thread (the service's small lane; the jobs spread row blocks over workers instead). */
+export async function hessianOf(request: EngineRequest, options: ComputeOptions = {}): Promise<HessianResult> {
+  const started = performance.now();
+  const backend = activeBackend() ?? (await initBackend());
+  const plan = planRequest(request, DEFAULT_MEMORY_BUDGET_BYTES, options.method);
+  const prepared = prepareRequest(request, plan.method);
+  try {
+    const { parameters, size } = prepared.summary;
+    const hessian = options.onRows ? undefined : new Float32Array(size * size);
+    for (const block of planRowBlocks(parameters, options.blockSize ?? plan.blockSize, plan.method === 'structured')) {
+      const rows = prepared.rows(block, false);
+      if (hessian) hessian.set(rows, block.row * size);
+      else options.onRows!(block.row, block.count, rows);
+    }
+    const meta = { ...backend, elapsedMs: performance.now() - started, method: prepared.method };
+    return { ...prepared.summary, hessian, meta };
+  } finally {
+    prepared.dispose();
+  }
+}

@@ -10,6 +10,7 @@ import { describeValue } from '../schemas/model.js';
 import { ModelId, ModelUpload, StoredModel, StoredModelRef } from '../schemas/models.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, V1_ERRORS, type ErrorCode } from './errors.js';
+import { checkModelSize } from './hessian.js';
 import { importArtifactsUpload, importModelUpload } from './model-import.js';
 
 /** The parts of a TF.js upload besides its weight files. */
@@ -209,9 +210,7 @@ export const modelRoutes =
           }
           imported = importModelUpload(model, path);
         }
-        if (imported.summary.size > ctx.config.MAX_MODEL_PARAMETERS) {
-          throw new ApiError('model_too_large', `the model has ${imported.summary.size} parameters; the limit MAX_MODEL_PARAMETERS is ${ctx.config.MAX_MODEL_PARAMETERS}`);
-        }
+        checkModelSize(imported.summary.size, ctx.config);
         const record = await ctx.models.put(imported, request.client.owner);
         return reply.code(201).header('location', `/v1/models/${record.id}`).send(describe(record));
       },

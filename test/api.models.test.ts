@@ -7,12 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
-// TF.js with its own backends, in this test process only: the service computes in its worker threads.
-import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectJsonMatchesFixture, freshDir, removeDir, sleep, startApp, useApp } from './api-helpers.js';
-import { fixtures, relativeError } from './helpers.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freshDir, removeDir, sleep, startApp, useApp } from './api-helpers.js';
+import { fixtures } from './helpers.js';
 
 const seed = fixtures().find((c) => c.name === 'seed_2x2_linear_mse')!;
 const KEY_A = 'key-a-0123456789';
@@ -103,98 +100,6 @@ describe('POST, GET and DELETE /v1/models with JSON bodies', () => {
   it('malformed ids and unknown ids are 404 or 400, never 500', async () => {
     expect((await t.http().get(`/v1/models/${randomUUID()}`)).status).toBe(404);
     expect((await t.http().get('/v1/models/not_an_id!')).status).toBe(400);
-  });
-});
-
-/** A TF.js model with a fixture's architecture and weights (its dense layers, kernels [in][units] as TF.js lays them out). */
-function tfjsModelOf(fixture: (typeof seed)['request']) {
-  const { model } = fixture as any;
-  const layers = model.layers.map((layer: any, l: number) =>
-    tf.layers.dense({ units: layer.units, activation: layer.activation, useBias: layer.useBias ?? true, ...(l === 0 ? { inputShape: model.inputShape } : {}) }),
-  );
-  const built = tf.sequential({ layers });
-  built.setWeights(model.layers.flatMap((layer: any) => [tf.tensor2d(layer.kernel), ...(layer.useBias === false ? [] : [tf.tensor1d(layer.bias)])]));
-  return built;
-}
-
-describe('TF.js: model.save(tf.io.http(url)) against the running service, then requests by id', () => {
-  const t = useApp({ WORKERS: 1 });
-  let base = '';
-  beforeAll(async () => {
-    await t.app.listen({ port: 0, host: '127.0.0.1' });
-    base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
-  });
-  const softmax = fixtures().find((c) => c.name === 'loss_cce_probs_softmax')!;
-
-  it('the upload answers 201 with the parameter map in trainableWeights order; /v1/hessian by id equals the inline model and the float64 reference', async () => {
-    const model = tfjsModelOf(softmax.request);
-    const saved = await model.save(tf.io.http(`${base}/v1/models`));
-    const answer = await saved.responses![0].json();
-    expect(saved.responses![0].status).toBe(201);
-    expect(answer.parameters.map((p: any) => p.name)).toEqual(model.trainableWeights.map((w) => w.originalName));
-    expect(answer.parameters.map((p: any) => p.shape)).toEqual(softmax.expected.parameters.map((p: any) => p.shape));
-    expect(answer).toMatchObject({ size: softmax.expected.parameters.reduce((n, p) => n + p.size, 0), inputShape: [4], outputShape: [3] });
-
-    const { loss, data } = softmax.request as any;
-    const byId = await t.http().post('/v1/hessian').send({ model: { id: answer.id }, loss, data });
-    expect(byId.status).toBe(200);
-    expectJsonMatchesFixture({ ...byId.body, parameters: softmax.expected.parameters }, softmax);
-    const inline = await t.http().post('/v1/hessian').send(softmax.request);
-    expect(byId.body.hessian).toEqual(inline.body.hessian);
-    expect(byId.body.gradient).toEqual(inline.body.gradient);
-
-    // A job by id gives the same matrix.
-    const job = await t.http().post('/v1/jobs').send({ model: { id: answer.id }, loss, data });
-    expect(job.status).toBe(202);
-    let status = job.body.status;
-    for (let i = 0; i < 600 && !['succeeded', 'failed', 'cancelled'].includes(status); i++) {
-      await sleep(100);
-      status = (await t.http().get(`/v1/jobs/${job.body.id}`)).body.status;
-    }
-    expect(status).toBe('succeeded');
-    const result = await t.http().get(`/v1/jobs/${job.body.id}/result`);
-    expect(relativeError(result.body.hessian.flat(), inline.body.hessian.flat())).toBe(0);
-  });
-
-  it('a compiled model saved with its optimizer: requests by id without a loss use its training config', async () => {
-    const model = tfjsModelOf(softmax.request);
-    model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
-    const saved = await model.save(tf.io.http(`${base}/v1/models`), { includeOptimizer: true });
-    const answer = await saved.responses![0].json();
-    expect(saved.responses![0].status).toBe(201);
-    expect(answer.loss.type).toBe('categoricalCrossentropy');
-    const byId = await t.http().post('/v1/hessian').send({ model: { id: answer.id }, data: (softmax.request as any).data });
-    expect(byId.status).toBe(200);
-    expectJsonMatchesFixture({ ...byId.body, parameters: softmax.expected.parameters }, softmax);
-  });
-
-  it('an unknown or deleted id is a 404 in /v1/hessian, /v1/jobs and /v1/curvature; an id with other fields is a 400', async () => {
-    const saved = await tfjsModelOf(seed.request).save(tf.io.http(`${base}/v1/models`));
-    const { id } = await saved.responses![0].json();
-    expect((await t.http().delete(`/v1/models/${id}`)).status).toBe(204);
-    const { loss, data } = seed.request as any;
-    for (const path of ['/v1/hessian', '/v1/jobs', '/v1/curvature']) {
-      const res = await t.http().post(path).send({ model: { id }, loss, data, ...(path === '/v1/curvature' ? { quantity: 'trace' } : {}) });
-      expect(res.status, path).toBe(404);
-      expect(res.body.message).toContain(`no model ${id}`);
-    }
-    const extra = await t.http().post('/v1/hessian').send({ model: { id, layers: [] }, loss, data });
-    expect(extra.status).toBe(400);
-  });
-
-  it('weights of the wrong size for the manifest: 400 naming them', async () => {
-    let artifacts: tf.io.ModelArtifacts | undefined;
-    await tfjsModelOf(seed.request).save(tf.io.withSaveHandler(async (a) => ((artifacts = a), { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } })));
-    const modelJson = { modelTopology: artifacts!.modelTopology, weightsManifest: [{ paths: ['./model.weights.bin'], weights: artifacts!.weightSpecs }], format: artifacts!.format, generatedBy: artifacts!.generatedBy };
-    const weights = Buffer.from(artifacts!.weightData as ArrayBuffer);
-    const form = multipart([
-      { name: 'model.json', filename: 'model.json', type: 'application/json', body: JSON.stringify(modelJson) },
-      { name: 'model.weights.bin', filename: 'model.weights.bin', body: weights.subarray(0, weights.length - 4) },
-    ]);
-    const res = await t.http().post('/v1/models').set('content-type', form.type).send(form.body);
-    expect(res.status).toBe(400);
-    expect(res.body.error).toBe('invalid_request');
-    expect(res.body.message).toMatch(/12 bytes|3 values|weight/);
   });
 });
 

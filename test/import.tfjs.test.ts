@@ -6,7 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { issuesOf } from './import-helpers.js';
+import { expectModelOrSpecError, issuesOf, mutate } from './import-helpers.js';
+import { mulberry32 } from '../src/compute/initializers.js';
 import { importModel, importRequest, parameterNames, parameterTensors, tfjsArtifactsModel } from '../src/schemas/import/index.js';
 
 tf.setBackend('cpu');
@@ -249,5 +250,16 @@ describe('TF.js models this service refuses, by field', () => {
     expect(issuesOf(() => importModel(wrongShape, 'model'))).toEqual([
       { path: 'model.weightsManifest[0].weights[0]', message: expect.stringMatching(/is \[1, 4\] but layer 'dense_\w+' needs \[2, 2\]/) },
     ]);
+  });
+});
+
+describe('mutated TF.js model.json never crashes the importer', () => {
+  it.each([
+    ['lenet', lenet],
+    ['functional', functional],
+  ])('%s: 200 mutations answer a model or a SpecError', async (name, build) => {
+    const modelJson = await modelJsonOf(build());
+    const random = mulberry32(name.length + 101);
+    for (let i = 0; i < 200; i++) expectModelOrSpecError(() => importModel(mutate(modelJson, random), 'model'));
   });
 });

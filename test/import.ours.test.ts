@@ -101,10 +101,12 @@ describe('dense stacks: the same request as the current schema', () => {
     expect(issuesOf(() => importRequest(body)).map((i) => i.message)).toContainEqual(expect.stringMatching(/^data\.y\[3\] must be an integer class label in \[0, 2\]/));
   });
 
-  it('a request without loss names the field', () => {
+  it('a request without loss names the field, unless the model itself could not be read', () => {
     const body = clone(seed);
     delete body.loss;
     expect(issuesOf(() => importRequest(body))).toContainEqual({ path: 'loss', message: expect.stringMatching(/^loss is required/) });
+    body.model.layers[0].units = 0;
+    expect(issuesOf(() => importRequest(body)).map((i) => i.path)).toEqual(['model.layers[0].units']);
   });
 });
 

@@ -100,7 +100,8 @@ export function importRequest(body: unknown, stored?: StoredModel): EngineReques
   if (extra.length) issues.add('', `Unrecognized key${extra.length > 1 ? 's' : ''}: ${extra.map((k) => `"${k}"`).join(', ')}; a request has ${REQUEST_FIELDS.join(', ')}`);
   if (request.model === undefined) issues.add('model', 'model is required');
   const imported = stored ? fromStore(stored) : request.model === undefined ? null : importInto(request.model, 'model', issues);
-  const loss = resolveLoss(request.loss, imported?.modelLoss, issues);
+  // Whether a model without `loss` carries one is known only once it imported.
+  const loss = imported || request.loss !== undefined ? resolveLoss(request.loss, imported?.modelLoss, issues) : null;
   const wrt = readWrt(request.wrt, imported?.model ?? null, issues);
   if (imported) {
     const output = imported.shapes.get(imported.model.output)!;

@@ -10,7 +10,9 @@ import { ModelStore } from './jobs/models.js';
 import { ComputePool } from './jobs/pool.js';
 import { ResultStore } from './jobs/store.js';
 import { createMetrics } from './metrics.js';
+import { DecodedBody } from './plugins/body-decoders.js';
 import { deploymentPlugins } from './plugins/index.js';
+import { jsonBodyPlugin } from './plugins/json-body.js';
 import type { ServiceContext } from './routes/context.js';
 import { curvatureRoutes } from './routes/curvature.js';
 import { errorHandler } from './routes/errors.js';
@@ -93,7 +95,9 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const ctx: ServiceContext = { config, manager, pool, smallLane, store, models, metrics, backend: () => backend, backendError: () => backendError };
 
   // Request bodies are checked by the same zod schemas that document them; failures name their field.
+  // A large body arrives already checked (and compact) from its body thread (plugins/json-body.ts).
   app.setValidatorCompiler(({ schema }) => (data) => {
+    if (data instanceof DecodedBody) return data.error ? { error: data.error } : { value: data };
     const parsed = (schema as ZodType).safeParse(data);
     return parsed.success ? { value: parsed.data } : { error: specError(parsed.error) };
   });
@@ -110,6 +114,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   });
 
   await app.register(deploymentPlugins(config));
+  await app.register(jsonBodyPlugin({ offThreadBytes: config.BODY_THREAD_BYTES, threadHeapMb: config.BODY_THREAD_HEAP_MB }));
   await app.register(hessianRoutes(ctx));
   await app.register(curvatureRoutes(ctx));
   await app.register(jobRoutes(ctx));

@@ -16,6 +16,10 @@ export const ConfigSchema = z.object({
   HOST: z.string().default('127.0.0.1'),
   WORKERS: intFrom(availableParallelism(), 1),
   MAX_BODY_BYTES: intFrom(32 * 1024 * 1024, 1024),
+  /** JSON bodies of this many bytes and more (for /v1/hessian and /v1/jobs) are read on a thread of their own. */
+  BODY_THREAD_BYTES: intFrom(1024 * 1024, 0),
+  /** Heap of the thread that parses one large body; a body that needs more gets 413. */
+  BODY_THREAD_HEAP_MB: intFrom(1536, 64),
   MAX_PARAMETERS: intFrom(20000, 1),
   MAX_MODEL_PARAMETERS: intFrom(10_000_000, 1),
   MAX_QUEUED_JOBS: intFrom(64, 1),

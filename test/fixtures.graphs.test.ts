@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fixtures, kerasFixtures, type FixtureCase } from './helpers.js';
+import { fixtures, kerasFixtures, relativeError, type FixtureCase } from './helpers.js';
 
 // The reference files for issue #9 (test/fixtures/generate_graphs.py, generate_keras.py) are only as
 // good as their shape: this checks each is self-consistent before the engine and importer tests use it.
@@ -82,6 +82,12 @@ describe.runIf(kerasFixtures().length > 0)('keras/*.json', () => {
       const weightShapes = fixture.weights.map((w) => JSON.stringify(shapeOf(w)));
       for (const p of fixture.expected.parameters) expect(weightShapes).toContain(JSON.stringify(p.shape));
       expect(shapeOf(fixture.data.x)[0]).toBe(shapeOf(fixture.data.y)[0]);
+    });
+
+    it("agrees with TensorFlow's own float32 loss and gradient of the model", () => {
+      const { expected, keras_check } = fixture;
+      expect(Math.abs(keras_check.loss - expected.loss) / Math.max(1, Math.abs(expected.loss))).toBeLessThan(1e-4);
+      expect(relativeError(keras_check.gradient, expected.gradient)).toBeLessThan(1e-4);
     });
   });
 });

@@ -25,6 +25,8 @@ export interface KerasFixture {
   data: { x: any; y: any };
   loss: string;
   expected: FixtureCase['expected'];
+  /** TensorFlow's own float32 loss and gradient of the model (tf.GradientTape), in the order of expected.parameters. */
+  keras_check: { loss: number; gradient: number[] };
 }
 
 export const kerasFixtures = (): KerasFixture[] => {

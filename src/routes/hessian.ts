@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { engineRequest, planRequest, productCost, type CostEstimate, type EngineRequest, type PlacedTensor, type RequestPlan } from '../compute/index.js';
+import { planRequest, productCost, type CostEstimate, type EngineRequest, type PlacedTensor, type RequestPlan } from '../compute/index.js';
 import type { Config } from '../config.js';
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
@@ -8,7 +8,8 @@ import { QueueFullError, ShuttingDownError, type Job } from '../jobs/manager.js'
 import { isFailure, type HessianAnswer } from '../jobs/protocol.js';
 import type { ResultFormat } from '../jobs/results.js';
 import type { JobRecord } from '../jobs/store.js';
-import { compactRequest, HessianRequest, type ValidatedRequest } from '../schemas/model.js';
+import { takeDecodedBody } from '../plugins/body-decoders.js';
+import { HessianRequest } from '../schemas/model.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS } from './errors.js';
 import { resultFormat, resultResponse, sendResult } from './results.js';
@@ -75,14 +76,11 @@ export function admitWorkingSet(request: EngineRequest, config: Config): CostEst
 }
 
 /**
- * The validated body as the engine's request (typed arrays); the request lets go of the parsed nested
- * arrays, so that a request waiting in the queue holds only its tensors' bytes.
+ * The validated body as the engine's request (typed arrays), whether the main thread or a body thread
+ * read it; the request lets go of the parsed body, so that a request waiting in the queue holds only its
+ * tensors' bytes.
  */
-export function takeEngineRequest(request: FastifyRequest): EngineRequest {
-  const body = engineRequest(compactRequest(request.body as ValidatedRequest));
-  request.body = undefined;
-  return body;
-}
+export const takeEngineRequest = (request: FastifyRequest): EngineRequest => takeDecodedBody(request, 'hessianRequest');
 
 /** Maps a job that did not succeed to the error its client gets. */
 export function failureOf(job: Job): ApiError {

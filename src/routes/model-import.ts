@@ -40,6 +40,7 @@ export function importModelUpload(model: unknown, path: string): ImportedModel {
   const parameters = allParameters(dense).map(({ name, shape, offset, size }) => ({ name, shape, offset, size }));
   return {
     model: graph,
+    shapes: [[graph.input.name, [...dense.inputShape]], ...nodes.map((node, l): [string, number[]] => [node.name, [dense.layers[l].units]])],
     summary: {
       parameters,
       size: parameters.reduce((n, p) => n + p.size, 0),

@@ -10,6 +10,7 @@ import { describeValue } from '../schemas/model.js';
 import { ModelId, ModelUpload, StoredModel, StoredModelRef } from '../schemas/models.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, V1_ERRORS, type ErrorCode } from './errors.js';
+import { checkModelSize } from './hessian.js';
 import { importArtifactsUpload, importModelUpload } from './model-import.js';
 
 /** The parts of a TF.js upload besides its weight files. */
@@ -30,14 +31,23 @@ const notFound = (id: string) => new ApiError('not_found', `no model ${id} (neve
  * loss, read from disk (nothing is imported again); null for any other model form. 404 for an id the
  * caller cannot see (unknown, deleted, expired, another key's); 400 for an id object with other fields.
  */
-export async function resolveModel(ctx: ServiceContext, model: unknown, client: Submitter): Promise<{ model: GraphModel; loss?: LossSpec } | null> {
+export async function resolveModel(ctx: ServiceContext, model: unknown, client: Submitter): Promise<StoredImport | null> {
   if (typeof model !== 'object' || model === null || !('id' in model)) return null;
   const reference = StoredModelRef.safeParse(model);
   if (!reference.success) throw specError(prefixIssues(reference.error, 'model'));
   const record = ctx.models.get(reference.data.id, client.owner);
   const graph = record && (await ctx.models.load(record));
   if (!record || !graph) throw notFound(reference.data.id);
-  return { model: graph, ...(record.loss ? { loss: record.loss } : {}) };
+  const { loss, lossProblem, shapes } = record;
+  return { model: graph, shapes: new Map(shapes), ...(loss ? { loss } : {}), ...(lossProblem ? { lossProblem } : {}) };
+}
+
+/** A stored model as an import gives it: its graph, its own loss (or why it has none usable) and its nodes' output shapes. */
+export interface StoredImport {
+  model: GraphModel;
+  loss?: LossSpec;
+  lossProblem?: { path: string; message: string };
+  shapes: Map<string, number[]>;
 }
 
 /** A zod failure of a field at `path` ("model") of the body, with its issues placed there. */
@@ -200,9 +210,7 @@ export const modelRoutes =
           }
           imported = importModelUpload(model, path);
         }
-        if (imported.summary.size > ctx.config.MAX_MODEL_PARAMETERS) {
-          throw new ApiError('model_too_large', `the model has ${imported.summary.size} parameters; the limit MAX_MODEL_PARAMETERS is ${ctx.config.MAX_MODEL_PARAMETERS}`);
-        }
+        checkModelSize(imported.summary.size, ctx.config);
         const record = await ctx.models.put(imported, request.client.owner);
         return reply.code(201).header('location', `/v1/models/${record.id}`).send(describe(record));
       },

@@ -1,0 +1,50 @@
+/**
+ * A thread for one large JSON body (see json-body.ts): it receives the body's chunks as they arrive,
+ * and once told to, parses, validates and compacts it, answers, and ends (its heap, hundreds of MiB
+ * for a 32 MiB body of nested arrays, goes with it). The answer's typed arrays are moved to the main
+ * thread, not copied.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import secureJson from 'secure-json-parse';
+import type { BodyDecoderName } from './body-decoders.js';
+
+export type ThreadMessage = Uint8Array | 'parse';
+export type ThreadAnswer = { value: unknown } | { issues: { path: string; message: string }[] } | { invalidJson: string };
+
+// Loaded while the body arrives; the decoders bring the schemas (and the rules they name).
+const modules = Promise.all([import('./body-decoders.js'), import('../compute/index.js')]);
+modules.catch(() => undefined); // a failure is reported when the body is parsed
+const chunks: Uint8Array[] = [];
+
+parentPort!.on('message', (message: ThreadMessage) => {
+  if (message !== 'parse') chunks.push(message);
+  else void answer().then(({ answer, transfer }) => parentPort!.postMessage(answer, transfer));
+});
+
+async function answer(): Promise<{ answer: ThreadAnswer; transfer: ArrayBuffer[] }> {
+  const [{ BODY_DECODERS }, { specError }] = await modules;
+  const text = Buffer.concat(chunks).toString('utf8');
+  chunks.length = 0;
+  let json: unknown;
+  try {
+    json = secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
+  } catch (error) {
+    return { answer: { invalidJson: (error as Error).message }, transfer: [] };
+  }
+  const decoder = BODY_DECODERS[workerData.decoder as BodyDecoderName];
+  const parsed = decoder.schema.safeParse(json);
+  json = undefined;
+  if (!parsed.success) return { answer: { issues: specError(parsed.error).issues }, transfer: [] };
+  const value = (decoder.compact as (validated: unknown) => unknown)(parsed.data);
+  return { answer: { value }, transfer: [...buffersOf(value, new Set())] };
+}
+
+/** The buffers of every typed array in `value` (a compact body: plain objects, arrays, typed arrays). */
+function buffersOf(value: unknown, found: Set<ArrayBuffer>): Set<ArrayBuffer> {
+  if (ArrayBuffer.isView(value)) {
+    if (value.buffer instanceof ArrayBuffer) found.add(value.buffer);
+  } else if (typeof value === 'object' && value !== null) {
+    for (const item of Array.isArray(value) ? value : Object.values(value)) if (typeof item === 'object') buffersOf(item, found);
+  }
+  return found;
+}

@@ -293,3 +293,20 @@ describe("Keras 2's format (tf.keras 2.x, tensorflowjs_converter)", () => {
     expect(issuesOf(() => importModel(shared, 'model'))[0]).toEqual({ path: 'model.config.layers[1].inbound_nodes', message: expect.stringMatching(/is called 2 times/) });
   });
 });
+
+describe('a stored model ({"model": {"id"}} resolved by the caller)', () => {
+  it('is used as imported, with its compiled loss, and the data is checked against it', () => {
+    const stored = importModel({ ...functional3(), weights: weights3() }, 'model');
+    const body = { model: { id: 'abc' }, data: { x: [ramp(4)], y: [[0, 1]] }, wrt: ['out/kernel'] };
+    const request = importRequest(body, stored);
+    expect(request.model).toBe(stored.model);
+    expect(request.loss).toEqual({ type: 'meanSquaredError' });
+    expect(request.wrt).toEqual(['out/kernel']);
+    expect(issuesOf(() => importRequest({ ...body, data: { x: [ramp(4)], y: [[0, 1, 2]] } }, stored))).toEqual([
+      { path: 'data.y[0]', message: 'data.y[0] must have 2 entries (the last layer\'s units) for meanSquaredError' },
+    ]);
+    const uncompiled = importModel({ ...functional3({}), weights: weights3() }, 'model');
+    expect(issuesOf(() => importRequest(body, uncompiled))).toEqual([{ path: 'model.compile_config.loss', message: expect.stringMatching(/loss function/) }]);
+    expect(importRequest({ ...body, loss: 'huber' }, uncompiled).loss).toEqual({ type: 'huber' });
+  });
+});

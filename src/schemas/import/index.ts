@@ -3,6 +3,7 @@
  * to_json with its weights) made into the engine's GraphModel, and a whole request body into an
  * EngineRequest. Each throws one SpecError listing every problem with its field path.
  */
+import { outputShape } from '../../compute/shapes.js';
 import type { EngineRequest, GraphModel, LossSpec } from '../../compute/spec.js';
 import { describeValue } from '../model.js';
 import { importData } from './data.js';
@@ -71,11 +72,24 @@ function withLoss({ modelLoss, ...rest }: Omit<ImportedModel, 'loss' | 'lossProb
 
 const REQUEST_FIELDS = ['model', 'loss', 'data', 'wrt'];
 
+/** A model imported earlier (the models store's), with what its import said about its loss. */
+export type StoredModel = Pick<ImportedModel, 'model' | 'loss' | 'lossProblem'>;
+
+/** A stored model as importInto gives one: its shapes again (from its structure alone) and its loss. */
+function fromStore(stored: StoredModel) {
+  const { model, loss, lossProblem } = stored;
+  const shapes = new Map<string, number[]>([[model.input.name, model.input.shape]]);
+  for (const node of model.nodes) shapes.set(node.name, outputShape(node, node.inputs.map((name) => shapes.get(name)!)));
+  const modelLoss: ModelLoss = loss ? { loss } : lossProblem ? { problem: lossProblem } : undefined;
+  return { model, shapes, modelLoss };
+}
+
 /**
  * A whole request body ({model, loss?, data, wrt?}) as the engine's request. The loss is the
- * request's, else the compiled model's; throws one SpecError with every problem found.
+ * request's, else the compiled model's; throws one SpecError with every problem found. `stored` is
+ * the model that the body's {"model": {"id"}} names, already imported (the caller resolves the id).
  */
-export function importRequest(body: unknown): EngineRequest {
+export function importRequest(body: unknown, stored?: StoredModel): EngineRequest {
   const issues = new Issues();
   if (!isObject(body)) {
     issues.add('', `the request body must be an object {"model", "loss", "data", "wrt"}; got ${describeValue(body)}`);
@@ -85,7 +99,7 @@ export function importRequest(body: unknown): EngineRequest {
   const extra = Object.keys(request).filter((k) => !REQUEST_FIELDS.includes(k));
   if (extra.length) issues.add('', `Unrecognized key${extra.length > 1 ? 's' : ''}: ${extra.map((k) => `"${k}"`).join(', ')}; a request has ${REQUEST_FIELDS.join(', ')}`);
   if (request.model === undefined) issues.add('model', 'model is required');
-  const imported = request.model === undefined ? null : importInto(request.model, 'model', issues);
+  const imported = stored ? fromStore(stored) : request.model === undefined ? null : importInto(request.model, 'model', issues);
   const loss = resolveLoss(request.loss, imported?.modelLoss, issues);
   const wrt = readWrt(request.wrt, imported?.model ?? null, issues);
   if (imported) {

@@ -24,11 +24,12 @@ function link(history: unknown): string | { problem: string } {
   return name;
 }
 
-/** Every Keras 3 __keras_tensor__ in a call's args, in order (merge layers take a list of them). */
-function kerasTensors(value: unknown, found: unknown[] = []): unknown[] {
-  if (Array.isArray(value)) value.forEach((v) => kerasTensors(v, found));
+/** Every Keras 3 __keras_tensor__ in a call's args, in order (merge layers take a list of them); args nest a few levels at most. */
+function kerasTensors(value: unknown, found: unknown[] = [], depth = 0): unknown[] {
+  if (depth > 8) return found;
+  if (Array.isArray(value)) value.forEach((v) => kerasTensors(v, found, depth + 1));
   else if (isObject(value) && value.class_name === '__keras_tensor__') found.push(isObject(value.config) ? value.config.keras_history : undefined);
-  else if (isObject(value)) Object.values(value).forEach((v) => kerasTensors(v, found));
+  else if (isObject(value)) Object.values(value).forEach((v) => kerasTensors(v, found, depth + 1));
   return found;
 }
 

@@ -260,3 +260,12 @@ describe('the layers of issue #9 in our JSON', () => {
     expect(issues.find((i) => i.path === path)!.message).toMatch(message);
   });
 });
+
+describe('a model as the whole body (POST /v1/models), path ""', () => {
+  it('names fields from the top', () => {
+    expect(issuesOf(() => importModel({ inputShape: [2], layers: [{ type: 'dense', units: 0 }] }, ''))).toEqual([
+      { path: 'layers[0].units', message: expect.stringMatching(/^layers\[0\]\.units: /) },
+    ]);
+    expect(issuesOf(() => importModel('text', ''))).toEqual([{ path: '', message: expect.stringMatching(/^the model must be a model object/) }]);
+  });
+});

@@ -32,7 +32,7 @@ const FORMATS = 'our JSON {"inputShape", "layers"}, a TF.js model.json {"modelTo
 
 function importInto(value: unknown, path: Path, issues: Issues): (Omit<ImportedModel, 'loss' | 'lossProblem'> & { modelLoss?: ModelLoss }) | null {
   if (!isObject(value)) {
-    issues.add(path, `${path} must be a model object: ${FORMATS}; got ${describeValue(value)}`);
+    issues.add(path, `${path || 'the model'} must be a model object: ${FORMATS}; got ${describeValue(value)}`);
     return null;
   }
   if (isOurModel(value)) return importOurModel(value, path, issues);
@@ -42,7 +42,7 @@ function importInto(value: unknown, path: Path, issues: Issues): (Omit<ImportedM
     issues.add(at(path, 'id'), `${at(path, 'id')}: a stored model is not accepted here; send the model itself`);
     return null;
   }
-  issues.add(path, `${path} is not a model this service reads; it takes ${FORMATS} (found keys ${Object.keys(value).slice(0, 8).join(', ') || 'none'})`);
+  issues.add(path, `${path || 'the model'} is not a model this service reads; it takes ${FORMATS} (found keys ${Object.keys(value).slice(0, 8).join(', ') || 'none'})`);
   return null;
 }
 

@@ -98,3 +98,36 @@ describe('refusals', () => {
     expect(() => new PreparedGraph(wrt)).toThrow(/wrt\[0\] names 'dense_9\/kernel', which is not a trainable parameter/);
   });
 });
+
+describe('large batches', () => {
+  it('a max pool over 400k cells of a batch prepares, and its loss is the mean of its pooled values', () => {
+    const [batch, side, channels] = [64, 40, 4];
+    const values = Float32Array.from({ length: batch * side * side * channels }, (_, i) => Math.sin(i));
+    const request: EngineRequest = {
+      model: {
+        input: { name: 'input', shape: [side, side, channels], dtype: 'float32' },
+        nodes: [
+          { name: 'pool', type: 'globalMaxPooling2d', inputs: ['input'], config: {}, weights: {}, trainable: true },
+          { name: 'dense', type: 'dense', inputs: ['pool'], config: { units: 1, activation: { type: 'linear' }, useBias: true, kernelL2: 0 }, weights: { kernel: new Float32Array(channels).fill(1), bias: new Float32Array(1) }, trainable: true },
+        ],
+        output: 'dense',
+        seed: 0,
+      },
+      loss: { type: 'meanSquaredError' },
+      data: { x: { shape: [batch, side, side, channels], values }, y: { rows: batch, columns: 1, values: new Float32Array(batch) } },
+    };
+    // Independent: the per-example sum over channels of each plane's maximum, squared, averaged.
+    let expected = 0;
+    for (let b = 0; b < batch; b++) {
+      let sum = 0;
+      for (let c = 0; c < channels; c++) {
+        let most = -Infinity;
+        for (let cell = 0; cell < side * side; cell++) most = Math.max(most, values[(b * side * side + cell) * channels + c]);
+        sum += most;
+      }
+      expected += (sum * sum) / batch;
+    }
+    withGraph(request, (graph) => expect(Math.abs(graph.loss - expected) / expected).toBeLessThan(1e-5));
+  });
+});
+

@@ -5,8 +5,9 @@
  * dense 10, softmax cross-entropy from logits on integer labels, batch 128: P = 11126. Rows are computed
  * as a job computes them: blocks of graphCost's size, upper-only (the lower columns come by symmetry).
  *
- * Usage: node dist/bench/lenet.js [--batch 128] [--budget-mb 2048] [--max-blocks N]
- * (--max-blocks stops early and extrapolates the time from the blocks' share of the estimated operations).
+ * Usage: node dist/bench/lenet.js [--batch 128] [--budget-mb 2048] [--block K] [--max-blocks N]
+ * (--block overrides the directions per block that graphCost picks for the budget;
+ * --max-blocks stops early and extrapolates the time from the blocks' share of the estimated operations).
  */
 import { loadavg } from 'node:os';
 import { backendPreference } from '../compute/backend.js';
@@ -51,7 +52,8 @@ async function main(): Promise<void> {
   const maxBlocks = option('--max-blocks', Infinity);
   const backend = await initBackend(backendPreference());
   const request = lenetRequest(batch);
-  const cost = graphCost(request, budget);
+  const estimate = graphCost(request, budget);
+  const cost = { ...estimate, blockSize: option('--block', estimate.blockSize) };
   const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
   console.log(`LeNet-like, batch ${batch}, P = ${cost.size}, ${backend.backend}, K = ${cost.blockSize}, estimated ${(cost.flops / 1e9).toFixed(1)} GFLOP, peak ${(cost.peakBytes / 2 ** 20).toFixed(0)} MiB; load ${load()}`);
   const started = performance.now();

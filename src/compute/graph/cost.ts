@@ -132,7 +132,7 @@ export function graphCost(request: EngineRequest, budgetBytes: number): CostEsti
   const columnNodes = new Set(selected.map((t) => t.layer));
   const fixed = preparedBytes(request, work, size);
   const perDirection = Math.max(0, ...[...columnNodes].map((first) => bytesPerDirection(batch, work, first, columnNodes, size)));
-  const widest = Math.max(1, ...work.map((w) => Math.max(w.output, w.inputs, w.gathered)));
+  const widest = Math.max(1, ...work.map((w) => Math.max(w.output, w.inputs))); // of the [K, B, ...] node tensors
   const blockSize = chooseBlockSize({ batch, widest, size, fixed, perDirection }, budgetBytes);
   let flops = 0;
   for (const w of work) flops += batch * (3 * 2 * w.macs + ELEMENTWISE_FLOPS * w.output); // forward, backward, gradient

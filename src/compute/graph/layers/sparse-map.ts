@@ -45,7 +45,7 @@ class GatherPlan {
 
   /** lists[o]: the terms of output o over `sources` inputs (index `sources` is the zero column). */
   static of(lists: Entry[][], sources: number, keep: Keep): GatherPlan {
-    const slots = Math.max(1, ...lists.map((l) => l.length));
+    const slots = lists.reduce((most, l) => Math.max(most, l.length), 1); // no spread: lists may hold a batch's every cell
     const index = new Int32Array(lists.length * slots).fill(sources);
     const weights = new Float32Array(lists.length * slots);
     let unit = true;

@@ -3,12 +3,13 @@
  * (convolutions, pooling, batch normalization, embeddings, functional graphs; float64 PyTorch references
  * made by test/fixtures/generate_graphs.py) through POST /v1/hessian as JSON and .npy and as a job
  * (result and stream), computed by the graph engine (meta.method "graph"); admission of graph models by
- * their cost estimate; curvature quantities of a graph model against the reference Hessian.
+ * their cost estimate; real Keras models (to_json + get_weights, test/fixtures/keras) without a loss, which
+ * is read from their compile_config; curvature quantities of a graph model against the reference Hessian.
  */
 import { describe, expect, it } from 'vitest';
 import { checkNpyHeader, decodeFloat32LE, expectJsonMatchesFixture, expectMatrixMatchesFixture, pollJob, rawBody, reassembleNdjson, startApp, useApp, type TestApp } from './api-helpers.js';
 import { encodeTensor } from '../src/schemas/tensor.js';
-import { fixtures, relativeError, type FixtureCase } from './helpers.js';
+import { fixtures, kerasFixtures, relativeError, type FixtureCase } from './helpers.js';
 
 const LIMITS = { MAX_PARAMETERS: 5000, MAX_MODEL_PARAMETERS: 50_000 };
 const t = useApp(LIMITS);
@@ -43,6 +44,16 @@ describe('POST /v1/hessian with graph models', () => {
     expect(res.status).toBe(200);
     expectJsonMatchesFixture(res.body, dense);
     expect(['structured', 'rOperator']).toContain(res.body.meta.method);
+  });
+});
+
+describe('Keras models (to_json + get_weights) without a loss: the compiled loss is used', () => {
+  it.each(kerasFixtures().map((k) => [k.name, k] as const))('%s', async (_, k) => {
+    const body = { model: { ...k.to_json, weights: k.weights }, data: k.data };
+    const res = await t.http().post('/v1/hessian').send(body);
+    expect(res.status, JSON.stringify(res.body).slice(0, 300)).toBe(200);
+    expectJsonMatchesFixture(res.body, { name: k.name, request: body, expected: k.expected });
+    expect(res.body.meta.method).toBe('graph');
   });
 });
 

@@ -22,6 +22,15 @@ export const BinaryTensor = z
   .strict()
   .describe('A tensor as bytes: {"dtype":"float32","shape":[2,3],"data":"<base64>"}');
 
+/**
+ * A binary tensor of any rank up to 5 (data [batch, ...input shape], weights in their layer's layout),
+ * as the model importers read them; BinaryTensor above is the dense-stack schema's, of rank 1 or 2.
+ */
+export const BinaryTensorN = BinaryTensor.extend({
+  dtype: z.enum(['float32', 'int32']).describe('float32, or int32 for integer class labels and token ids'),
+  shape: z.array(z.number().int().min(0).max(2 ** 31)).min(1).max(5).describe('The tensor\'s shape, e.g. [batch, 28, 28, 1]'),
+});
+
 export type BinaryTensor = z.infer<typeof BinaryTensor>;
 
 /** A binary tensor with its values decoded. */

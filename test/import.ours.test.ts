@@ -101,10 +101,12 @@ describe('dense stacks: the same request as the current schema', () => {
     expect(issuesOf(() => importRequest(body)).map((i) => i.message)).toContainEqual(expect.stringMatching(/^data\.y\[3\] must be an integer class label in \[0, 2\]/));
   });
 
-  it('a request without loss names the field', () => {
+  it('a request without loss names the field, unless the model itself could not be read', () => {
     const body = clone(seed);
     delete body.loss;
     expect(issuesOf(() => importRequest(body))).toContainEqual({ path: 'loss', message: expect.stringMatching(/^loss is required/) });
+    body.model.layers[0].units = 0;
+    expect(issuesOf(() => importRequest(body)).map((i) => i.path)).toEqual(['model.layers[0].units']);
   });
 });
 
@@ -256,5 +258,14 @@ describe('the layers of issue #9 in our JSON', () => {
     const issues = issuesOf(() => importModel(model, 'model'));
     expect(issues.map((i) => i.path)).toContain(path);
     expect(issues.find((i) => i.path === path)!.message).toMatch(message);
+  });
+});
+
+describe('a model as the whole body (POST /v1/models), path ""', () => {
+  it('names fields from the top', () => {
+    expect(issuesOf(() => importModel({ inputShape: [2], layers: [{ type: 'dense', units: 0 }] }, ''))).toEqual([
+      { path: 'layers[0].units', message: expect.stringMatching(/^layers\[0\]\.units: /) },
+    ]);
+    expect(issuesOf(() => importModel('text', ''))).toEqual([{ path: '', message: expect.stringMatching(/^the model must be a model object/) }]);
   });
 });

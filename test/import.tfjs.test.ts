@@ -6,7 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { issuesOf } from './import-helpers.js';
+import { expectModelOrSpecError, issuesOf, mutate } from './import-helpers.js';
+import { mulberry32 } from '../src/compute/initializers.js';
 import { importModel, importRequest, parameterNames, parameterTensors, tfjsArtifactsModel } from '../src/schemas/import/index.js';
 
 tf.setBackend('cpu');
@@ -182,6 +183,24 @@ describe('TF.js models saved by TF.js', () => {
     expectSameWeights(imported, model);
   });
 
+  it("tensorflowjs_converter's wrapping of a Keras model: modelTopology.model_config and training_config", async () => {
+    const model = lenet();
+    const modelJson = await modelJsonOf(model);
+    const { class_name: _c, config: _cfg, ...rest } = modelJson.modelTopology as any;
+    const converted = {
+      ...modelJson,
+      format: 'layers-model',
+      generatedBy: 'keras v2.15.0',
+      convertedBy: 'TensorFlow.js Converter v4.22.0',
+      modelTopology: { ...rest, keras_version: '2.15.0', backend: 'tensorflow', model_config: { class_name: 'Sequential', config: (modelJson.modelTopology as any).config }, training_config: { loss: 'categorical_crossentropy', metrics: null } },
+    };
+    const imported = importModel(converted, 'model');
+    expectSameWeights(imported, model);
+    expect(imported.loss).toEqual({ type: 'categoricalCrossentropy' });
+    (converted.modelTopology.model_config.config as any).layers[0].config.padding = 'causal';
+    expect(issuesOf(() => importModel(converted, 'model')).map((i) => i.path)).toEqual(['model.modelTopology.model_config.config.layers[0].config.padding']);
+  });
+
   it('a frozen layer: its weights are constants', async () => {
     const model = lenet();
     model.layers[0].trainable = false;
@@ -249,5 +268,16 @@ describe('TF.js models this service refuses, by field', () => {
     expect(issuesOf(() => importModel(wrongShape, 'model'))).toEqual([
       { path: 'model.weightsManifest[0].weights[0]', message: expect.stringMatching(/is \[1, 4\] but layer 'dense_\w+' needs \[2, 2\]/) },
     ]);
+  });
+});
+
+describe('mutated TF.js model.json never crashes the importer', () => {
+  it.each([
+    ['lenet', lenet],
+    ['functional', functional],
+  ])('%s: 200 mutations answer a model or a SpecError', async (name, build) => {
+    const modelJson = await modelJsonOf(build());
+    const random = mulberry32(name.length + 101);
+    for (let i = 0; i < 200; i++) expectModelOrSpecError(() => importModel(mutate(modelJson, random), 'model'));
   });
 });

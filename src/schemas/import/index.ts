@@ -32,7 +32,7 @@ const FORMATS = 'our JSON {"inputShape", "layers"}, a TF.js model.json {"modelTo
 
 function importInto(value: unknown, path: Path, issues: Issues): (Omit<ImportedModel, 'loss' | 'lossProblem'> & { modelLoss?: ModelLoss }) | null {
   if (!isObject(value)) {
-    issues.add(path, `${path} must be a model object: ${FORMATS}; got ${describeValue(value)}`);
+    issues.add(path, `${path || 'the model'} must be a model object: ${FORMATS}; got ${describeValue(value)}`);
     return null;
   }
   if (isOurModel(value)) return importOurModel(value, path, issues);
@@ -42,7 +42,7 @@ function importInto(value: unknown, path: Path, issues: Issues): (Omit<ImportedM
     issues.add(at(path, 'id'), `${at(path, 'id')}: a stored model is not accepted here; send the model itself`);
     return null;
   }
-  issues.add(path, `${path} is not a model this service reads; it takes ${FORMATS} (found keys ${Object.keys(value).slice(0, 8).join(', ') || 'none'})`);
+  issues.add(path, `${path || 'the model'} is not a model this service reads; it takes ${FORMATS} (found keys ${Object.keys(value).slice(0, 8).join(', ') || 'none'})`);
   return null;
 }
 
@@ -100,7 +100,8 @@ export function importRequest(body: unknown, stored?: StoredModel): EngineReques
   if (extra.length) issues.add('', `Unrecognized key${extra.length > 1 ? 's' : ''}: ${extra.map((k) => `"${k}"`).join(', ')}; a request has ${REQUEST_FIELDS.join(', ')}`);
   if (request.model === undefined) issues.add('model', 'model is required');
   const imported = stored ? fromStore(stored) : request.model === undefined ? null : importInto(request.model, 'model', issues);
-  const loss = resolveLoss(request.loss, imported?.modelLoss, issues);
+  // Whether a model without `loss` carries one is known only once it imported.
+  const loss = imported || request.loss !== undefined ? resolveLoss(request.loss, imported?.modelLoss, issues) : null;
   const wrt = readWrt(request.wrt, imported?.model ?? null, issues);
   if (imported) {
     const output = imported.shapes.get(imported.model.output)!;

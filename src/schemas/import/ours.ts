@@ -64,7 +64,13 @@ const layerSchemas = {
   globalAveragePooling2d: {},
   globalMaxPooling2d: {},
   flatten: {},
-  reshape: { targetShape: z.array(z.number().int().min(-1).max(1_000_000).refine((d) => d !== 0, 'a dimension is at least 1 (or -1)')).min(1).max(4) },
+  reshape: {
+    targetShape: z
+      .array(z.number().int().min(-1).max(1_000_000).refine((d) => d !== 0, 'a dimension is at least 1 (or -1)'))
+      .min(1)
+      .max(4)
+      .refine((shape) => shape.filter((d) => d === -1).length <= 1, 'has more than one -1; at most one dimension can be inferred'),
+  },
   dropout: { rate: z.number().min(0).max(1).describe('ignored: the Hessian is of the inference-mode loss') },
   activation: { activation: ActivationField },
   batchNormalization: {
@@ -138,11 +144,8 @@ function nodeConfig(layer: Layer): NodeSpec['config'] {
     case 'maxPooling2d':
     case 'averagePooling2d':
       return { poolSize: pair(layer.poolSize), strides: pair(layer.strides ?? layer.poolSize), padding: layer.padding };
-    case 'reshape': {
-      const free = layer.targetShape.filter((d) => d === -1).length;
-      if (free > 1) throw new LayerProblem('targetShape', `has ${free} entries -1; at most one dimension can be inferred`);
+    case 'reshape':
       return { targetShape: layer.targetShape };
-    }
     case 'dropout':
       return { rate: layer.rate };
     case 'activation':
@@ -155,15 +158,6 @@ function nodeConfig(layer: Layer): NodeSpec['config'] {
       return { axis: layer.axis };
     default:
       return {};
-  }
-}
-
-class LayerProblem extends Error {
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(message);
   }
 }
 
@@ -213,23 +207,18 @@ export function importOurModel(value: unknown, path: Path, issues: Issues) {
       return;
     }
     const layer = layerResult.data as Layer;
-    try {
-      const node = {
-        name: layer.name ?? `${layer.type}_${l + 1}`,
-        type: layer.type,
-        inputs: layer.inputs ?? [drafts.at(-1)?.node.name ?? model.inputName],
-        config: nodeConfig(layer),
-        weights: {},
-        trainable: layer.trainable,
-      } as NodeSpec;
-      if ((layer.type === 'dense' || layer.type === 'conv2d') && layer.bias !== undefined && !layer.useBias) {
-        issues.add(at(layerPath, 'bias'), `${at(layerPath, 'bias')} is given but useBias is false`);
-      }
-      drafts.push({ node, layer, path: layerPath, namePath: at(layerPath, 'name'), inputsPath: at(layerPath, 'inputs') });
-    } catch (error) {
-      if (!(error instanceof LayerProblem)) throw error;
-      issues.add(at(layerPath, error.field), `${at(layerPath, error.field)} ${error.message}`);
+    const node = {
+      name: layer.name ?? `${layer.type}_${l + 1}`,
+      type: layer.type,
+      inputs: layer.inputs ?? [drafts.at(-1)?.node.name ?? model.inputName],
+      config: nodeConfig(layer),
+      weights: {},
+      trainable: layer.trainable,
+    } as NodeSpec;
+    if ((layer.type === 'dense' || layer.type === 'conv2d') && layer.bias !== undefined && !layer.useBias) {
+      issues.add(at(layerPath, 'bias'), `${at(layerPath, 'bias')} is given but useBias is false`);
     }
+    drafts.push({ node, layer, path: layerPath, namePath: at(layerPath, 'name'), inputsPath: at(layerPath, 'inputs') });
   });
   if (issues.count > before) return null;
   const firstIsEmbedding = drafts[0]?.node.type === 'embedding';

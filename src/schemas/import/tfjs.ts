@@ -89,7 +89,11 @@ export function importTfjsModel(modelJson: Record<string, unknown>, path: Path, 
     );
     return null;
   }
-  const draft = readTopology(modelJson.modelTopology, at(path, 'modelTopology'), issues);
+  // tensorflowjs_converter wraps a Keras model's topology: {keras_version, backend, model_config, training_config}.
+  const topology = modelJson.modelTopology;
+  const wrapped = isObject(topology) && isObject(topology.model_config);
+  const topologyPath = at(path, 'modelTopology');
+  const draft = readTopology(wrapped ? topology.model_config : topology, wrapped ? at(topologyPath, 'model_config') : topologyPath, issues);
   const weights = manifest(modelJson, path, issues);
   const data = bytes ?? weightDataBytes(modelJson.weightData, at(path, 'weightData'), issues);
   if (!draft || !weights || !data || issues.count > before) return null;
@@ -127,6 +131,10 @@ export function importTfjsModel(modelJson: Record<string, unknown>, path: Path, 
     if (built && !used.has(name)) issues.add(weight.path, `${weight.path}: weight '${name}' belongs to no layer of the model`);
   }
   if (!built || issues.count > before) return null;
-  const trainingConfig = isObject(modelJson.trainingConfig) ? modelJson.trainingConfig : undefined;
-  return { ...built, modelLoss: modelLoss(trainingConfig?.loss, at(path, 'trainingConfig', 'loss')) };
+  const [trainingConfig, configPath] = isObject(modelJson.trainingConfig)
+    ? [modelJson.trainingConfig, at(path, 'trainingConfig')]
+    : wrapped && isObject((topology as Record<string, unknown>).training_config)
+      ? [(topology as Record<string, Record<string, unknown>>).training_config, at(topologyPath, 'training_config')]
+      : [undefined, path];
+  return { ...built, modelLoss: modelLoss(trainingConfig?.loss, at(configPath, 'loss')) };
 }

@@ -10,7 +10,7 @@ import { ModelStore } from './jobs/models.js';
 import { ComputePool } from './jobs/pool.js';
 import { ResultStore } from './jobs/store.js';
 import { createMetrics } from './metrics.js';
-import { DecodedBody } from './plugins/body-decoders.js';
+import { DecodedBody, decoderNameFor } from './plugins/body-decoders.js';
 import { deploymentPlugins } from './plugins/index.js';
 import { jsonBodyPlugin } from './plugins/json-body.js';
 import type { ServiceContext } from './routes/context.js';
@@ -96,8 +96,10 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 
   // Request bodies are checked by the same zod schemas that document them; failures name their field.
   // A large body arrives already checked (and compact) from its body thread (plugins/json-body.ts).
+  // A body of BODY_DECODERS is validated by its decoder (the importers), in the route or on that thread.
   app.setValidatorCompiler(({ schema }) => (data) => {
     if (data instanceof DecodedBody) return data.error ? { error: data.error } : { value: data };
+    if (decoderNameFor(schema)) return { value: data };
     const parsed = (schema as ZodType).safeParse(data);
     return parsed.success ? { value: parsed.data } : { error: specError(parsed.error) };
   });

@@ -313,7 +313,7 @@ describe('without API_KEYS: open as before; compression, negotiation, helpful en
       [(b) => (b.loss = { type: 'hubber', delta: 2 }), 'loss.type', /^loss\.type: "hubber" is not a known loss; accepted: .*huber/],
       [(b) => (b.model.layers[0].activation = 'sparkle'), 'model.layers[0].activation', /"sparkle" is not a known activation; accepted: linear, relu, .*softmax/],
       [(b) => (b.model.layers[0].activation = { type: 'sparkle', alpha: 1 }), 'model.layers[0].activation.type', /"sparkle" is not a known activation; accepted: linear/],
-      [(b) => (b.model.layers[0].type = 'conv2d'), 'model.layers[0].type', /"conv2d" is not a supported layer type; accepted: dense/],
+      [(b) => (b.model.layers[0].type = 'lstm'), 'model.layers[0].type', /"lstm" is not a supported layer type; accepted: dense, conv2d, .*concatenate/],
     ];
     for (const [change, path, message] of bad) {
       const body = clone();

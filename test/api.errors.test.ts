@@ -116,7 +116,7 @@ describe('400: the request does not fit, and the message names the field', () =>
       'an unknown layer type',
       () => {
         const b = clone(seed.request);
-        b.model.layers[0].type = 'conv2d';
+        b.model.layers[0].type = 'lstm';
         return b;
       },
       'model.layers[0].type',
@@ -317,7 +317,7 @@ describe('400: the request does not fit, and the message names the field', () =>
     // text/plain is read as a string (fastify's own parser), which is not an object.
     const text = await t.http().post('/v1/hessian').set('content-type', 'text/plain').send(JSON.stringify(seed.request));
     expectErrorBody(text, 400, 'invalid_request');
-    expect(text.body.message).toMatch(/expected object/);
+    expect(text.body.message).toMatch(/the request body must be an object/);
     const xml = await t.http().post('/v1/hessian').set('content-type', 'application/xml').send('<model/>');
     expectErrorBody(xml, 415, 'unsupported_media_type');
     expect(xml.body.message).toMatch(/application\/json/);

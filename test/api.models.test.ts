@@ -7,7 +7,11 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import type { AddressInfo } from 'node:net';
+// TF.js with its own backends, in this test process only: the service computes in its worker threads.
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ModelStore } from '../src/jobs/models.js';
 import { freshDir, removeDir, sleep, startApp, useApp } from './api-helpers.js';
 import { fixtures } from './helpers.js';
 
@@ -100,6 +104,72 @@ describe('POST, GET and DELETE /v1/models with JSON bodies', () => {
   it('malformed ids and unknown ids are 404 or 400, never 500', async () => {
     expect((await t.http().get(`/v1/models/${randomUUID()}`)).status).toBe(404);
     expect((await t.http().get('/v1/models/not_an_id!')).status).toBe(400);
+  });
+});
+
+/** A TF.js model with a fixture's architecture and weights (its dense layers, kernels [in][units] as TF.js lays them out). */
+function tfjsModelOf(fixture: (typeof seed)['request']) {
+  const { model } = fixture as any;
+  const layers = model.layers.map((layer: any, l: number) =>
+    tf.layers.dense({ units: layer.units, activation: layer.activation, useBias: layer.useBias ?? true, ...(l === 0 ? { inputShape: model.inputShape } : {}) }),
+  );
+  const built = tf.sequential({ layers });
+  built.setWeights(model.layers.flatMap((layer: any) => [tf.tensor2d(layer.kernel), ...(layer.useBias === false ? [] : [tf.tensor1d(layer.bias)])]));
+  return built;
+}
+
+describe('TF.js: model.save(tf.io.http(url)) against the running service', () => {
+  const t = useApp({ WORKERS: 1 });
+  let base = '';
+  beforeAll(async () => {
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+  });
+  const softmax = fixtures().find((c) => c.name === 'loss_cce_probs_softmax')!;
+
+  it('201 with the parameter map in trainableWeights order; the stored graph holds getWeights() exactly', async () => {
+    const model = tfjsModelOf(softmax.request);
+    const saved = await model.save(tf.io.http(`${base}/v1/models`));
+    expect(saved.responses![0].status).toBe(201);
+    const answer = await saved.responses![0].json();
+    expect(answer.parameters.map((p: any) => p.name)).toEqual(model.trainableWeights.map((w) => w.originalName));
+    expect(answer.parameters.map((p: any) => p.shape)).toEqual(softmax.expected.parameters.map((p: any) => p.shape));
+    expect(answer).toMatchObject({ size: softmax.expected.parameters.reduce((n, p) => n + p.size, 0), inputShape: [4], outputShape: [3] });
+    expect(answer.loss).toBeUndefined();
+    expect((await t.http().get(`/v1/models/${answer.id}`)).body).toEqual(answer);
+
+    // What a request by id will compute from: the graph on disk, read back by a store of its own.
+    const store = new ModelStore(t.dir, { ttlSeconds: 3600, maxBytes: Infinity, otherBytes: () => 0 });
+    await store.recover();
+    const graph = (await store.load(store.get(answer.id, undefined)!))!;
+    const stored = graph.nodes.flatMap((node) => [node.weights.kernel, node.weights.bias].filter((w) => w !== undefined).map((w) => Array.from(w!)));
+    expect(stored).toEqual(model.getWeights().map((w) => Array.from(w.dataSync())));
+    expect(graph.nodes.map((node) => [node.type, (node.config as any).activation.type])).toEqual([['dense', 'tanh'], ['dense', 'softmax']]);
+  });
+
+  it("a compiled model saved with its optimizer: its training config's loss is kept, its optimizer weights are not parameters", async () => {
+    const model = tfjsModelOf(softmax.request);
+    model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
+    const saved = await model.save(tf.io.http(`${base}/v1/models`), { includeOptimizer: true });
+    expect(saved.responses![0].status).toBe(201);
+    const answer = await saved.responses![0].json();
+    expect(answer.loss.type).toBe('categoricalCrossentropy');
+    expect(answer.parameters.map((p: any) => p.name)).toEqual(model.trainableWeights.map((w) => w.originalName));
+  });
+
+  it('weights of the wrong size for the manifest: 400 naming them', async () => {
+    let artifacts: tf.io.ModelArtifacts | undefined;
+    await tfjsModelOf(seed.request).save(tf.io.withSaveHandler(async (a) => ((artifacts = a), { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } })));
+    const modelJson = { modelTopology: artifacts!.modelTopology, weightsManifest: [{ paths: ['./model.weights.bin'], weights: artifacts!.weightSpecs }], format: artifacts!.format, generatedBy: artifacts!.generatedBy };
+    const weights = Buffer.from(artifacts!.weightData as ArrayBuffer);
+    const form = multipart([
+      { name: 'model.json', filename: 'model.json', type: 'application/json', body: JSON.stringify(modelJson) },
+      { name: 'model.weights.bin', filename: 'model.weights.bin', body: weights.subarray(0, weights.length - 4) },
+    ]);
+    const res = await t.http().post('/v1/models').set('content-type', form.type).send(form.body);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_request');
+    expect(res.body.message).toContain(`${weights.length - 4}`);
   });
 });
 

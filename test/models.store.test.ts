@@ -65,7 +65,6 @@ function graph(): GraphModel {
 const imported = (model = graph()): ImportedModel => ({
   model,
   loss: { type: 'categoricalCrossentropy', fromLogits: false },
-  shapes: [['image', [4, 4, 1]], ['conv', [4, 4, 2]], ['bn', [4, 4, 2]], ['flat', [32]], ['out', [3]]],
   summary: { parameters: [{ name: 'conv/kernel', shape: [3, 3, 1, 2], offset: 0, size: 18 }], size: 18, inputShape: [4, 4, 1], outputShape: [3] },
 });
 

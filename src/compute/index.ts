@@ -32,6 +32,7 @@ export {
   type HessianSummary,
   type PlacedTensor,
   type PreparedRequest,
+  type ProductMethod,
   type RequestPlan,
   type RowSource,
 } from './pipeline.js';

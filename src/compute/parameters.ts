@@ -55,4 +55,4 @@ export function selectParameters(model: ModelLayout, wrt?: readonly string[]): P
   });
 }
 
-export const totalSize = (tensors: readonly ParameterTensor[]): number => tensors.reduce((n, t) => n + t.size, 0);
+export const totalSize = (tensors: readonly Pick<ParameterTensor, 'size'>[]): number => tensors.reduce((n, t) => n + t.size, 0);

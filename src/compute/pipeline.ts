@@ -84,12 +84,15 @@ export function planRequest(request: EngineRequest, budgetBytes: number, method?
 }
 
 /** The cost of Hessian-vector products (what curvature quantities run on), with the directions per product. */
-export function productCost(request: EngineRequest, budgetBytes: number): CostEstimate & { batch: number } {
+export function productCost(request: EngineRequest, budgetBytes: number): CostEstimate & { batch: number; method: ProductMethod } {
   const dense = denseStack(request);
   if (!dense) throw graphsUnsupported(request);
   const shape = costShape(dense);
-  return { ...estimateCost(shape, budgetBytes), batch: shape.batch };
+  return { ...estimateCost(shape, budgetBytes), batch: shape.batch, method: 'rOperator' };
 }
+
+/** The paths that compute Hessian-vector products with arbitrary directions (curvature quantities). */
+export type ProductMethod = Exclude<HessianMethod, 'structured'>;
 
 /** A model that is not a dense stack, until the graph engine computes it: a 400 naming the first layer that is not. */
 function graphsUnsupported(request: EngineRequest): SpecError {

@@ -25,14 +25,12 @@ export interface ModelRecord extends ModelSummary {
   loss?: LossSpec;
   /** Why the model's own loss cannot be used (e.g. it was a function), said when a request names none. */
   lossProblem?: { path: string; message: string };
-  /** Every node's output shape (without the batch) by node name, the input's too: what a request's checks need. */
-  shapes: [string, number[]][];
   /** With API_KEYS: a digest of the key that uploaded it; only that key sees it. */
   owner?: string;
 }
 
-/** An imported model, ready to store: the engine's graph, what the importer found, and what the upload answers with. */
-export interface ImportedModel extends Pick<ModelRecord, 'loss' | 'lossProblem' | 'shapes'> {
+/** An imported model, ready to store: the engine's graph, what the importer said of its loss, and what the upload answers with. */
+export interface ImportedModel extends Pick<ModelRecord, 'loss' | 'lossProblem'> {
   model: GraphModel;
   summary: ModelSummary;
 }
@@ -151,7 +149,7 @@ export class ModelStore {
    * Stores an imported model and answers its record. Throws ResultsQuotaError when it would not fit in
    * MAX_RESULTS_BYTES, and StorageError (nothing left behind) when it cannot be written.
    */
-  async put({ model, loss, lossProblem, shapes, summary }: ImportedModel, owner?: string, now = Date.now()): Promise<ModelRecord> {
+  async put({ model, loss, lossProblem, summary }: ImportedModel, owner?: string, now = Date.now()): Promise<ModelRecord> {
     const id = randomUUID();
     const { graph, weights } = encodeGraph(model);
     const record: ModelRecord = {
@@ -160,7 +158,6 @@ export class ModelStore {
       expiresAt: new Date(now + this.options.ttlSeconds * 1000).toISOString(),
       bytes: 0,
       ...summary,
-      shapes,
       ...(loss ? { loss } : {}),
       ...(lossProblem ? { lossProblem } : {}),
       ...(owner ? { owner } : {}),

@@ -1,26 +1,27 @@
 import type { FastifyRequest } from 'fastify';
 import type { ZodType } from 'zod';
-import { engineRequest } from '../compute/index.js';
-import { compactRequest, HessianRequest, type ValidatedRequest } from '../schemas/model.js';
+import { importRequest, RequestBody } from '../schemas/import/index.js';
 
 /**
- * Request bodies that may be large, by the route schema that validates them: the schema, and how a
- * validated body is made compact (typed arrays) for the route. A large body for such a route is parsed,
- * validated and compacted on a body thread (json-body.ts); any other body, and a small one, is
- * parsed on the main thread, validated by the route's schema and compacted by the route
- * (takeDecodedBody). Both ways give the same value and the same errors.
+ * Request bodies that may be large, by the route schema that documents them: the schema, and how a
+ * parsed body is validated and made compact (typed arrays) for the route, throwing a SpecError that
+ * names every bad field. A large body for such a route is parsed and decoded on a body thread
+ * (json-body.ts); any other body, and a small one, is parsed on the main thread, let through by the
+ * validator (see decoderNameFor) and decoded by the route (takeDecodedBody). Both ways give the same
+ * value and the same errors.
  */
 export interface BodyDecoder<Compact> {
   schema: ZodType;
-  compact: (validated: never) => Compact;
+  decode: (body: unknown) => Compact;
 }
 
 export const BODY_DECODERS = {
-  hessianRequest: { schema: HessianRequest, compact: (validated: ValidatedRequest) => engineRequest(compactRequest(validated)) },
+  /** A request with a model in any format: the importers validate it. */
+  hessianRequest: { schema: RequestBody, decode: importRequest },
 } satisfies Record<string, BodyDecoder<unknown>>;
 
 export type BodyDecoderName = keyof typeof BODY_DECODERS;
-type Compacted<Name extends BodyDecoderName> = ReturnType<(typeof BODY_DECODERS)[Name]['compact']>;
+type Compacted<Name extends BodyDecoderName> = ReturnType<(typeof BODY_DECODERS)[Name]['decode']>;
 
 /** The decoder of a route whose body schema is in the table. */
 export function decoderNameFor(schema: unknown): BodyDecoderName | undefined {
@@ -28,8 +29,8 @@ export function decoderNameFor(schema: unknown): BodyDecoderName | undefined {
 }
 
 /**
- * A body the body thread already validated (or found invalid, `error`) and made compact: the route's
- * validator lets it through (or answers its error as its own validation error).
+ * A body the body thread already decoded (or found invalid, `error`): the route's validator lets it
+ * through (or answers its error as its own validation error).
  */
 export class DecodedBody {
   constructor(
@@ -47,5 +48,5 @@ export function takeDecodedBody<Name extends BodyDecoderName>(request: FastifyRe
   const body = request.body;
   request.body = undefined;
   if (body instanceof DecodedBody && body.decoder === name) return body.value as Compacted<Name>;
-  return (BODY_DECODERS[name].compact as (validated: unknown) => Compacted<Name>)(body);
+  return BODY_DECODERS[name].decode(body) as Compacted<Name>;
 }

@@ -76,7 +76,7 @@ export const docsPlugin = (options: { keysRequired: boolean; protectOperations: 
           for (const operation of Object.values(operations)) {
             operation.security = securityOf(path, options.keysRequired, options.protectOperations);
             const json = operation.requestBody?.content?.['application/json'];
-            if (json?.schema?.$ref === '#/components/schemas/HessianRequestInput') json.examples = structuredClone(REQUEST_EXAMPLES);
+            if (json?.schema?.$ref === '#/components/schemas/ModelRequestInput') json.examples = structuredClone(REQUEST_EXAMPLES);
             // The multipart form of a model upload is read by its handler, not by a body schema.
             if (json?.schema?.$ref === '#/components/schemas/ModelUploadInput') (operation.requestBody!.content as Record<string, unknown>)['multipart/form-data'] = structuredClone(MULTIPART_UPLOAD);
           }

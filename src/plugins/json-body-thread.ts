@@ -22,7 +22,7 @@ parentPort!.on('message', (message: ThreadMessage) => {
 });
 
 async function answer(): Promise<{ answer: ThreadAnswer; transfer: ArrayBuffer[] }> {
-  const [{ BODY_DECODERS }, { specError }] = await modules;
+  const [{ BODY_DECODERS }, { SpecError }] = await modules;
   const text = Buffer.concat(chunks).toString('utf8');
   chunks.length = 0;
   let json: unknown;
@@ -32,10 +32,14 @@ async function answer(): Promise<{ answer: ThreadAnswer; transfer: ArrayBuffer[]
     return { answer: { invalidJson: (error as Error).message }, transfer: [] };
   }
   const decoder = BODY_DECODERS[workerData.decoder as BodyDecoderName];
-  const parsed = decoder.schema.safeParse(json);
+  let value: unknown;
+  try {
+    value = decoder.decode(json);
+  } catch (error) {
+    if (error instanceof SpecError) return { answer: { issues: error.issues }, transfer: [] };
+    throw error;
+  }
   json = undefined;
-  if (!parsed.success) return { answer: { issues: specError(parsed.error).issues }, transfer: [] };
-  const value = (decoder.compact as (validated: unknown) => unknown)(parsed.data);
   return { answer: { value }, transfer: [...buffersOf(value, new Set())] };
 }
 

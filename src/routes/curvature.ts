@@ -1,20 +1,21 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { engineRequest, type EngineRequest } from '../compute/index.js';
-import { eigenIterations, KRYLOV_BUDGET_BYTES, maxEigenBasis } from '../compute/quantities/index.js';
+import { firstNonDense, SpecError, type EngineRequest } from '../compute/index.js';
+import { eigenIterations, KRYLOV_BUDGET_BYTES, maxEigenBasis, productsOnlyIssue } from '../compute/quantities/index.js';
 import { npyHeader } from '../jobs/npy.js';
 import { densityPng, topNodes } from '../pictures/density.js';
 import { heatmapPng } from '../pictures/heatmap.js';
 import { isFailure, type CurvatureAnswer } from '../jobs/protocol.js';
 import { formatRows, matrixHeaders, RESULT_TYPES } from '../jobs/results.js';
-import { CURVATURE_DEFAULTS, CurvatureJson, CurvatureRequest, curvatureQuery } from '../schemas/curvature.js';
-import { compactRequest } from '../schemas/model.js';
+import { CURVATURE_DEFAULTS, CurvatureJson, CurvatureOptions, CurvatureRequest, curvatureQuery, REQUEST_FIELDS, vectorsIssue } from '../schemas/curvature.js';
+import { importRequest } from '../schemas/import/index.js';
+import { specError } from '../compute/index.js';
 import type { Config } from '../config.js';
 import type { ServiceContext } from './context.js';
 import { QueueFullError, ShuttingDownError } from '../jobs/manager.js';
 import { ApiError, BODY_ERRORS, errorResponses, V1_ERRORS } from './errors.js';
-import { admit, admitWorkingSet, computeFailure } from './hessian.js';
+import { admit, admitWorkingSet, computeFailure, IMPORTED_BODY } from './hessian.js';
 import { negotiate } from './results.js';
 
 const binary = z.string().meta({ format: 'binary' });
@@ -39,6 +40,7 @@ export const curvatureRoutes =
     app.withTypeProvider<ZodTypeProvider>().post(
       '/v1/curvature',
       {
+        ...IMPORTED_BODY,
         schema: {
           operationId: 'computeCurvature',
           summary: 'Curvature beyond the full Hessian',
@@ -61,7 +63,7 @@ export const curvatureRoutes =
         },
       },
       async (request, reply) => {
-        const body = request.body;
+        const { fields, options: body } = curvatureBody(request.body);
         const isMatrix = MATRIX_QUANTITIES.has(body.quantity);
         const offered: Partial<typeof RESULT_TYPES> = isMatrix
           ? RESULT_TYPES
@@ -69,10 +71,13 @@ export const curvatureRoutes =
             ? { json: RESULT_TYPES.json, png: RESULT_TYPES.png }
             : { json: RESULT_TYPES.json };
         const format = negotiate(request, offered);
-        const { model, loss, data, wrt } = body;
-        const engine = engineRequest(compactRequest({ model, loss, data, ...(wrt ? { wrt } : {}) }));
+        const engine = importRequest(fields);
+        (request as { body: unknown }).body = undefined; // the engine's request holds the tensors as typed arrays
+        checkProductsSuffice(engine, body);
         const cost = isMatrix ? admit(engine, ctx.config) : admitProducts(engine, body, ctx.config);
         const { parameters, size } = cost;
+        const badVectors = vectorsIssue(body, size, engine.wrt !== undefined);
+        if (badVectors) throw new SpecError([badVectors]);
 
         if (closing) throw new ShuttingDownError();
         if (running.size >= ctx.config.MAX_QUEUED_JOBS) throw new QueueFullError(ctx.config.MAX_QUEUED_JOBS);
@@ -106,11 +111,33 @@ export const curvatureRoutes =
   };
 
 /**
+ * The body split into the request fields (for importRequest) and the quantity's options, validated
+ * (a SpecError naming each bad option). A body that is not an object is left to importRequest to refuse.
+ */
+function curvatureBody(body: unknown): { fields: unknown; options: CurvatureOptions } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new SpecError([{ path: '', message: 'the request body must be an object {"model", "loss", "data", "wrt", "quantity", ...options}' }]);
+  }
+  const isField = ([key]: [string, unknown]) => (REQUEST_FIELDS as readonly string[]).includes(key);
+  const entries = Object.entries(body);
+  const parsed = CurvatureOptions.safeParse(Object.fromEntries(entries.filter((entry) => !isField(entry))));
+  if (!parsed.success) throw specError(parsed.error);
+  return { fields: Object.fromEntries(entries.filter(isField)), options: parsed.data };
+}
+
+/** A model that is not a dense stack is known only by its Hessian products and offers some quantities only: a 400 saying which. */
+function checkProductsSuffice(request: EngineRequest, options: CurvatureOptions): void {
+  const notDense = firstNonDense(request);
+  const issue = notDense && productsOnlyIssue(curvatureQuery(options));
+  if (issue) throw new SpecError([{ ...issue, message: `${issue.message} (this model is not a stack of dense layers: ${notDense.reason})` }]);
+}
+
+/**
  * Admission of a quantity made of products, before anything is allocated: the model size, one
  * product's working set (as a Hessian row's), the Krylov memory budget, and the operations: about a
  * Hessian row's per product (the GGN and Fisher cost no more), times the products the quantity runs.
  */
-function admitProducts(request: EngineRequest, body: CurvatureRequest, config: Config): ReturnType<typeof admitWorkingSet> {
+function admitProducts(request: EngineRequest, body: CurvatureOptions, config: Config): ReturnType<typeof admitWorkingSet> {
   const cost = admitWorkingSet(request, config);
   const { size } = cost;
   checkKrylovBudget(body, size);
@@ -126,7 +153,7 @@ function admitProducts(request: EngineRequest, body: CurvatureRequest, config: C
 }
 
 /** Products a quantity runs (the exact diagonal as many as the factors' widest block, the widest layer). */
-function productCount(body: CurvatureRequest, size: number, request: EngineRequest): number {
+function productCount(body: CurvatureOptions, size: number, request: EngineRequest): number {
   const o = { ...CURVATURE_DEFAULTS, ...body };
   const widest = Math.max(1, ...request.model.nodes.map((node) => ('units' in node.config ? node.config.units : 1)));
   switch (body.quantity) {
@@ -144,7 +171,7 @@ function productCount(body: CurvatureRequest, size: number, request: EngineReque
 }
 
 /** 400 when the Krylov bases would outgrow their memory budget, naming the fields to lower. */
-function checkKrylovBudget(body: CurvatureRequest, size: number): void {
+function checkKrylovBudget(body: CurvatureOptions, size: number): void {
   const budgetMb = KRYLOV_BUDGET_BYTES / 2 ** 20;
   if (body.quantity === 'eigenvalues') {
     const k = body.k ?? CURVATURE_DEFAULTS.k;
@@ -164,7 +191,7 @@ function checkKrylovBudget(body: CurvatureRequest, size: number): void {
 }
 
 /** The heatmap of a ggn / fisher matrix, or the plot of a density with its top Ritz values. */
-async function picture(body: CurvatureRequest, result: CurvatureAnswer, summary: Summary): Promise<Buffer> {
+async function picture(body: CurvatureOptions, result: CurvatureAnswer, summary: Summary): Promise<Buffer> {
   if (body.quantity === 'density') {
     const nodes = result.fields.nodes as number[][];
     const title = `Spectral density of the ${body.matrix ?? CURVATURE_DEFAULTS.matrix} (log scale), P = ${summary.size}`;

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { planRequest, productCost, type CostEstimate, type EngineRequest, type PlacedTensor, type RequestPlan } from '../compute/index.js';
+import { planRequest, productCost, type CostEstimate, type EngineRequest, type PlacedTensor, type ProductMethod, type RequestPlan } from '../compute/index.js';
 import type { Config } from '../config.js';
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
@@ -9,7 +9,7 @@ import { isFailure, type HessianAnswer } from '../jobs/protocol.js';
 import type { ResultFormat } from '../jobs/results.js';
 import type { JobRecord } from '../jobs/store.js';
 import { takeDecodedBody } from '../plugins/body-decoders.js';
-import { HessianRequest } from '../schemas/model.js';
+import { RequestBody } from '../schemas/import/index.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS } from './errors.js';
 import { resultFormat, resultResponse, sendResult } from './results.js';
@@ -66,7 +66,7 @@ function checkWorkingSet(minimumBytes: number, batch: number, { MAX_WORKER_MEMOR
  * The cost of Hessian-vector products (what curvature quantities run on), admitted on the model's size
  * and one product's working set (see checkWorkingSet); with the tensors the products are over.
  */
-export function admitWorkingSet(request: EngineRequest, config: Config): CostEstimate & { parameters: PlacedTensor[] } {
+export function admitWorkingSet(request: EngineRequest, config: Config): CostEstimate & { parameters: PlacedTensor[]; method: ProductMethod } {
   const budgetBytes = config.MAX_WORKER_MEMORY_MB * 2 ** 20;
   const { modelSize, parameters } = planRequest(request, budgetBytes);
   checkModelSize(modelSize, config);
@@ -81,6 +81,13 @@ export function admitWorkingSet(request: EngineRequest, config: Config): CostEst
  * tensors' bytes.
  */
 export const takeEngineRequest = (request: FastifyRequest): EngineRequest => takeDecodedBody(request, 'hessianRequest');
+
+/**
+ * Route options of a body that carries a model and is not one of BODY_DECODERS': the importers
+ * validate it (importRequest, with one message per problem and its field path, in every model format),
+ * so its zod schema only documents it and fastify lets it through as it is.
+ */
+export const IMPORTED_BODY = { validatorCompiler: () => (data: unknown) => ({ value: data }) };
 
 /** Maps a job that did not succeed to the error its client gets. */
 export function failureOf(job: Job): ApiError {
@@ -151,7 +158,7 @@ export const hessianRoutes =
           description:
             'Computes loss, gradient and the full P x P Hessian over all parameters (or the `wrt` tensors) in this request, on the worker pool. Any P up to MAX_PARAMETERS; for large P prefer a job.',
           tags: ['hessian'],
-          body: HessianRequest,
+          body: RequestBody,
           response: {
             200: resultResponse,
             ...errorResponses(...SUBMIT_ERRORS, ...V1_ERRORS, 'not_acceptable', 'numerical_error', 'cancelled', 'job_timeout'),

@@ -5,7 +5,7 @@ import type { Job as ManagedJob, Submitter } from '../jobs/manager.js';
 import { rowStream } from '../jobs/results.js';
 import { isFinished, type JobRecord } from '../jobs/store.js';
 import { Job, JobId } from '../schemas/api.js';
-import { HessianRequest } from '../schemas/model.js';
+import { RequestBody } from '../schemas/import/index.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS, type ErrorCode } from './errors.js';
 import { admit, failureOf, takeEngineRequest } from './hessian.js';
@@ -52,7 +52,7 @@ export const jobRoutes =
           summary: 'Queue a Hessian job',
           description: 'Same body as POST /v1/hessian. Answers at once with the job; follow links.self for progress.',
           tags: ['jobs'],
-          body: HessianRequest,
+          body: RequestBody,
           response: {
             202: Job,
             ...errorResponses(...SUBMIT_ERRORS, ...V1_ERRORS),

@@ -3,15 +3,14 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z, type ZodType } from 'zod';
 import { specError } from '../compute/index.js';
-import type { GraphModel, LossSpec } from '../compute/spec.js';
 import type { Submitter } from '../jobs/manager.js';
-import type { ModelRecord } from '../jobs/models.js';
+import type { ImportedModel as StorableModel, ModelRecord } from '../jobs/models.js';
+import { importModel, ModelRef, parameterTensors, tfjsArtifactsModel, type ImportedModel, type StoredModel as ResolvedModel } from '../schemas/import/index.js';
 import { describeValue } from '../schemas/model.js';
-import { ModelId, ModelUpload, StoredModel, StoredModelRef } from '../schemas/models.js';
+import { ModelId, ModelUpload, StoredModel } from '../schemas/models.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, V1_ERRORS, type ErrorCode } from './errors.js';
 import { checkModelSize } from './hessian.js';
-import { importArtifactsUpload, importModelUpload } from './model-import.js';
 
 /** The parts of a TF.js upload besides its weight files. */
 const MODEL_JSON_PART = 'model.json';
@@ -31,23 +30,26 @@ const notFound = (id: string) => new ApiError('not_found', `no model ${id} (neve
  * loss, read from disk (nothing is imported again); null for any other model form. 404 for an id the
  * caller cannot see (unknown, deleted, expired, another key's); 400 for an id object with other fields.
  */
-export async function resolveModel(ctx: ServiceContext, model: unknown, client: Submitter): Promise<StoredImport | null> {
+export async function resolveModel(ctx: ServiceContext, model: unknown, client: Submitter): Promise<ResolvedModel | null> {
   if (typeof model !== 'object' || model === null || !('id' in model)) return null;
-  const reference = StoredModelRef.safeParse(model);
+  const reference = ModelRef.safeParse(model);
   if (!reference.success) throw specError(prefixIssues(reference.error, 'model'));
   const record = ctx.models.get(reference.data.id, client.owner);
   const graph = record && (await ctx.models.load(record));
   if (!record || !graph) throw notFound(reference.data.id);
-  const { loss, lossProblem, shapes } = record;
-  return { model: graph, shapes: new Map(shapes), ...(loss ? { loss } : {}), ...(lossProblem ? { lossProblem } : {}) };
+  const { loss, lossProblem } = record;
+  return { model: graph, ...(loss ? { loss } : {}), ...(lossProblem ? { lossProblem } : {}) };
 }
 
-/** A stored model as an import gives it: its graph, its own loss (or why it has none usable) and its nodes' output shapes. */
-export interface StoredImport {
-  model: GraphModel;
-  loss?: LossSpec;
-  lossProblem?: { path: string; message: string };
-  shapes: Map<string, number[]>;
+/** An import as the store keeps it, with what the upload answers: the parameter map and the input and output shapes. */
+function storable({ model, loss, lossProblem, shapes }: ImportedModel): StorableModel {
+  const parameters = parameterTensors(model, shapes);
+  return {
+    model,
+    ...(loss ? { loss } : {}),
+    ...(lossProblem ? { lossProblem } : {}),
+    summary: { parameters, size: parameters.reduce((n, p) => n + p.size, 0), inputShape: model.input.shape, outputShape: shapes.get(model.output)! },
+  };
 }
 
 /** A zod failure of a field at `path` ("model") of the body, with its issues placed there. */
@@ -201,14 +203,14 @@ export const modelRoutes =
         let imported;
         if (request.isMultipart()) {
           const { modelJson, weights } = artifactsOf(await readParts(request, ctx.config.MAX_BODY_BYTES));
-          imported = importArtifactsUpload(modelJson, weights);
+          imported = storable(tfjsArtifactsModel(modelJson, weights));
         } else {
           if (typeof request.body !== 'object' || request.body === null) throw new ApiError('invalid_request', `the body is ${describeValue(request.body)}; send {"model": <model>}`);
           const { model, path } = uploadedModel(request.body as Record<string, unknown>);
           if (typeof model === 'object' && model !== null && 'id' in model) {
             throw new ApiError('invalid_request', `${path || 'the body'} is a reference to a stored model (${describeValue(model)} with an id); upload the model itself`);
           }
-          imported = importModelUpload(model, path);
+          imported = storable(importModel(model, path));
         }
         checkModelSize(imported.summary.size, ctx.config);
         const record = await ctx.models.put(imported, request.client.owner);

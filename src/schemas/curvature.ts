@@ -1,18 +1,19 @@
 import { z } from 'zod';
-import { allParameters, selectParameters, totalSize } from '../compute/parameters.js';
 import type { CurvatureQuery } from '../compute/quantities/index.js';
 import { ParameterEntry, ResultMeta } from './api.js';
-import { checkConsistency, RequestFields, type Report } from './model.js';
+import { RequestBody } from './import/index.js';
+import type { Report } from './model.js';
 
 /**
- * POST /v1/curvature: the Hessian request's fields plus the quantity asked for and its options.
- * Options have no zod defaults, so that an option sent for a quantity it does not apply to is an
- * error instead of being silently ignored; CURVATURE_DEFAULTS fills them in.
+ * POST /v1/curvature: the Hessian request's fields (imported by importRequest) plus the quantity
+ * asked for and its options (validated here). Options have no zod defaults, so that an option sent for
+ * a quantity it does not apply to is an error instead of being silently ignored; CURVATURE_DEFAULTS
+ * fills them in.
  */
 export const QUANTITIES = ['hvp', 'ggn', 'fisher', 'diagonal', 'eigenvalues', 'trace', 'density'] as const;
 export const MATRICES = ['hessian', 'ggn', 'fisher'] as const;
 
-const CurvatureFields = RequestFields.extend({
+const OptionFields = z.object({
   quantity: z.enum(QUANTITIES).describe(
     'hvp: M v for each of `vectors`; ggn / fisher: the dense matrix (P <= MAX_PARAMETERS); diagonal; eigenvalues; trace; density (stochastic Lanczos quadrature)',
   ),
@@ -36,10 +37,10 @@ const CurvatureFields = RequestFields.extend({
   steps: z.number().int().min(1).max(1000).optional().describe('density: Lanczos steps per run (default 50)'),
   gridPoints: z.number().int().min(10).max(100_000).optional().describe('density: points of the returned grid (default 1000)'),
   seed: z.number().int().min(0).max(2 ** 31).optional().describe('Seed of the random start / probe vectors (default 0)'),
-}).strict();
+});
 
-type CurvatureFields = z.infer<typeof CurvatureFields>;
-type Option = Exclude<keyof CurvatureFields, keyof z.infer<typeof RequestFields> | 'quantity'>;
+type OptionFields = z.infer<typeof OptionFields>;
+type Option = Exclude<keyof OptionFields, 'quantity'>;
 
 /** Which options each quantity takes. */
 const OPTIONS: Record<(typeof QUANTITIES)[number], readonly Option[]> = {
@@ -65,14 +66,19 @@ export const CURVATURE_DEFAULTS = {
   seed: 0,
 } as const;
 
-export const CurvatureRequest = CurvatureFields.check((payload) => {
+/** The quantity and its options: every field of a curvature request but the model's request fields. */
+export const CurvatureOptions = OptionFields.strict().check((payload) => {
   if (payload.issues.length) return;
-  const issue: Report = (path, message) => payload.issues.push({ code: 'custom', path, message, input: payload.value });
-  checkConsistency(payload.value, issue);
-  checkOptions(payload.value, issue);
-}).meta({ id: 'CurvatureRequest' });
+  checkOptions(payload.value, (path, message) => payload.issues.push({ code: 'custom', path, message, input: payload.value }));
+});
 
-function checkOptions(request: CurvatureFields, issue: Report): void {
+/** The whole body, for the OpenAPI document (the route imports the request fields and validates CurvatureOptions). */
+export const CurvatureRequest = RequestBody.extend(OptionFields.shape).strict().meta({ id: 'CurvatureRequest' });
+
+/** The fields of a curvature request that importRequest takes. */
+export const REQUEST_FIELDS = ['model', 'loss', 'data', 'wrt'] as const;
+
+function checkOptions(request: CurvatureOptions, issue: Report): void {
   const { quantity } = request;
   const allowed = OPTIONS[quantity];
   for (const option of Object.keys(OPTIONS).flatMap((q) => OPTIONS[q as keyof typeof OPTIONS])) {
@@ -83,20 +89,21 @@ function checkOptions(request: CurvatureFields, issue: Report): void {
   }
   const { vectors } = request;
   if (quantity === 'hvp') {
-    if (!Array.isArray(vectors)) {
-      issue(['vectors'], 'vectors is required for quantity hvp: a list of directions, each with P numbers');
-      return;
-    }
-    if (request.wrt && request.wrt.some((name) => !allParameters(request.model).some((t) => t.name === name))) return;
-    const size = totalSize(selectParameters(request.model, request.wrt));
-    const bad = vectors.findIndex((v) => v.length !== size);
-    if (bad >= 0) issue(['vectors', bad], `vectors[${bad}] has ${vectors[bad].length} entries but P is ${size} (the ${request.wrt ? 'wrt' : 'model'} parameters)`);
+    if (!Array.isArray(vectors)) issue(['vectors'], 'vectors is required for quantity hvp: a list of directions, each with P numbers');
   } else if (quantity === 'eigenvalues' && vectors !== undefined && typeof vectors !== 'boolean') {
     issue(['vectors'], 'vectors must be true or false for quantity eigenvalues (whether to return eigenvectors)');
   }
 }
 
-export type CurvatureRequest = CurvatureFields;
+export type CurvatureOptions = OptionFields;
+
+/** 400 (a SpecError's issue) when an hvp direction's length is not P, which is known once the model is imported. */
+export function vectorsIssue(options: CurvatureOptions, size: number, selected: boolean): { path: string; message: string } | null {
+  if (options.quantity !== 'hvp' || !Array.isArray(options.vectors)) return null;
+  const bad = options.vectors.findIndex((v) => v.length !== size);
+  if (bad < 0) return null;
+  return { path: `vectors[${bad}]`, message: `vectors[${bad}] has ${options.vectors[bad].length} entries but P is ${size} (the ${selected ? 'wrt' : 'model'} parameters)` };
+}
 
 const numbers = z.array(z.number());
 
@@ -129,7 +136,7 @@ export const CurvatureJson = z
   .describe('The fields of the quantity asked for, with the parameter map');
 
 /** The engine's query from a validated request, defaults filled in. */
-export function curvatureQuery(request: CurvatureRequest): CurvatureQuery {
+export function curvatureQuery(request: CurvatureOptions): CurvatureQuery {
   const o = { ...CURVATURE_DEFAULTS, ...stripUndefined(request) };
   switch (request.quantity) {
     case 'hvp':

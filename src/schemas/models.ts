@@ -5,12 +5,6 @@ import { ParameterEntry } from './api.js';
 
 export const ModelId = z.object({ id: z.string().regex(/^[A-Za-z0-9-]{1,64}$/) });
 
-/** A reference to a stored model, accepted wherever a request takes a model. */
-export const StoredModelRef = z
-  .object({ id: z.string().describe('The id POST /v1/models answered') })
-  .strict()
-  .describe('A model uploaded before with POST /v1/models');
-
 const UPLOADED_MODEL = z
   .record(z.string(), z.unknown())
   .describe(

@@ -1,7 +1,14 @@
-import type { PreparedModel } from '../model.js';
-
 /** The curvature matrices the service offers as operators (and, up to MAX_PARAMETERS, as matrices). */
 export type MatrixKind = 'hessian' | 'ggn' | 'fisher';
+
+/**
+ * A prepared model known only through its Hessian-vector products (the graph engine's PreparedGraph):
+ * H V for K directions V [K x P], row-major; its operator is the Hessian's alone.
+ */
+export interface HessianProducts {
+  readonly size: number;
+  hessianTimes(vectors: Float32Array, count: number): Float32Array;
+}
 
 /**
  * A symmetric P x P curvature matrix M known only through products (curvlinops-style): every algorithm
@@ -19,7 +26,7 @@ export interface LinearOperator {
 /** An operator from its product; `engineBlock` is the admission's directions per task (MAX_WORKER_MEMORY_MB). */
 export const productOperator = (
   kind: MatrixKind,
-  model: PreparedModel,
+  model: { readonly size: number },
   engineBlock: number,
   apply: (vectors: Float32Array, count: number) => Float32Array,
 ): LinearOperator => ({ kind, size: model.size, blockSize: operatorBlockSize(model, engineBlock), apply });
@@ -28,7 +35,7 @@ export const productOperator = (
 const FLOATS_PER_BLOCK = 2 ** 23;
 
 /** Directions per product: the engine's matMul-friendly block, fewer when P is large. */
-export const operatorBlockSize = (model: PreparedModel, engineBlock: number): number =>
+export const operatorBlockSize = (model: { readonly size: number }, engineBlock: number): number =>
   Math.max(1, Math.min(engineBlock, Math.floor(FLOATS_PER_BLOCK / Math.max(model.size, 1))));
 
 /** M V for any number of directions, in blocks of the operator's size. */

@@ -41,9 +41,9 @@ export interface CostEstimate {
   flops: number;
 }
 
-const FLOAT = 4;
+export const FLOAT = 4;
 /** A number of a parsed JSON array in a V8 heap (a boxed or unboxed double plus its slot). */
-const JS_NUMBER = 16;
+export const JS_NUMBER = 16;
 /** Live [B, width] tensors a prepared layer keeps per unit (output, f', g f'', delta and its transpose, softmax's extras). */
 const PREPARED_PER_UNIT = 9;
 /** [B, K, units] tensors a task allocates per layer it passes (forward R(z), R(a); backward R(g), R(delta) and softmax's projections). */
@@ -112,6 +112,23 @@ function flopsPerDirection({ batch, layers, selected }: CostShape, first: number
   return flops;
 }
 
+/**
+ * The largest efficient K (enough rows for efficient matMuls, each [B, K, widest] directional tensor
+ * within MAX_DIRECTIONAL_FLOATS, at most P) whose working set, fixed + K perDirection bytes, fits the budget.
+ */
+export function chooseBlockSize(
+  sizes: { batch: number; widest: number; size: number; fixed: number; perDirection: number },
+  budgetBytes: number,
+): number {
+  const { batch, widest, size, fixed, perDirection } = sizes;
+  const efficient = Math.max(
+    1,
+    Math.min(MAX_BLOCK_SIZE, Math.ceil(TARGET_ROWS / batch), Math.floor(MAX_DIRECTIONAL_FLOATS / (batch * widest))),
+  );
+  const fitting = Math.floor((budgetBytes - fixed) / Math.max(perDirection, 1));
+  return Math.max(1, Math.min(efficient, fitting, Math.max(size, 1)));
+}
+
 /** The block size the service uses: the largest efficient K whose working set fits `budgetBytes`. */
 export function estimateCost(shape: CostShape, budgetBytes: number): CostEstimate {
   const { batch, layers, selected } = shape;
@@ -120,12 +137,7 @@ export function estimateCost(shape: CostShape, budgetBytes: number): CostEstimat
   const fixed = preparedBytes(shape, size);
   const perDirection = Math.max(0, ...firstLayers.map((l) => bytesPerDirection(shape, l, size)));
   const widest = Math.max(1, ...layers.map((l) => Math.max(augmented(l), l.units)));
-  const efficient = Math.max(
-    1,
-    Math.min(MAX_BLOCK_SIZE, Math.ceil(TARGET_ROWS / batch), Math.floor(MAX_DIRECTIONAL_FLOATS / (batch * widest))),
-  );
-  const fitting = Math.floor((budgetBytes - fixed) / Math.max(perDirection, 1));
-  const blockSize = Math.max(1, Math.min(efficient, fitting, Math.max(size, 1)));
+  const blockSize = chooseBlockSize({ batch, widest, size, fixed, perDirection }, budgetBytes);
   let flops = 0;
   for (const layer of layers) flops += 3 * 2 * batch * layer.inputs * layer.units; // forward, backward, gradient
   for (const t of selected) flops += t.size * flopsPerDirection(shape, t.layer);

@@ -15,7 +15,13 @@ export function mulberry32(seed: number): () => number {
 
 /** Kernel [inputs][units] ~ U(-limit, limit), limit = sqrt(6 / (inputs + units)); layer index varies the stream. */
 export function glorotUniform(inputs: number, units: number, seed: number, layerIndex: number): number[][] {
+  const values = glorotUniformValues(inputs * units, inputs, units, seed, layerIndex);
+  return Array.from({ length: inputs }, (_, i) => Array.from(values.subarray(i * units, (i + 1) * units)));
+}
+
+/** `count` values ~ U(-limit, limit), limit = sqrt(6 / (fanIn + fanOut)), row-major, from the same stream as glorotUniform. */
+export function glorotUniformValues(count: number, fanIn: number, fanOut: number, seed: number, layerIndex: number): Float64Array {
   const random = mulberry32(seed * 1000003 + layerIndex * 7919 + 1);
-  const limit = Math.sqrt(6 / (inputs + units));
-  return Array.from({ length: inputs }, () => Array.from({ length: units }, () => (2 * random() - 1) * limit));
+  const limit = Math.sqrt(6 / (fanIn + fanOut));
+  return Float64Array.from({ length: count }, () => (2 * random() - 1) * limit);
 }

@@ -4,6 +4,7 @@ import { NumericalError } from './errors.js';
 import { glorotUniform } from './initializers.js';
 import { normalizeLoss, type DenseRequest } from './dense/request.js';
 import { DenseLayer } from './layers/dense.js';
+import { fusedOutput } from './losses/fusion.js';
 import { lossRule } from './losses/index.js';
 import type { LossParams, LossRule, LossState } from './losses/rule.js';
 import { allParameters, layerInputs, selectParameters, totalSize, type ParameterTensor } from './parameters.js';
@@ -33,7 +34,7 @@ export class PreparedModel {
     let loss = 0;
     let fullGradient: Float32Array = new Float32Array(0);
     const rule = lossRule(normalizeLoss(request.loss).type);
-    const output = outputRules(request, rule);
+    const output = outputRules(request);
     tf.tidy(() => {
       const prediction = this.forward(keep, output.lastActivation);
       (this as { lossState: LossState }).lossState = rule.apply(prediction, this.targets(rule), output.loss, keep);
@@ -140,16 +141,8 @@ type ActivationSpecObject = ActivationParams & { type: string };
 const asObject = (activation: string | ActivationSpecObject): ActivationSpecObject =>
   typeof activation === 'string' ? { type: activation } : activation;
 
-/**
- * The last layer's activation and the loss's parameters as the engine computes them. A sigmoid or
- * softmax output whose probabilities go into the matching cross-entropy (binary, categorical, sparse)
- * is the same function as that cross-entropy on the output's logits; computed that way (as Keras does)
- * it stays exact and finite for confident predictions, where the probability rounds to 1 in float32 and
- * log(1 - p), 1 - p and p (1 - p) would be log 0 and 0. This is the one place that decides it.
- */
-function outputRules(request: DenseRequest, rule: LossRule): { lastActivation: ActivationSpecObject; loss: LossParams } {
-  const loss = normalizeLoss(request.loss);
-  const lastActivation = asObject(request.model.layers[request.model.layers.length - 1].activation);
-  const fuses = !loss.fromLogits && rule.fusesWith !== undefined && activationRule(lastActivation.type).name === rule.fusesWith;
-  return fuses ? { lastActivation: { type: 'linear' }, loss: { ...loss, fromLogits: true } } : { lastActivation, loss };
+/** The last layer's activation and the loss's parameters as the engine computes them (see fusedOutput). */
+function outputRules(request: DenseRequest): { lastActivation: ActivationSpecObject; loss: LossParams } {
+  const fused = fusedOutput(normalizeLoss(request.loss), asObject(request.model.layers[request.model.layers.length - 1].activation));
+  return { lastActivation: fused.outputActivation, loss: fused.loss };
 }

@@ -1,0 +1,267 @@
+import type { Keep } from '../activations/rule.js';
+import type { RowBlock } from '../curvature.js';
+import { finiteRows } from '../curvature.js';
+import { NumericalError, SpecError } from '../errors.js';
+import { glorotUniformValues } from '../initializers.js';
+import { fusedOutput } from '../losses/fusion.js';
+import { lossRule } from '../losses/index.js';
+import type { LossState } from '../losses/rule.js';
+import type { EngineRequest, NodeSpec, WeightName } from '../spec.js';
+import { tf, type Tensor, type Tensor2D, type Tensor3D } from '../tf.js';
+import { layerDefinition } from './layers/index.js';
+import { LayerError, markUnits, plus, product, type PreparedLayer, type RForward, type WeightDirections } from './layers/layer.js';
+import { graphStructure, type GraphParameter, type GraphStructure } from './structure.js';
+
+/**
+ * A graph model evaluated once on its batch: forward pass, loss, backward pass, and every
+ * direction-independent tensor the R-operator needs. Gives Hessian-vector products for any K
+ * directions at once and rows of the Hessian for blocks of unit directions. Holds TF.js memory until
+ * dispose().
+ */
+export class PreparedGraph {
+  readonly structure: GraphStructure;
+  /** The tensors the result is over (the `wrt` selection, or all), with offsets in that order. */
+  readonly parameters: GraphParameter[];
+  readonly size: number;
+  readonly loss: number;
+  readonly gradient: Float32Array;
+  private readonly layers: PreparedLayer[] = [];
+  /** Nodes the backward pass reached (ancestors of the output): the others have no curvature. */
+  private readonly reached: boolean[] = [];
+  private readonly l2: number[];
+  private lossState!: LossState;
+  private readonly kept: Tensor[] = [];
+
+  constructor(readonly request: EngineRequest) {
+    this.structure = graphStructure(request);
+    this.parameters = this.structure.selected;
+    this.size = this.parameters.reduce((n, t) => n + t.size, 0);
+    const { model } = request;
+    this.l2 = model.nodes.map((node) => ('kernelL2' in node.config ? node.config.kernelL2 : 0));
+    const weights = model.nodes.map((node, i) => initialWeights(node, i, this.structure, model.seed));
+    const keep: Keep = (t) => {
+      this.kept.push(tf.keep(t)); // outlives the tidy that prepares the graph
+      return t;
+    };
+    let gradients: Partial<Record<WeightName, Tensor>>[] = [];
+    try {
+      gradients = tf.tidy(() => {
+        this.forward(weights, keep);
+        return this.backward();
+      });
+      this.loss = this.lossState.value + this.regularization(weights);
+      this.gradient = tf.tidy(() =>
+        this.flatten(this.parameters.map((t) => plus(gradients[t.layer][t.weight] ?? null, this.l2Term(t, weights[t.layer][t.weight])))),
+      );
+    } catch (error) {
+      this.dispose();
+      throw error;
+    } finally {
+      for (const g of gradients) tf.dispose(Object.values(g));
+    }
+    const problem = !Number.isFinite(Math.fround(this.loss))
+      ? `the loss is ${Number.isFinite(this.loss) ? `${this.loss}, beyond float32's range,` : this.loss} on this data (e.g. log of 0 or 1 in a cross-entropy, or an overflow)`
+      : !this.gradient.every(Number.isFinite)
+        ? 'the gradient is not finite on this data'
+        : null;
+    if (problem) {
+      this.dispose();
+      throw new NumericalError(problem);
+    }
+  }
+
+  get batch(): number {
+    return this.request.data.x.shape[0];
+  }
+
+  private forward(weights: Partial<Record<WeightName, Float32Array>>[], keep: Keep): void {
+    const { model, data, loss } = this.request;
+    const x = tf.tensor(data.x.values, data.x.shape, model.input.dtype);
+    const floatX = x.dtype === 'float32' ? x : tf.cast(x, 'float32');
+    const outputs: Tensor[] = [];
+    const fused = this.fusion();
+    model.nodes.forEach((node, i) => {
+      const inputs = this.structure.nodes[i].inputs.map((s) => (s < 0 ? (node.type === 'embedding' ? x : floatX) : outputs[s]));
+      const values = weights[i];
+      const tensors = Object.fromEntries(
+        Object.entries(this.structure.nodes[i].shapes.weights).map(([name, shape]) => [name, keep(tf.tensor(values[name as WeightName]!, shape))]),
+      );
+      const activation = i === this.structure.output ? fused.outputActivation : undefined;
+      try {
+        this.layers.push(layerDefinition(node.type).prepare(node as never, inputs, tensors, { keep, activation }));
+      } catch (error) {
+        // Shapes were checked before; what a layer finds only in the values (an embedding id out of range) is in the data.
+        if (error instanceof LayerError) throw new SpecError([{ path: 'data.x', message: `layer '${node.name}' (${node.type}): ${error.message}` }]);
+        throw error;
+      }
+      outputs.push(this.layers[i].output);
+    });
+    const rule = lossRule(loss.type);
+    const prediction = outputs[this.structure.output] as Tensor2D;
+    const { y } = data;
+    const targets =
+      rule.targets === 'labels'
+        ? (tf.cast(tf.oneHot(tf.tensor1d(Int32Array.from(y.values), "int32"), this.structure.units), "float32") as Tensor2D)
+        : tf.tensor2d(y.values, [y.rows, y.columns]);
+    this.lossState = rule.apply(prediction, targets, fused.loss, keep);
+  }
+
+  /** The output node's activation and the loss's parameters (a sigmoid or softmax fused into its cross-entropy). */
+  private fusion() {
+    const node = this.request.model.nodes[this.structure.output];
+    const own = 'activation' in node.config ? node.config.activation : { type: 'linear' };
+    const fused = fusedOutput(this.request.loss, own);
+    return { outputActivation: 'activation' in node.config ? fused.outputActivation : undefined, loss: 'activation' in node.config ? fused.loss : this.request.loss };
+  }
+
+  /** dL/d output of every node in reverse order (fan-out summed); returns each node's weight gradients. */
+  private backward(): Partial<Record<WeightName, Tensor>>[] {
+    const nodes = this.structure.nodes;
+    const g: (Tensor | null)[] = nodes.map(() => null);
+    g[this.structure.output] = this.lossState.gradient;
+    const gradients: Partial<Record<WeightName, Tensor>>[] = nodes.map(() => ({}));
+    for (let i = nodes.length - 1; i >= 0; i--) {
+      this.reached[i] = g[i] !== null;
+      if (!g[i]) continue;
+      const result = this.layers[i].backward(g[i]!);
+      nodes[i].inputs.forEach((s, j) => {
+        if (s >= 0 && result.inputs[j]) g[s] = plus(g[s], result.inputs[j]);
+      });
+      gradients[i] = result.weights;
+    }
+    return gradients;
+  }
+
+  /** l2 Σ W² over regularized kernels, in float64. */
+  private regularization(weights: Partial<Record<WeightName, Float32Array>>[]): number {
+    let sum = 0;
+    this.l2.forEach((l2, i) => {
+      if (l2) for (const w of weights[i].kernel!) sum += l2 * w * w;
+    });
+    return sum;
+  }
+
+  /** 2 l2 W (or 2 l2 V): the regularizer's gradient (or Hessian times V) on a regularized kernel. */
+  private l2Term(t: GraphParameter, values: Float32Array | Tensor | undefined): Tensor | null {
+    const l2 = this.l2[t.layer];
+    if (!l2 || t.weight !== 'kernel' || !values) return null;
+    return tf.mul(values instanceof Float32Array ? tf.tensor(values, t.shape) : values, 2 * l2);
+  }
+
+  private flatten(pieces: (Tensor | null)[]): Float32Array {
+    const out = new Float32Array(this.size);
+    pieces.forEach((piece, i) => {
+      if (piece) out.set(piece.dataSync() as Float32Array, this.parameters[i].offset);
+    });
+    return out;
+  }
+
+  /**
+   * H V for K directions V [K x P] (row-major, over the selected parameters): the R-operator's forward
+   * pass from the first node the directions touch (a node that is no descendant of theirs keeps R = 0),
+   * the loss's curvature, and its backward pass down to the lowest node among `columns`; the columns of
+   * other tensors stay 0. Returns [K x P].
+   */
+  private products(directions: Map<number, Tensor>, count: number, columns: readonly GraphParameter[]): Float32Array {
+    const rows = new Float32Array(count * this.size);
+    const nodes = this.structure.nodes;
+    tf.tidy(() => {
+      const v: WeightDirections[] = nodes.map(() => ({}));
+      for (const [index, tensor] of directions) v[this.parameters[index].layer][this.parameters[index].weight] = tensor;
+      const first = Math.min(...[...directions.keys()].map((i) => this.parameters[i].layer));
+      const lowest = Math.min(...columns.map((t) => t.layer));
+      const rOut: (Tensor | null)[] = nodes.map(() => null);
+      const forward: (RForward | null)[] = nodes.map(() => null);
+      const rInputs = (i: number) => nodes[i].inputs.map((s) => (s < 0 ? null : rOut[s]));
+      for (let i = first; i < nodes.length; i++) {
+        const inputs = rInputs(i);
+        if (inputs.every((r) => !r) && Object.keys(v[i]).length === 0) continue;
+        forward[i] = this.layers[i].rForward(inputs, v[i]);
+        rOut[i] = forward[i]!.output;
+      }
+      const rg: (Tensor | null)[] = nodes.map(() => null);
+      const output = rOut[this.structure.output];
+      if (output) {
+        const perExample = tf.transpose(output, [1, 0, 2]) as Tensor3D; // the loss rules take [B, K, m]
+        rg[this.structure.output] = tf.transpose(this.lossState.hvp(perExample), [1, 0, 2]);
+      }
+      for (let i = nodes.length - 1; i >= lowest; i--) {
+        if (!this.reached[i] || (!rg[i] && !forward[i] && Object.keys(v[i]).length === 0)) continue;
+        const layerColumns = columns.filter((t) => t.layer === i);
+        const wanted = { inputs: i > lowest, weights: layerColumns.map((t) => t.weight) };
+        const result = this.layers[i].rBackward(rg[i], forward[i] ?? { output: null }, rInputs(i), v[i], wanted);
+        nodes[i].inputs.forEach((s, j) => {
+          if (s >= 0 && result.inputs[j]) rg[s] = plus(rg[s], result.inputs[j]);
+        });
+        for (const t of layerColumns) {
+          const column = plus(result.weights[t.weight] ?? null, this.l2Term(t, v[i][t.weight]));
+          if (column) placeColumns(rows, this.size, count, t, column.dataSync() as Float32Array);
+        }
+      }
+    });
+    return rows;
+  }
+
+  /** H V for K directions V [K x P] over the selected parameters (row-major); returns [K x P]. */
+  hessianTimes(vectors: Float32Array, count: number): Float32Array {
+    const directions = new Map<number, Tensor>();
+    this.parameters.forEach((t, index) => {
+      const slice = new Float32Array(count * t.size);
+      for (let d = 0; d < count; d++) slice.set(vectors.subarray(d * this.size + t.offset, d * this.size + t.offset + t.size), d * t.size);
+      if (slice.some((x) => x !== 0)) directions.set(index, tf.tensor(slice, [count, ...t.shape]));
+    });
+    try {
+      if (directions.size === 0) return new Float32Array(count * this.size);
+      return this.products(directions, count, this.parameters);
+    } finally {
+      tf.dispose([...directions.values()]);
+    }
+  }
+
+  /**
+   * Rows [block.count x P] of the Hessian (unit directions on consecutive elements of one tensor). With
+   * `upperOnly`, only the columns of tensors in the block's node and later nodes are computed (the rest
+   * stay 0): by symmetry they are rows of earlier nodes' directions, which a caller keeping those can copy.
+   */
+  rows(block: RowBlock, upperOnly = false): Float32Array {
+    const tensor = this.parameters[block.tensor];
+    const values = new Float32Array(block.count * tensor.size);
+    for (let d = 0; d < block.count; d++) values[d * tensor.size + block.start + d] = 1;
+    const unit = markUnits(tf.tensor(values, [block.count, ...tensor.shape]), Int32Array.from({ length: block.count }, (_, d) => block.start + d));
+    try {
+      const columns = upperOnly ? this.parameters.filter((t) => t.layer >= tensor.layer) : this.parameters;
+      return finiteRows(this.products(new Map([[block.tensor, unit]]), block.count, columns), block);
+    } finally {
+      unit.dispose();
+    }
+  }
+
+  dispose(): void {
+    tf.dispose(this.kept);
+    this.kept.length = 0;
+  }
+}
+
+/** Copies one tensor's columns, [K, size] row-major, into K rows of width `width`. */
+function placeColumns(rows: Float32Array, width: number, count: number, tensor: GraphParameter, values: Float32Array): void {
+  for (let d = 0; d < count; d++) rows.set(values.subarray(d * tensor.size, (d + 1) * tensor.size), d * width + tensor.offset);
+}
+
+/**
+ * A node's weights: as given, else from the model seed (spec.ts): kernels and embeddings Glorot-uniform
+ * (fans as Keras: a conv kernel [kh, kw, in, out] has fan-in kh kw in and fan-out kh kw out; a dense
+ * kernel drawn exactly as the dense path draws it), gamma and moving variance ones, the rest zeros.
+ */
+function initialWeights(node: NodeSpec, index: number, structure: GraphStructure, seed: number): Partial<Record<WeightName, Float32Array>> {
+  const out: Partial<Record<WeightName, Float32Array>> = {};
+  for (const [name, shape] of Object.entries(structure.nodes[index].shapes.weights) as [WeightName, number[]][]) {
+    const given = node.weights[name];
+    if (given) out[name] = given;
+    else if (name === 'kernel' || name === 'embeddings') {
+      const receptive = product(shape.slice(0, -2));
+      const [fanIn, fanOut] = [receptive * shape[shape.length - 2], receptive * shape[shape.length - 1]];
+      out[name] = Float32Array.from(glorotUniformValues(product(shape), fanIn, fanOut, seed, index));
+    } else out[name] = new Float32Array(product(shape)).fill(name === 'gamma' || name === 'moving_variance' ? 1 : 0);
+  }
+  return out;
+}

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelStore } from '../src/jobs/models.js';
-import { freshDir, removeDir, sleep, startApp, useApp } from './api-helpers.js';
+import { expectJsonMatchesFixture, freshDir, isFinishedStatus, lossError, pollJob, removeDir, sleep, startApp, useApp } from './api-helpers.js';
 import { fixtures } from './helpers.js';
 
 const seed = fixtures().find((c) => c.name === 'seed_2x2_linear_mse')!;
@@ -173,6 +173,71 @@ describe('TF.js: model.save(tf.io.http(url)) against the running service', () =>
   });
 });
 
+describe('requests naming a stored model: {"model": {"id"}} in /v1/hessian, /v1/jobs and /v1/curvature', () => {
+  const t = useApp({ WORKERS: 1 });
+  let base = '';
+  beforeAll(async () => {
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+  });
+  const softmax = fixtures().find((c) => c.name === 'loss_cce_probs_softmax')!;
+  const { data } = softmax.request as any;
+
+  it('a TF.js model saved with tf.io.http: /v1/hessian by id equals the inline model and the float64 reference; a job by id too', async () => {
+    const saved = await tfjsModelOf(softmax.request).save(tf.io.http(`${base}/v1/models`));
+    const { id } = await saved.responses![0].json();
+    const byId = await t.http().post('/v1/hessian').send({ model: { id }, loss: softmax.request.loss, data });
+    expect(byId.status).toBe(200);
+    expectJsonMatchesFixture({ ...byId.body, parameters: softmax.expected.parameters }, softmax);
+    const inline = await t.http().post('/v1/hessian').send(softmax.request);
+    expect(byId.body.hessian).toEqual(inline.body.hessian);
+    expect(byId.body.gradient).toEqual(inline.body.gradient);
+
+    const job = await t.http().post('/v1/jobs').send({ model: { id }, loss: softmax.request.loss, data });
+    expect(job.status).toBe(202);
+    const seen = await pollJob(t.http, job.body.id, (j) => isFinishedStatus(j.status));
+    expect(seen[seen.length - 1].status).toBe('succeeded');
+    const result = await t.http().get(`/v1/jobs/${job.body.id}/result`);
+    expect(result.body.hessian).toEqual(inline.body.hessian);
+
+    const trace = await t.http().post('/v1/curvature').send({ model: { id }, loss: softmax.request.loss, data, quantity: 'trace' });
+    expect(trace.status).toBe(200);
+    const diagonal = softmax.expected.hessian.map((row: number[], i: number) => row[i]);
+    expect(lossError(trace.body.trace, diagonal.reduce((a: number, b: number) => a + b, 0))).toBeLessThan(1e-4);
+  });
+
+  it("a compiled model's stored loss is used when the request names none", async () => {
+    const model = tfjsModelOf(softmax.request);
+    model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
+    const saved = await model.save(tf.io.http(`${base}/v1/models`), { includeOptimizer: true });
+    const { id } = await saved.responses![0].json();
+    const byId = await t.http().post('/v1/hessian').send({ model: { id }, data });
+    expect(byId.status).toBe(200);
+    expectJsonMatchesFixture({ ...byId.body, parameters: softmax.expected.parameters }, softmax);
+    // Without a training config and without a loss: a 400 saying so.
+    const plain = await (await tfjsModelOf(softmax.request).save(tf.io.http(`${base}/v1/models`))).responses![0].json();
+    const noLoss = await t.http().post('/v1/hessian').send({ model: { id: plain.id }, data });
+    expect(noLoss.status).toBe(400);
+    expect(noLoss.body.message).toMatch(/loss is required/);
+  });
+
+  it('an unknown or deleted id is a 404 in every request route; an id with other fields is a 400; another key cannot use it', async () => {
+    const saved = await tfjsModelOf(seed.request).save(tf.io.http(`${base}/v1/models`));
+    const { id } = await saved.responses![0].json();
+    expect((await t.http().delete(`/v1/models/${id}`)).status).toBe(204);
+    const { loss, data: seedData } = seed.request as any;
+    for (const path of ['/v1/hessian', '/v1/jobs', '/v1/curvature']) {
+      const res = await t.http().post(path).send({ model: { id }, loss, data: seedData, ...(path === '/v1/curvature' ? { quantity: 'trace' } : {}) });
+      expect(res.status, path).toBe(404);
+      expect(res.body.error).toBe('not_found');
+      expect(res.body.message).toContain(`no model ${id}`);
+    }
+    const extra = await t.http().post('/v1/hessian').send({ model: { id, layers: [] }, loss, data: seedData });
+    expect(extra.status).toBe(400);
+    expect(extra.body.details[0].path).toMatch(/^model/);
+  });
+});
+
 describe('multipart uploads that cannot be used are clear 4xx', () => {
   const t = useApp({ WORKERS: 1, MAX_BODY_BYTES: 4096 });
   const post = (form: { type: string; body: Buffer }) => t.http().post('/v1/models').set('content-type', form.type).send(form.body);
@@ -245,7 +310,27 @@ describe('ownership with API keys', () => {
     expect((await asB(t.http().get(`/v1/models/${id}`))).status).toBe(404);
     expect((await asB(t.http().delete(`/v1/models/${id}`))).status).toBe(404);
     expect((await asA(t.http().get(`/v1/models/${id}`))).status).toBe(200);
+    // Requests by id: the owner computes with it, another key gets 404 as for an unknown id.
+    const { loss, data } = seed.request as any;
+    const request = { model: { id }, loss, data: { x: data.x.map((row: number[]) => [...row, 0.5]), y: data.y } };
+    expect((await asA(t.http().post('/v1/hessian')).send(request)).status).toBe(200);
+    const other = await asB(t.http().post('/v1/hessian')).send(request);
+    expect(other.status).toBe(404);
+    expect(other.body.message).toContain(`no model ${id}`);
     expect((await asA(t.http().delete(`/v1/models/${id}`))).status).toBe(204);
+  });
+});
+
+describe('a large body naming a stored model, read on a body thread (BODY_THREAD_BYTES 0)', () => {
+  const t = useApp({ WORKERS: 1, BODY_THREAD_BYTES: 0 });
+
+  it('is imported with the stored model once the route resolved its id: the seed answer', async () => {
+    const { id } = (await t.http().post('/v1/models').send({ model: seed.request.model })).body;
+    const { loss, data } = seed.request as any;
+    const res = await t.http().post('/v1/hessian').send({ model: { id }, loss, data });
+    expect(res.status).toBe(200);
+    expectJsonMatchesFixture(res.body, seed);
+    expect((await t.http().post('/v1/jobs').send({ model: { id: randomUUID() }, loss, data })).status).toBe(404);
   });
 });
 

@@ -1,6 +1,8 @@
 import type { FastifyRequest } from 'fastify';
 import type { ZodType } from 'zod';
+import type { EngineRequest } from '../compute/spec.js';
 import { importRequest, RequestBody } from '../schemas/import/index.js';
+import { namesStoredModel, type StoredModelRequest } from '../schemas/models.js';
 
 /**
  * Request bodies that may be large, by the route schema that documents them: the schema, and how a
@@ -16,8 +18,11 @@ export interface BodyDecoder<Compact> {
 }
 
 export const BODY_DECODERS = {
-  /** A request with a model in any format: the importers validate it. */
-  hessianRequest: { schema: RequestBody, decode: importRequest },
+  /** A request with a model in any format: the importers validate it; one naming a stored model waits for the route to resolve it. */
+  hessianRequest: {
+    schema: RequestBody,
+    decode: (body: unknown): EngineRequest | StoredModelRequest => (namesStoredModel(body) ? { storedModelBody: body } : importRequest(body)),
+  },
 } satisfies Record<string, BodyDecoder<unknown>>;
 
 export type BodyDecoderName = keyof typeof BODY_DECODERS;

@@ -10,6 +10,7 @@ import { isFailure, type CurvatureAnswer } from '../jobs/protocol.js';
 import { formatRows, matrixHeaders, RESULT_TYPES } from '../jobs/results.js';
 import { CURVATURE_DEFAULTS, CurvatureJson, CurvatureOptions, CurvatureRequest, curvatureQuery, REQUEST_FIELDS, vectorsIssue } from '../schemas/curvature.js';
 import { importRequest } from '../schemas/import/index.js';
+import { resolveModel } from './models.js';
 import { specError } from '../compute/index.js';
 import type { Config } from '../config.js';
 import type { ServiceContext } from './context.js';
@@ -71,7 +72,8 @@ export const curvatureRoutes =
             ? { json: RESULT_TYPES.json, png: RESULT_TYPES.png }
             : { json: RESULT_TYPES.json };
         const format = negotiate(request, offered);
-        const engine = importRequest(fields);
+        const stored = await resolveModel(ctx, (fields as { model?: unknown }).model, request.client);
+        const engine = importRequest(fields, stored ?? undefined);
         (request as { body: unknown }).body = undefined; // the engine's request holds the tensors as typed arrays
         checkProductsSuffice(engine, body);
         const cost = isMatrix ? admit(engine, ctx.config) : admitProducts(engine, body, ctx.config);

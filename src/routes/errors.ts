@@ -190,6 +190,8 @@ export const V1_ERRORS: ErrorCode[] = ['unauthorized', 'forbidden', 'rate_limite
 export const BODY_ERRORS: ErrorCode[] = [
   'invalid_json', 'invalid_request', 'invalid_compressed_body', 'bad_request', 'payload_too_large', 'too_many_parameters', 'model_too_large',
   'over_memory_budget', 'over_compute_budget', 'unsupported_media_type', 'unsupported_content_encoding',
+  // {"model": {"id"}} naming no stored model the caller may see.
+  'not_found',
 ];
 
 /** What a route that queues a job can answer besides BODY_ERRORS and V1_ERRORS. */

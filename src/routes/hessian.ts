@@ -9,10 +9,11 @@ import { isFailure, type HessianAnswer } from '../jobs/protocol.js';
 import type { ResultFormat } from '../jobs/results.js';
 import type { JobRecord } from '../jobs/store.js';
 import { takeDecodedBody } from '../plugins/body-decoders.js';
-import { RequestBody } from '../schemas/import/index.js';
+import { importRequest, RequestBody } from '../schemas/import/index.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS } from './errors.js';
 import { resultFormat, resultResponse, sendResult } from './results.js';
+import { resolveModel } from './models.js';
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 
@@ -78,9 +79,15 @@ export function admitWorkingSet(request: EngineRequest, config: Config): CostEst
 /**
  * The validated body as the engine's request (typed arrays), whether the main thread or a body thread
  * read it; the request lets go of the parsed body, so that a request waiting in the queue holds only its
- * tensors' bytes.
+ * tensors' bytes. A body naming a stored model is imported here, with the model the caller may see
+ * (404 otherwise): nothing of the model is imported again.
  */
-export const takeEngineRequest = (request: FastifyRequest): EngineRequest => takeDecodedBody(request, 'hessianRequest');
+export async function takeEngineRequest(ctx: ServiceContext, request: FastifyRequest): Promise<EngineRequest> {
+  const decoded = takeDecodedBody(request, 'hessianRequest');
+  if (!('storedModelBody' in decoded)) return decoded;
+  const { storedModelBody: body } = decoded;
+  return importRequest(body, (await resolveModel(ctx, body.model, request.client)) ?? undefined);
+}
 
 /**
  * Route options of a body that carries a model and is not one of BODY_DECODERS': the importers
@@ -156,7 +163,7 @@ export const hessianRoutes =
           operationId: 'computeHessian',
           summary: 'Compute a Hessian and answer with it',
           description:
-            'Computes loss, gradient and the full P x P Hessian over all parameters (or the `wrt` tensors) in this request, on the worker pool. Any P up to MAX_PARAMETERS; for large P prefer a job.',
+            'Computes loss, gradient and the full P x P Hessian over all trainable parameters (or the `wrt` tensors) in this request, on the worker pool. The model in our JSON, a TF.js model.json with weightData, or a Keras to_json with weights; without `loss`, the loss the model was compiled with. Any P up to MAX_PARAMETERS; for large P prefer a job.',
           tags: ['hessian'],
           body: RequestBody,
           response: {
@@ -167,7 +174,7 @@ export const hessianRoutes =
       },
       async (request, reply) => {
         const format = resultFormat(request);
-        const body = takeEngineRequest(request);
+        const body = await takeEngineRequest(ctx, request);
         const cost = admit(body, ctx.config);
         if (takesSmallLane(cost, ctx.config)) return answerSmall(ctx, body, cost, reply, format);
         const job = ctx.manager.submit(body, cost, { ephemeral: true, submitter: request.client });

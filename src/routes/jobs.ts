@@ -60,7 +60,7 @@ export const jobRoutes =
         },
       },
       async (request, reply) => {
-        const body = takeEngineRequest(request);
+        const body = await takeEngineRequest(ctx, request);
         const cost = admit(body, ctx.config);
         const job = await ctx.manager.submitRecorded(body, cost, request.client);
         return reply.code(202).header('location', `/v1/jobs/${job.record.id}`).send(describe(job));

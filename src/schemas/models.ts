@@ -5,6 +5,19 @@ import { ParameterEntry } from './api.js';
 
 export const ModelId = z.object({ id: z.string().regex(/^[A-Za-z0-9-]{1,64}$/) });
 
+/**
+ * A request body whose model names a stored model ({"model": {"id": ...}}), kept as it came: it is
+ * imported once the route has resolved the id (the store is the main thread's; a body thread cannot).
+ */
+export interface StoredModelRequest {
+  storedModelBody: { model: object };
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Whether a request body's model is a reference {"id": ...} to a stored model. */
+export const namesStoredModel = (body: unknown): body is { model: object } => isObject(body) && isObject(body.model) && 'id' in body.model;
+
 const UPLOADED_MODEL = z
   .record(z.string(), z.unknown())
   .describe(

@@ -4,12 +4,11 @@
  * their typed arrays' bytes, within MAX_QUEUED_BYTES, with the process's memory bounded and the process
  * alive. Loopback only; every loop bounded.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
+import { memoryMiB, postFile, sampleHealth, showLatencies, writeBigBody, type Latencies } from '../src/scripts/body-load.js';
 import { freshDir, LARGE, mlpRequest, removeDir, sleep } from './api-helpers.js';
 import { serverProcesses } from './server-process.js';
 
@@ -24,66 +23,6 @@ const MiB = 2 ** 20;
 const QUEUED_BYTES = 40 * MiB;
 const THREAD_HEAP_MB = 512;
 
-/**
- * Writes a linear 40 -> 1 model under MSE with `batch` rows of 40 numbers of 8 characters (about 353
- * bytes a row) to `file`, in a child process: building it here would leave this process, which times
- * /health, hundreds of MiB of garbage to collect while it measures.
- */
-async function writeBigBody(file: string, batch: number): Promise<void> {
-  const code = `let s = 5; const random = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
-    const value = () => (random() * 2 - 1).toFixed(5);
-    const rows = Array.from({ length: ${batch} }, () => '[' + Array.from({ length: 40 }, value).join(',') + ']');
-    const targets = Array.from({ length: ${batch} }, () => '[' + value() + ']');
-    require('fs').writeFileSync(process.argv[1], '{"model":{"inputShape":[40],"layers":[{"type":"dense","units":1}]},"loss":"meanSquaredError","data":{"x":[' + rows.join(',') + '],"y":[' + targets.join(',') + ']}}');`;
-  const child = spawn(process.execPath, ['-e', code, file], { stdio: 'inherit' });
-  const [status] = await once(child, 'exit');
-  expect(status).toBe(0);
-}
-
-/** VmRSS and VmHWM (peak) of a process, in MiB; null where /proc is not there. */
-function memoryMiB(pid: number): { rss: number; peak: number } | null {
-  const file = `/proc/${pid}/status`;
-  if (!existsSync(file)) return null;
-  const status = readFileSync(file, 'utf8');
-  const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)![1]);
-  return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
-}
-
-interface Latencies {
-  count: number;
-  p50: number;
-  p99: number;
-  max: number;
-}
-
-/**
- * Latencies of /health called every 10 ms (open loop: a main thread held for T ms delays T/10 calls), for
- * `ms` or, with no `ms`, until `stop` is called; taken by a child process, so that nothing this process
- * does (it is a test runner's) is in the figures.
- */
-function sampleHealth(base: string, ms?: number): { stop: () => void; result: Promise<Latencies> } {
-  const code = `const [base, ms] = [process.argv[1], Number(process.argv[2])];
-    let stopped = false; process.stdin.on('data', () => (stopped = true)).on('end', () => (stopped = true));
-    (async () => {
-      const started = performance.now(), calls = [];
-      for (let i = 0; i < 6000 && !stopped && !(ms > 0 && performance.now() - started > ms); i++) {
-        const t = performance.now();
-        calls.push(fetch(base + '/health').then((res) => (res.status === 200 ? performance.now() - t : Infinity)));
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      const sorted = (await Promise.all(calls)).sort((a, b) => a - b);
-      const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
-      console.log(JSON.stringify({ count: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] }));
-      process.exit(0);
-    })();`;
-  const child = spawn(process.execPath, ['-e', code, base, String(ms ?? 0)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  const result = once(child, 'exit').then(() => JSON.parse(out) as Latencies);
-  return { stop: () => child.stdin.end('stop'), result };
-}
-const show = (m: Latencies) => `${m.count} calls, p50 ${m.p50.toFixed(1)} ms, p99 ${m.p99.toFixed(1)} ms, max ${m.max.toFixed(1)} ms`;
-
 it('/health answers within 100 ms (p99) while a 32 MiB body is handled; queued big bodies stay within MAX_QUEUED_BYTES and bounded memory', async () => {
   const dir = await freshDir();
   dirs.push(dir);
@@ -94,16 +33,8 @@ it('/health answers within 100 ms (p99) while a 32 MiB body is handled; queued b
   expect(bodyBytes).toBeGreaterThan(31.5 * MiB);
   expect(bodyBytes).toBeLessThan(32 * MiB);
 
-  // Posted by a child process, so that sending 32 MiB does not hold this process's event loop (which times /health).
-  const poster = `fetch(process.argv[1], { method: 'POST', headers: { 'content-type': 'application/json' }, body: require('fs').readFileSync(process.argv[2]) })
-    .then(async (res) => console.log(JSON.stringify({ status: res.status, body: await res.json() })))`;
-  const post = async () => {
-    const child = spawn(process.execPath, ['-e', poster, `${server.base}/v1/jobs`, file], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    await once(child, 'exit');
-    return JSON.parse(out) as { status: number; body: any };
-  };
+  // Posted by a child process, so that sending 32 MiB does not hold this process's event loop.
+  const post = () => postFile(`${server.base}/v1/jobs`, file);
 
   // The machine's own lag (this 2-core machine is often shared) just before and just after, then during a
   // big body. The 100 ms bound holds the body's handling to account only on a quiet machine: a load average
@@ -124,7 +55,7 @@ it('/health answers within 100 ms (p99) while a 32 MiB body is handled; queued b
     const after = await sampleHealth(server.base, 2000).result;
     const load = Math.max(loadBefore, loadavg()[0]);
     attempts.push({ before, during, after, load });
-    console.log(`load average ${load.toFixed(2)}; /health before: ${show(before)}; during a ${(bodyBytes / MiB).toFixed(1)} MiB body: ${show(during)}; after: ${show(after)}`);
+    console.log(`load average ${load.toFixed(2)}; /health before: ${showLatencies(before)}; during a ${(bodyBytes / MiB).toFixed(1)} MiB body: ${showLatencies(during)}; after: ${showLatencies(after)}`);
     expect(during.count).toBeGreaterThanOrEqual(50);
     if (Math.max(before.p99, after.p99) < quietMs && load < availableParallelism() && during.p99 < 100) break;
   }

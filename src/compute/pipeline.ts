@@ -9,8 +9,8 @@ import { structuredCost } from './assembly/cost.js';
 import { StructuredAssembly } from './assembly/index.js';
 import { estimateCost, layerShapes, type CostEstimate, type CostShape } from './cost.js';
 import { finiteRows, hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
-import { denseStack, firstNonDense, type DenseRequest } from './dense/request.js';
-import { SpecError } from './errors.js';
+import { denseStack, type DenseRequest } from './dense/request.js';
+import { graphCost, graphStructure, PreparedGraph } from './graph/index.js';
 import { PreparedModel } from './model.js';
 import { allParameters, selectParameters, totalSize } from './parameters.js';
 import type { EngineRequest } from './spec.js';
@@ -77,7 +77,10 @@ export function planHessian(shape: CostShape, budgetBytes: number, method?: Dens
  */
 export function planRequest(request: EngineRequest, budgetBytes: number, method?: HessianMethod): RequestPlan {
   const dense = method === 'graph' ? null : denseStack(request);
-  if (!dense) throw graphsUnsupported(request);
+  if (!dense) {
+    const { all, selected } = graphStructure(request);
+    return { ...graphCost(request, budgetBytes), method: 'graph', parameters: selected, modelSize: totalSize(all), batch: request.data.x.shape[0] };
+  }
   const shape = costShape(dense);
   const plan = planHessian(shape, budgetBytes, method as DenseMethod | undefined);
   return { ...plan, parameters: selectParameters(dense.model, dense.wrt), modelSize: totalSize(allParameters(dense.model)), batch: shape.batch };
@@ -86,25 +89,13 @@ export function planRequest(request: EngineRequest, budgetBytes: number, method?
 /** The cost of Hessian-vector products (what curvature quantities run on), with the directions per product. */
 export function productCost(request: EngineRequest, budgetBytes: number): CostEstimate & { batch: number; method: ProductMethod } {
   const dense = denseStack(request);
-  if (!dense) throw graphsUnsupported(request);
+  if (!dense) return { ...graphCost(request, budgetBytes), batch: request.data.x.shape[0], method: 'graph' };
   const shape = costShape(dense);
   return { ...estimateCost(shape, budgetBytes), batch: shape.batch, method: 'rOperator' };
 }
 
 /** The paths that compute Hessian-vector products with arbitrary directions (curvature quantities). */
 export type ProductMethod = Exclude<HessianMethod, 'structured'>;
-
-/** A model that is not a dense stack, until the graph engine computes it: a 400 naming the first layer that is not. */
-function graphsUnsupported(request: EngineRequest): SpecError {
-  const why = firstNonDense(request);
-  const index = why?.node ? request.model.nodes.indexOf(why.node) : -1;
-  return new SpecError([
-    {
-      path: index >= 0 ? `model.layers[${index}]` : 'model',
-      message: `this model is not a stack of trainable dense layers on a float input (${why?.reason ?? 'the graph path was asked for'}); only such stacks are computed so far`,
-    },
-  ]);
-}
 
 /** Bytes a request holds in typed arrays: its weights and data (what MAX_QUEUED_BYTES counts). */
 export function requestBytes(request: EngineRequest): number {
@@ -137,14 +128,18 @@ export interface HessianSummary {
 /** A request evaluated on its batch (loss, gradient) with the rows of its path; dispose() frees both. */
 export interface PreparedRequest extends RowSource {
   /** The prepared model: the dense path's, or the graph engine's. */
-  readonly model: PreparedModel;
+  readonly model: PreparedModel | PreparedGraph;
   readonly summary: HessianSummary;
 }
 
 /** Prepares a request for the path its plan chose (the model's forward and backward pass, and the path's state). */
 export function prepareRequest(request: EngineRequest, method: HessianMethod): PreparedRequest {
   const dense = method === 'graph' ? null : denseStack(request);
-  if (!dense) throw graphsUnsupported(request);
+  if (!dense) {
+    const graph = new PreparedGraph(request);
+    const { parameters, size, loss, gradient } = graph;
+    return { model: graph, summary: { parameters, size, loss, gradient }, method: 'graph', rows: (block, upperOnly) => graph.rows(block, upperOnly), dispose: () => graph.dispose() };
+  }
   const model = new PreparedModel(dense);
   try {
     const source = rowSource(model, method as DenseMethod);

@@ -163,7 +163,7 @@ export const hessianRoutes =
           operationId: 'computeHessian',
           summary: 'Compute a Hessian and answer with it',
           description:
-            'Computes loss, gradient and the full P x P Hessian over all parameters (or the `wrt` tensors) in this request, on the worker pool. Any P up to MAX_PARAMETERS; for large P prefer a job.',
+            'Computes loss, gradient and the full P x P Hessian over all trainable parameters (or the `wrt` tensors) in this request, on the worker pool. The model in our JSON, a TF.js model.json with weightData, or a Keras to_json with weights; without `loss`, the loss the model was compiled with. Any P up to MAX_PARAMETERS; for large P prefer a job.',
           tags: ['hessian'],
           body: RequestBody,
           response: {

@@ -1,4 +1,5 @@
-import { outputShape, ShapeError, weightShapes } from '../../compute/shapes.js';
+import { layerDefinition } from '../../compute/graph/layers/index.js';
+import { LayerError, type LayerShapes } from '../../compute/graph/layers/layer.js';
 import { layerWeights, type GraphModel, type NodeSpec, type WeightName } from '../../compute/spec.js';
 import { at, Issues, type Path } from './issues.js';
 
@@ -45,7 +46,7 @@ export const parameterNames = (model: Pick<GraphModel, 'nodes'>): string[] =>
 export function parameterTensors(model: GraphModel, shapes: ReadonlyMap<string, number[]>): { name: string; shape: number[]; offset: number; size: number }[] {
   let offset = 0;
   return model.nodes.flatMap((node) => {
-    const expected = weightShapes(node, shapes.get(node.inputs[0])!);
+    const expected = layerShapes(node, node.inputs.map((name) => shapes.get(name)!)).weights;
     return layerWeights(node)
       .filter((w) => w.trainable)
       .map(({ name }) => {
@@ -56,6 +57,9 @@ export function parameterTensors(model: GraphModel, shapes: ReadonlyMap<string, 
       });
   });
 }
+
+/** A node's output and weight shapes (the graph engine's own rules); throws LayerError. */
+export const layerShapes = (node: NodeSpec, inputs: number[][]): LayerShapes => layerDefinition(node.type).shapes(node as never, inputs);
 
 /** The GraphModel of a draft with every node's output shape, or null when `issues` got a problem. */
 export function buildGraph(draft: GraphDraft, issues: Issues, attachWeights: WeightAttacher): { model: GraphModel; shapes: Map<string, number[]> } | null {
@@ -73,14 +77,16 @@ export function buildGraph(draft: GraphDraft, issues: Issues, attachWeights: Wei
       const { axis } = d.node.config;
       if (axis < 0) d.node.config.axis = first.length + 1 + axis;
     }
+    let layer: LayerShapes;
     try {
-      shapes.set(d.node.name, outputShape(d.node, inputs as number[][]));
+      layer = layerShapes(d.node, inputs as number[][]);
     } catch (error) {
-      if (!(error instanceof ShapeError)) throw error;
-      issues.add(d.path, `${d.path}: layer '${d.node.name}' (${d.node.type}) ${error.message}; its input${inputs.length > 1 ? 's are' : ' is'} ${inputs.map((s) => show(s!)).join(', ')}`);
+      if (!(error instanceof LayerError)) throw error;
+      issues.add(d.path, `${d.path}: layer '${d.node.name}' (${d.node.type}): ${error.message}; its input${inputs.length > 1 ? 's are' : ' is'} ${inputs.map((s) => show(s!)).join(', ')}`);
       continue;
     }
-    attachWeights(d, weightShapes(d.node, first));
+    shapes.set(d.node.name, layer.output);
+    attachWeights(d, layer.weights);
   }
 
   const output = shapes.get(draft.output);

@@ -3,11 +3,10 @@
  * to_json with its weights) made into the engine's GraphModel, and a whole request body into an
  * EngineRequest. Each throws one SpecError listing every problem with its field path.
  */
-import { outputShape } from '../../compute/shapes.js';
 import type { EngineRequest, GraphModel, LossSpec } from '../../compute/spec.js';
 import { describeValue } from '../model.js';
 import { importData } from './data.js';
-import { parameterNames } from './graph.js';
+import { layerShapes, parameterNames } from './graph.js';
 import { at, Issues, isObject, type Path } from './issues.js';
 import { readLoss, type ModelLoss } from './loss.js';
 import { importKerasModel, isKerasModel } from './keras.js';
@@ -79,7 +78,7 @@ export type StoredModel = Pick<ImportedModel, 'model' | 'loss' | 'lossProblem'>;
 function fromStore(stored: StoredModel) {
   const { model, loss, lossProblem } = stored;
   const shapes = new Map<string, number[]>([[model.input.name, model.input.shape]]);
-  for (const node of model.nodes) shapes.set(node.name, outputShape(node, node.inputs.map((name) => shapes.get(name)!)));
+  for (const node of model.nodes) shapes.set(node.name, layerShapes(node, node.inputs.map((name) => shapes.get(name)!)).output);
   const modelLoss: ModelLoss = loss ? { loss } : lossProblem ? { problem: lossProblem } : undefined;
   return { model, shapes, modelLoss };
 }

@@ -19,7 +19,7 @@ export const reshape: LayerDefinition<'reshape'> = {
       throw new LayerError(`targetShape [${target}] is not a shape (positive sizes, at most one -1)`);
     }
     const output = target.map((d) => (d === -1 ? size / known : d));
-    if (!Number.isInteger(product(output)) || product(output) !== size) {
+    if (output.some((d) => !Number.isInteger(d)) || product(output) !== size) {
       throw new LayerError(`targetShape [${target}] does not fit its input of shape [${input}] (${size} values)`);
     }
     return { output, weights: {} };

@@ -118,18 +118,26 @@ function tfjsModelOf(fixture: (typeof seed)['request']) {
   return built;
 }
 
-describe('TF.js: model.save(tf.io.http(url)) against the running service', () => {
-  const t = useApp({ WORKERS: 1 });
+/** The app listening on an ephemeral loopback port (TF.js's http handler needs a URL); its base URL once listening. */
+function listening(t: ReturnType<typeof useApp>): () => string {
   let base = '';
   beforeAll(async () => {
     await t.app.listen({ port: 0, host: '127.0.0.1' });
     base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
   });
-  const softmax = fixtures().find((c) => c.name === 'loss_cce_probs_softmax')!;
+  return () => base;
+}
+
+/** A fixture whose last layer is softmax under categorical cross-entropy (the fused path). */
+const softmax = fixtures().find((c) => c.name === 'loss_cce_probs_softmax')!;
+
+describe('TF.js: model.save(tf.io.http(url)) against the running service', () => {
+  const t = useApp({ WORKERS: 1 });
+  const base = listening(t);
 
   it('201 with the parameter map in trainableWeights order; the stored graph holds getWeights() exactly', async () => {
     const model = tfjsModelOf(softmax.request);
-    const saved = await model.save(tf.io.http(`${base}/v1/models`));
+    const saved = await model.save(tf.io.http(`${base()}/v1/models`));
     expect(saved.responses![0].status).toBe(201);
     const answer = await saved.responses![0].json();
     expect(answer.parameters.map((p: any) => p.name)).toEqual(model.trainableWeights.map((w) => w.originalName));
@@ -150,7 +158,7 @@ describe('TF.js: model.save(tf.io.http(url)) against the running service', () =>
   it("a compiled model saved with its optimizer: its training config's loss is kept, its optimizer weights are not parameters", async () => {
     const model = tfjsModelOf(softmax.request);
     model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
-    const saved = await model.save(tf.io.http(`${base}/v1/models`), { includeOptimizer: true });
+    const saved = await model.save(tf.io.http(`${base()}/v1/models`), { includeOptimizer: true });
     expect(saved.responses![0].status).toBe(201);
     const answer = await saved.responses![0].json();
     expect(answer.loss.type).toBe('categoricalCrossentropy');
@@ -175,16 +183,11 @@ describe('TF.js: model.save(tf.io.http(url)) against the running service', () =>
 
 describe('requests naming a stored model: {"model": {"id"}} in /v1/hessian, /v1/jobs and /v1/curvature', () => {
   const t = useApp({ WORKERS: 1 });
-  let base = '';
-  beforeAll(async () => {
-    await t.app.listen({ port: 0, host: '127.0.0.1' });
-    base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
-  });
-  const softmax = fixtures().find((c) => c.name === 'loss_cce_probs_softmax')!;
+  const base = listening(t);
   const { data } = softmax.request as any;
 
   it('a TF.js model saved with tf.io.http: /v1/hessian by id equals the inline model and the float64 reference; a job by id too', async () => {
-    const saved = await tfjsModelOf(softmax.request).save(tf.io.http(`${base}/v1/models`));
+    const saved = await tfjsModelOf(softmax.request).save(tf.io.http(`${base()}/v1/models`));
     const { id } = await saved.responses![0].json();
     const byId = await t.http().post('/v1/hessian').send({ model: { id }, loss: softmax.request.loss, data });
     expect(byId.status).toBe(200);
@@ -209,20 +212,20 @@ describe('requests naming a stored model: {"model": {"id"}} in /v1/hessian, /v1/
   it("a compiled model's stored loss is used when the request names none", async () => {
     const model = tfjsModelOf(softmax.request);
     model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
-    const saved = await model.save(tf.io.http(`${base}/v1/models`), { includeOptimizer: true });
+    const saved = await model.save(tf.io.http(`${base()}/v1/models`), { includeOptimizer: true });
     const { id } = await saved.responses![0].json();
     const byId = await t.http().post('/v1/hessian').send({ model: { id }, data });
     expect(byId.status).toBe(200);
     expectJsonMatchesFixture({ ...byId.body, parameters: softmax.expected.parameters }, softmax);
     // Without a training config and without a loss: a 400 saying so.
-    const plain = await (await tfjsModelOf(softmax.request).save(tf.io.http(`${base}/v1/models`))).responses![0].json();
+    const plain = await (await tfjsModelOf(softmax.request).save(tf.io.http(`${base()}/v1/models`))).responses![0].json();
     const noLoss = await t.http().post('/v1/hessian').send({ model: { id: plain.id }, data });
     expect(noLoss.status).toBe(400);
     expect(noLoss.body.message).toMatch(/loss is required/);
   });
 
   it('an unknown or deleted id is a 404 in every request route; an id with other fields is a 400; another key cannot use it', async () => {
-    const saved = await tfjsModelOf(seed.request).save(tf.io.http(`${base}/v1/models`));
+    const saved = await tfjsModelOf(seed.request).save(tf.io.http(`${base()}/v1/models`));
     const { id } = await saved.responses![0].json();
     expect((await t.http().delete(`/v1/models/${id}`)).status).toBe(204);
     const { loss, data: seedData } = seed.request as any;

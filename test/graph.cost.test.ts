@@ -14,7 +14,7 @@ import { initBackend } from '../src/compute/index.js';
 import type { EngineRequest } from '../src/compute/spec.js';
 import { mulberry32 } from '../src/compute/initializers.js';
 import { tf } from '../src/compute/tf.js';
-import { wireToEngine } from './graph-wire.js';
+import { importRequest } from '../src/schemas/import/index.js';
 import type { FixtureCase } from './helpers.js';
 
 beforeAll(async () => {
@@ -57,7 +57,7 @@ function smallCnn(): EngineRequest {
 
 const CASES: [string, EngineRequest][] = [
   ['a small CNN, batch 32 (P = 743)', smallCnn()],
-  ...NAMES.map((name): [string, EngineRequest] => [name, wireToEngine(cases.find((c) => c.name === name)!.request)]),
+  ...NAMES.map((name): [string, EngineRequest] => [name, importRequest(cases.find((c) => c.name === name)!.request)]),
 ];
 
 /** 2 m n k of a matMul or a convolution kernel, from its shapes. */

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { planRowBlocks } from '../src/compute/curvature.js';
 import { PreparedGraph } from '../src/compute/graph/index.js';
 import { initBackend } from '../src/compute/index.js';
-import { wireToEngine } from './graph-wire.js';
+import { importRequest } from '../src/schemas/import/index.js';
 import { fullHessian, randomVectors, referenceTimes } from './graph-helpers.js';
 import { relativeError, type FixtureCase } from './helpers.js';
 
@@ -41,7 +41,7 @@ function symmetricFill(graph: PreparedGraph, blockSize: number): Float32Array {
 
 describe.each(cases)('$name', ({ request, expected }) => {
   it('matches the float64 reference: parameters, loss, gradient, Hessian (whole rows and the symmetric fill), H V', () => {
-    const graph = new PreparedGraph(wireToEngine(request));
+    const graph = new PreparedGraph(importRequest(request));
     try {
       expect(graph.parameters.map(({ name, shape, offset, size }) => ({ name, shape, offset, size }))).toEqual(expected.parameters);
       expect(Math.abs(graph.loss - expected.loss) / Math.max(1, Math.abs(expected.loss))).toBeLessThan(TOLERANCE);

@@ -209,6 +209,28 @@ describe('requests naming a stored model: {"model": {"id"}} in /v1/hessian, /v1/
     expect(lossError(trace.body.trace, diagonal.reduce((a: number, b: number) => a + b, 0))).toBeLessThan(1e-4);
   });
 
+  it('a TF.js CNN (conv2d, max pooling, flatten, dense) saved with tf.io.http: its Hessian by id matches the float64 reference', async () => {
+    const lenet = fixtures('graphs.json').find((c) => c.name === 'lenet_valid_conv_maxpool_sparse_cce_logits_binary_x')!;
+    const { model: wire, loss, data: lenetData } = lenet.request as any;
+    const layers = wire.layers.map((layer: any, l: number) => {
+      const first = l === 0 ? { inputShape: wire.inputShape } : {};
+      if (layer.type === 'conv2d') return tf.layers.conv2d({ filters: layer.filters, kernelSize: layer.kernelSize, activation: layer.activation, ...first });
+      if (layer.type === 'maxPooling2d') return tf.layers.maxPooling2d({ poolSize: layer.poolSize });
+      if (layer.type === 'flatten') return tf.layers.flatten();
+      return tf.layers.dense({ units: layer.units, activation: layer.activation });
+    });
+    const model = tf.sequential({ layers });
+    model.setWeights(wire.layers.flatMap((layer: any) => (layer.kernel ? [tf.tensor(layer.kernel), tf.tensor(layer.bias)] : [])));
+    const saved = await model.save(tf.io.http(`${base()}/v1/models`));
+    const { id } = await saved.responses![0].json();
+    const byId = await t.http().post('/v1/hessian').send({ model: { id }, loss, data: lenetData });
+    expect(byId.status).toBe(200);
+    expect(byId.body.meta.method).toBe('graph');
+    // TF.js names the layers itself (conv2d_Conv2D1, ...): the map's shapes and offsets are the reference's.
+    expect(byId.body.parameters.map((p: any) => p.name)).toEqual(model.trainableWeights.map((w) => w.originalName));
+    expectJsonMatchesFixture({ ...byId.body, parameters: lenet.expected.parameters }, lenet);
+  });
+
   it("a compiled model's stored loss is used when the request names none", async () => {
     const model = tfjsModelOf(softmax.request);
     model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });

@@ -7,7 +7,7 @@
  * README's 2x2 request under autocannon (concurrency 10, a few seconds). Every time is the best of
  * `--runs` after one untimed run. Prints the load average, times, ratios, GFLOP/s and peak RSS.
  *
- * Usage: node dist/bench/run.js [--cases 1507,6154,11878,19158] [--backends tensorflow,wasm]
+ * Usage: node dist/bench/run.js [--cases 1507,6154,11878,19158] [--backends tensorflow,wasm] [--no-lenet]
  *   [--python /path/to/python] [--no-peers] [--peer-max-p 12000] [--runs 2] [--small-seconds 5]
  */
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
@@ -29,6 +29,8 @@ interface Options {
   peerMaxP: number;
   runs: number;
   smallSeconds: number;
+  /** Also the convolutional case (lenet.ts), per backend; --no-lenet skips it (minutes on wasm). */
+  lenet: boolean;
 }
 
 function parseOptions(args: string[]): Options {
@@ -42,6 +44,7 @@ function parseOptions(args: string[]): Options {
     peerMaxP: Number(value('--peer-max-p') ?? 12000),
     runs: Math.max(1, Number(value('--runs') ?? 2)),
     smallSeconds: Math.max(1, Number(value('--small-seconds') ?? 5)),
+    lenet: !args.includes('--no-lenet'),
   };
 }
 
@@ -296,6 +299,14 @@ async function main() {
     console.log(
       `\n2x2 request (README), autocannon, concurrency 10, ${options.smallSeconds} s on ${options.backends[0]}: ${small.requestsPerSecond.toFixed(0)} req/s, p50 ${small.p50} ms, p99 ${small.p99} ms, ${small.total} requests, ${small.errors} errors or non-2xx`,
     );
+  }
+  if (options.lenet) {
+    // The convolutional case: the graph engine's full Hessian of a LeNet-like CNN, in a child per backend.
+    for (const backend of options.backends) {
+      console.log(`\nLeNet-like CNN (28x28x1, batch 128, P = 11126) on ${backend}:`);
+      const script = fileURLToPath(new URL('./lenet.js', import.meta.url));
+      spawnSync(process.execPath, [script], { stdio: 'inherit', env: { ...process.env, HESSIAN_BACKEND: backend } });
+    }
   }
 }
 

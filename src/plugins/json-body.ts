@@ -69,7 +69,7 @@ export const jsonBodyPlugin = (options: JsonBodyOptions): FastifyPluginAsync =>
     /** Starts a body's thread; `finish` asks for its answer once every chunk was sent; `end` stops it. */
     function startThread(decoder: BodyDecoderName) {
       const worker = new Worker(threadFile(), {
-        workerData: { decoder },
+        workerData: { decoder, heapMb: options.threadHeapMb },
         resourceLimits: { maxOldGenerationSizeMb: options.threadHeapMb },
       });
       threads.add(worker);
@@ -141,7 +141,7 @@ export const jsonBodyPlugin = (options: JsonBodyOptions): FastifyPluginAsync =>
       };
       const answer = async () => {
         try {
-          settle(null, bodyOf(await thread!.finish(), decoder!));
+          settle(null, bodyOf(await thread!.finish(), decoder!, options.threadHeapMb));
         } catch (error) {
           settle(error as Error);
         }
@@ -183,16 +183,18 @@ export const jsonBodyPlugin = (options: JsonBodyOptions): FastifyPluginAsync =>
   });
 
 /** The thread's answer as the route's body (a DecodedBody) or as the error fastify answers. */
-function bodyOf(answer: ThreadAnswer, decoder: BodyDecoderName): DecodedBody {
+function bodyOf(answer: ThreadAnswer, decoder: BodyDecoderName, heapMb: number): DecodedBody {
   if ('invalidJson' in answer) throw new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY();
+  if ('tooHeavy' in answer) throw tooHeavy(heapMb, `would take about ${Math.ceil(answer.tooHeavy / 2 ** 20)} MiB, more than`);
   if ('issues' in answer) return new DecodedBody(decoder, undefined, new SpecError(answer.issues));
   return new DecodedBody(decoder, answer.value);
 }
 
 /** A thread that ran out of its heap is the body's fault (413); anything else is ours. */
 function threadFailure(error: Error & { code?: string }, heapMb: number): Error {
-  if (error.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-    return new ApiError('payload_too_large', `parsing and validating the request body took more than the body thread's ${heapMb} MiB; send large tensors as binary tensors {"dtype","shape","data"}`);
-  }
+  if (error.code === 'ERR_WORKER_OUT_OF_MEMORY') return tooHeavy(heapMb, 'took more than');
   return new Error(`the body thread failed: ${error.message}`);
 }
+
+const tooHeavy = (heapMb: number, how: string) =>
+  new ApiError('payload_too_large', `parsing and validating the request body ${how} the body thread's ${heapMb} MiB (BODY_THREAD_HEAP_MB); send large tensors as binary tensors {"dtype","shape","data"}`);

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { ZodType } from 'zod';
 import type { EngineRequest } from '../compute/spec.js';
 import { importRequest, RequestBody } from '../schemas/import/index.js';
+import { curvatureBody, CurvatureRequest, type CurvatureOptions } from '../schemas/curvature.js';
 import { namesStoredModel, type StoredModelRequest } from '../schemas/models.js';
 
 /**
@@ -22,6 +23,14 @@ export const BODY_DECODERS = {
   hessianRequest: {
     schema: RequestBody,
     decode: (body: unknown): EngineRequest | StoredModelRequest => (namesStoredModel(body) ? { storedModelBody: body } : importRequest(body)),
+  },
+  /** A curvature request: its request fields as above, and the quantity's options. */
+  curvatureRequest: {
+    schema: CurvatureRequest,
+    decode: (body: unknown): ({ engine: EngineRequest } | StoredModelRequest) & { options: CurvatureOptions } => {
+      const { fields, options } = curvatureBody(body);
+      return namesStoredModel(fields) ? { storedModelBody: fields, options } : { engine: importRequest(fields), options };
+    },
   },
 } satisfies Record<string, BodyDecoder<unknown>>;
 

@@ -8,15 +8,15 @@ import { densityPng, topNodes } from '../pictures/density.js';
 import { heatmapPng } from '../pictures/heatmap.js';
 import { isFailure, type CurvatureAnswer } from '../jobs/protocol.js';
 import { formatRows, matrixHeaders, RESULT_TYPES } from '../jobs/results.js';
-import { CURVATURE_DEFAULTS, CurvatureJson, CurvatureOptions, CurvatureRequest, curvatureQuery, REQUEST_FIELDS, vectorsIssue } from '../schemas/curvature.js';
+import { CURVATURE_DEFAULTS, CurvatureJson, CurvatureOptions, CurvatureRequest, curvatureQuery, vectorsIssue } from '../schemas/curvature.js';
 import { importRequest } from '../schemas/import/index.js';
 import { resolveModel } from './models.js';
-import { specError } from '../compute/index.js';
 import type { Config } from '../config.js';
 import type { ServiceContext } from './context.js';
 import { QueueFullError, ShuttingDownError } from '../jobs/manager.js';
 import { ApiError, BODY_ERRORS, errorResponses, V1_ERRORS } from './errors.js';
-import { admit, admitWorkingSet, computeFailure, IMPORTED_BODY } from './hessian.js';
+import { admit, admitWorkingSet, computeFailure } from './hessian.js';
+import { takeDecodedBody } from '../plugins/body-decoders.js';
 import { negotiate } from './results.js';
 
 const binary = z.string().meta({ format: 'binary' });
@@ -41,7 +41,6 @@ export const curvatureRoutes =
     app.withTypeProvider<ZodTypeProvider>().post(
       '/v1/curvature',
       {
-        ...IMPORTED_BODY,
         schema: {
           operationId: 'computeCurvature',
           summary: 'Curvature beyond the full Hessian',
@@ -64,7 +63,8 @@ export const curvatureRoutes =
         },
       },
       async (request, reply) => {
-        const { fields, options: body } = curvatureBody(request.body);
+        const decoded = takeDecodedBody(request, 'curvatureRequest');
+        const body = decoded.options;
         const isMatrix = MATRIX_QUANTITIES.has(body.quantity);
         const offered: Partial<typeof RESULT_TYPES> = isMatrix
           ? RESULT_TYPES
@@ -72,9 +72,10 @@ export const curvatureRoutes =
             ? { json: RESULT_TYPES.json, png: RESULT_TYPES.png }
             : { json: RESULT_TYPES.json };
         const format = negotiate(request, offered);
-        const stored = await resolveModel(ctx, (fields as { model?: unknown }).model, request.client);
-        const engine = importRequest(fields, stored ?? undefined);
-        (request as { body: unknown }).body = undefined; // the engine's request holds the tensors as typed arrays
+        const engine =
+          'storedModelBody' in decoded
+            ? importRequest(decoded.storedModelBody, (await resolveModel(ctx, decoded.storedModelBody.model, request.client)) ?? undefined)
+            : decoded.engine;
         checkProductsSuffice(engine, body);
         const cost = isMatrix ? admit(engine, ctx.config) : admitProducts(engine, body, ctx.config);
         const { parameters, size } = cost;
@@ -111,21 +112,6 @@ export const curvatureRoutes =
       },
     );
   };
-
-/**
- * The body split into the request fields (for importRequest) and the quantity's options, validated
- * (a SpecError naming each bad option). A body that is not an object is left to importRequest to refuse.
- */
-function curvatureBody(body: unknown): { fields: unknown; options: CurvatureOptions } {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new SpecError([{ path: '', message: 'the request body must be an object {"model", "loss", "data", "wrt", "quantity", ...options}' }]);
-  }
-  const isField = ([key]: [string, unknown]) => (REQUEST_FIELDS as readonly string[]).includes(key);
-  const entries = Object.entries(body);
-  const parsed = CurvatureOptions.safeParse(Object.fromEntries(entries.filter((entry) => !isField(entry))));
-  if (!parsed.success) throw specError(parsed.error);
-  return { fields: Object.fromEntries(entries.filter(isField)), options: parsed.data };
-}
 
 /** A model that is not a dense stack is known only by its Hessian products and offers some quantities only: a 400 saying which. */
 function checkProductsSuffice(request: EngineRequest, options: CurvatureOptions): void {

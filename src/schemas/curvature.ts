@@ -3,6 +3,8 @@ import type { CurvatureQuery } from '../compute/quantities/index.js';
 import { ParameterEntry, ResultMeta } from './api.js';
 import { RequestBody } from './import/index.js';
 import type { Report } from './model.js';
+import { SpecError } from '../compute/errors.js';
+import { specError } from '../compute/index.js';
 
 /**
  * POST /v1/curvature: the Hessian request's fields (imported by importRequest) plus the quantity
@@ -157,3 +159,19 @@ export function curvatureQuery(request: CurvatureOptions): CurvatureQuery {
 
 const stripUndefined = <T extends object>(value: T): Partial<T> =>
   Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+
+/**
+ * The body split into the request fields (for importRequest) and the quantity's options, validated
+ * (a SpecError naming each bad option). A body that is not an object is left to importRequest to refuse.
+ */
+export function curvatureBody(body: unknown): { fields: unknown; options: CurvatureOptions } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new SpecError([{ path: '', message: 'the request body must be an object {"model", "loss", "data", "wrt", "quantity", ...options}' }]);
+  }
+  const isField = ([key]: [string, unknown]) => (REQUEST_FIELDS as readonly string[]).includes(key);
+  const entries = Object.entries(body);
+  const parsed = CurvatureOptions.safeParse(Object.fromEntries(entries.filter((entry) => !isField(entry))));
+  if (!parsed.success) throw specError(parsed.error);
+  return { fields: Object.fromEntries(entries.filter(isField)), options: parsed.data };
+}
+

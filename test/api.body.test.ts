@@ -163,12 +163,14 @@ describe('the same answers whichever thread reads the body', () => {
   /** An answer without its timings (meta.elapsedMs). */
   const stable = (body: any) => ({ ...body, meta: undefined });
 
-  it('for fuzzed bodies (valid, invalid, malformed) to /v1/hessian and /v1/jobs', async () => {
+  it('for fuzzed bodies (valid, invalid, malformed) to /v1/hessian, /v1/jobs and /v1/curvature', async () => {
     let compared = 0;
+    const routes = new Set<string>();
     for (let i = 0; compared < 40 && i < 400; i++) {
       const fuzzed = fuzzRequest(9, i, []);
-      if (fuzzed.method !== 'POST' || fuzzed.url === '/v1/curvature') continue;
+      if (fuzzed.method !== 'POST') continue;
       compared++;
+      routes.add(fuzzed.url);
       const send = (t: TestApp) => t.app.inject({ method: 'POST', url: fuzzed.url, headers: fuzzed.headers, payload: fuzzed.payload });
       const [main, thread] = [await send(onMain), await send(onThreads)];
       const what = `${fuzzed.label}: ${thread.body.slice(0, 300)}`;
@@ -180,5 +182,6 @@ describe('the same answers whichever thread reads the body', () => {
       }
     }
     expect(compared).toBe(40);
+    expect([...routes].sort()).toEqual(['/v1/curvature', '/v1/hessian', '/v1/jobs']);
   }, 120_000);
 });

@@ -35,6 +35,9 @@ declare module 'fastify' {
  * Builds the service: result store, worker pool, job manager, metrics and the HTTP routes.
  * Resolves once the store has been recovered; the pool's backend loads in the background (/ready).
  */
+/** JS heap a compute thread needs beside its task's working set (modules, backend, messages). */
+const WORKER_RUNTIME_HEAP_MB = 256;
+
 export async function buildApp(config: Config): Promise<FastifyInstance> {
   const store = new ResultStore(config.RESULTS_DIR);
   let manager: JobManager;
@@ -42,7 +45,9 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const models = new ModelStore(config.RESULTS_DIR, { ttlSeconds: config.RESULT_TTL_SECONDS, maxBytes: config.MAX_RESULTS_BYTES, otherBytes: () => manager.resultsBytes });
   const metrics = createMetrics(() => manager);
   const threadOptions = {
-    heapLimitMb: config.MAX_WORKER_MEMORY_MB,
+    // The budget is a task's working set; the thread's own code and runtime (tfjs-node's JS side alone is
+    // some 55 MiB of heap) come on top, or a task within budget could end its thread.
+    heapLimitMb: config.MAX_WORKER_MEMORY_MB + WORKER_RUNTIME_HEAP_MB,
     onReplace: () => metrics.workerReplacements.inc(),
     intraOpThreads: config.TF_NUM_INTRAOP_THREADS,
   };

@@ -27,6 +27,19 @@ export interface TestApp {
 
 export const freshDir = () => mkdtemp(join(tmpdir(), 'hessian-api-test-'));
 
+/** A file's fresh directories: each call makes one; all are removed after the file's tests. */
+export function tempDirs(): () => Promise<string> {
+  const dirs: string[] = [];
+  afterAll(async () => {
+    for (const dir of dirs) await removeDir(dir);
+  });
+  return async () => {
+    const dir = await freshDir();
+    dirs.push(dir);
+    return dir;
+  };
+}
+
 /**
  * Builds an app (its own RESULTS_DIR unless given), waits for /ready to answer 200. The backend is
  * HESSIAN_BACKEND's, so that CI's second pass (HESSIAN_BACKEND=tensorflow) runs every API test on it.

@@ -7,22 +7,14 @@ import { randomUUID } from 'node:crypto';
 import * as fsPromises from 'node:fs/promises';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { GraphModel } from '../src/compute/spec.js';
 import { ResultsQuotaError } from '../src/jobs/manager.js';
 import { MODEL_MARKER, ModelStore, type ImportedModel } from '../src/jobs/models.js';
 import { StorageError, type StoreFs } from '../src/jobs/store.js';
-import { freshDir, removeDir } from './api-helpers.js';
+import { tempDirs } from './api-helpers.js';
 
-const dirs: string[] = [];
-afterAll(async () => {
-  for (const dir of dirs) await removeDir(dir);
-});
-async function dirFor() {
-  const dir = await freshDir();
-  dirs.push(dir);
-  return dir;
-}
+const dirFor = tempDirs();
 
 const values = (n: number, start: number) => Float32Array.from({ length: n }, (_, i) => start + i / 7);
 

@@ -8,19 +8,11 @@ import { existsSync } from 'node:fs';
 import * as fsPromises from 'node:fs/promises';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { JOB_MARKER, ResultStore, StorageError, type JobRecord, type StoreFs } from '../src/jobs/store.js';
-import { freshDir, removeDir } from './api-helpers.js';
+import { tempDirs } from './api-helpers.js';
 
-const dirs: string[] = [];
-afterAll(async () => {
-  for (const dir of dirs) await removeDir(dir);
-});
-async function dirFor() {
-  const dir = await freshDir();
-  dirs.push(dir);
-  return dir;
-}
+const dirFor = tempDirs();
 
 const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
 

@@ -141,12 +141,6 @@ export function compactRequest(request: RequestFields): HessianRequest {
   };
 }
 
-/** Bytes a compact request holds in typed arrays (what MAX_QUEUED_BYTES counts). */
-export function requestBytes(request: HessianRequest): number {
-  const layers = request.model.layers.reduce((n, l) => n + (l.kernel?.values.byteLength ?? 0) + (l.bias?.byteLength ?? 0), 0);
-  return layers + request.data.x.values.byteLength + request.data.y.values.byteLength;
-}
-
 /** Validates a dense request body and makes it compact; throws SpecError naming each bad field. */
 export function parseRequest(body: unknown): HessianRequest {
   const parsed = HessianRequest.safeParse(body);

@@ -3,7 +3,7 @@ import type { ZodType } from 'zod';
 import type { EngineRequest } from '../compute/spec.js';
 import { importRequest, RequestBody } from '../schemas/import/index.js';
 import { curvatureBody, CurvatureRequest, type CurvatureOptions } from '../schemas/curvature.js';
-import { namesStoredModel, type StoredModelRequest } from '../schemas/models.js';
+import { importUpload, ModelUpload, namesStoredModel, type StoredModelRequest } from '../schemas/models.js';
 
 /**
  * Request bodies that may be large, by the route schema that documents them: the schema, and how a
@@ -31,6 +31,11 @@ export const BODY_DECODERS = {
       const { fields, options } = curvatureBody(body);
       return namesStoredModel(fields) ? { storedModelBody: fields, options } : { engine: importRequest(fields), options };
     },
+  },
+  /** A model upload (POST /v1/models, JSON form): validated and imported, its weights as typed arrays, ready to store. */
+  modelUpload: {
+    schema: ModelUpload,
+    decode: importUpload,
   },
 } satisfies Record<string, BodyDecoder<unknown>>;
 

@@ -1,13 +1,13 @@
 import fastifyMultipart from '@fastify/multipart';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { z, type ZodType } from 'zod';
+import { z } from 'zod';
 import { specError } from '../compute/index.js';
 import type { Submitter } from '../jobs/manager.js';
-import type { ImportedModel as StorableModel, ModelRecord } from '../jobs/models.js';
-import { importModel, ModelRef, parameterTensors, tfjsArtifactsModel, type ImportedModel, type StoredModel as ResolvedModel } from '../schemas/import/index.js';
-import { describeValue } from '../schemas/model.js';
-import { ModelId, ModelUpload, StoredModel } from '../schemas/models.js';
+import type { ModelRecord } from '../jobs/models.js';
+import { takeDecodedBody } from '../plugins/body-decoders.js';
+import { ModelRef, tfjsArtifactsModel, type StoredModel as ResolvedModel } from '../schemas/import/index.js';
+import { ModelId, ModelUpload, StoredModel, storableModel } from '../schemas/models.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, V1_ERRORS, type ErrorCode } from './errors.js';
 import { checkModelSize } from './hessian.js';
@@ -39,17 +39,6 @@ export async function resolveModel(ctx: ServiceContext, model: unknown, client: 
   if (!record || !graph) throw notFound(reference.data.id);
   const { loss, lossProblem } = record;
   return { model: graph, ...(loss ? { loss } : {}), ...(lossProblem ? { lossProblem } : {}) };
-}
-
-/** An import as the store keeps it, with what the upload answers: the parameter map and the input and output shapes. */
-function storable({ model, loss, lossProblem, shapes }: ImportedModel): StorableModel {
-  const parameters = parameterTensors(model, shapes);
-  return {
-    model,
-    ...(loss ? { loss } : {}),
-    ...(lossProblem ? { lossProblem } : {}),
-    summary: { parameters, size: parameters.reduce((n, p) => n + p.size, 0), inputShape: model.input.shape, outputShape: shapes.get(model.output)! },
-  };
 }
 
 /** A zod failure of a field at `path` ("model") of the body, with its issues placed there. */
@@ -153,12 +142,6 @@ function artifactsOf(parts: Map<string, Buffer | object>): { modelJson: unknown;
   return { modelJson, weights: new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) };
 }
 
-/** The model of a JSON upload: {"model": <model>}, or the model itself. */
-function uploadedModel(body: Record<string, unknown>): { model: unknown; path: string } {
-  if (!('model' in body)) return { model: body, path: '' };
-  return { model: body.model, path: 'model' };
-}
-
 /** What POST /v1/models can answer besides V1_ERRORS. */
 const UPLOAD_ERRORS: ErrorCode[] = [
   'invalid_json', 'invalid_request', 'invalid_multipart', 'invalid_compressed_body', 'bad_request', 'payload_too_large', 'model_too_large',
@@ -189,28 +172,16 @@ export const modelRoutes =
           response: { 201: StoredModel, ...errorResponses(...UPLOAD_ERRORS, ...V1_ERRORS) },
         },
         config: { bodyTypes: 'application/json, or multipart/form-data as TF.js\'s tf.io.http sends it' },
-        // A multipart body is read by the handler (fastify shows its absent body as null); the JSON
-        // form is validated as any other body.
-        validatorCompiler:
-          ({ schema }) =>
-          (data) => {
-            if (data === null) return { value: data };
-            const parsed = (schema as unknown as ZodType).safeParse(data);
-            return parsed.success ? { value: parsed.data } : { error: specError(parsed.error) };
-          },
       },
       async (request, reply) => {
+        // A multipart body is read here (fastify shows its absent body as null); the JSON form was
+        // validated and imported by its decoder (on a body thread when large; see body-decoders.ts).
         let imported;
         if (request.isMultipart()) {
           const { modelJson, weights } = artifactsOf(await readParts(request, ctx.config.MAX_BODY_BYTES));
-          imported = storable(tfjsArtifactsModel(modelJson, weights));
+          imported = storableModel(tfjsArtifactsModel(modelJson, weights));
         } else {
-          if (typeof request.body !== 'object' || request.body === null) throw new ApiError('invalid_request', `the body is ${describeValue(request.body)}; send {"model": <model>}`);
-          const { model, path } = uploadedModel(request.body as Record<string, unknown>);
-          if (typeof model === 'object' && model !== null && 'id' in model) {
-            throw new ApiError('invalid_request', `${path || 'the body'} is a reference to a stored model (${describeValue(model)} with an id); upload the model itself`);
-          }
-          imported = storable(importModel(model, path));
+          imported = takeDecodedBody(request, 'modelUpload');
         }
         checkModelSize(imported.summary.size, ctx.config);
         const record = await ctx.models.put(imported, request.client.owner);

@@ -1,5 +1,9 @@
 import { z } from 'zod';
+import { SpecError, specError } from '../compute/index.js';
+import type { ImportedModel as StorableModel } from '../jobs/models.js';
 import { ParameterEntry } from './api.js';
+import { importModel, parameterTensors, type ImportedModel } from './import/index.js';
+import { describeValue } from './model.js';
 
 /** Shapes of the stored-model routes (POST, GET, DELETE /v1/models); the OpenAPI document is generated from these. */
 
@@ -29,6 +33,32 @@ export const ModelUpload = z
   .union([z.object({ model: UPLOADED_MODEL }).strict(), UPLOADED_MODEL])
   .describe('{"model": <model>} (as in /v1/hessian), or the model object itself')
   .meta({ id: 'ModelUpload' });
+
+/** An import as the store keeps it, with what the upload answers: the parameter map and the input and output shapes. */
+export function storableModel({ model, loss, lossProblem, shapes }: ImportedModel): StorableModel {
+  const parameters = parameterTensors(model, shapes);
+  return {
+    model,
+    ...(loss ? { loss } : {}),
+    ...(lossProblem ? { lossProblem } : {}),
+    summary: { parameters, size: parameters.reduce((n, p) => n + p.size, 0), inputShape: model.input.shape, outputShape: shapes.get(model.output)! },
+  };
+}
+
+/**
+ * The JSON form of an upload validated and imported, ready to store (the graph's weights as typed
+ * arrays); throws a SpecError naming the field. On a body thread for a large body, else in the route.
+ */
+export function importUpload(body: unknown): StorableModel {
+  const parsed = ModelUpload.safeParse(body);
+  if (!parsed.success) throw specError(parsed.error);
+  const [model, path] = 'model' in parsed.data ? [parsed.data.model, 'model'] : [parsed.data, ''];
+  if (namesStoredModel({ model })) {
+    const message = `${path || 'the body'} is a reference to a stored model (${describeValue(model)} with an id); upload the model itself`;
+    throw new SpecError([{ path: path ? `${path}.id` : 'id', message }]);
+  }
+  return storableModel(importModel(model, path));
+}
 
 /** The multipart form, as TF.js's model.save(tf.io.http(url)) sends it (documented beside the JSON body). */
 export const MULTIPART_UPLOAD = {

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 
 /** Runs `code` (CommonJS) with `args` in a child process; resolves with its exit status and stdout. */
 async function child(code: string, args: string[], stdin?: (input: NodeJS.WritableStream) => void): Promise<{ status: number; out: string }> {
@@ -26,6 +27,20 @@ export async function writeBigBody(file: string, batch: number): Promise<void> {
     require('fs').writeFileSync(process.argv[1], '{"model":{"inputShape":[40],"layers":[{"type":"dense","units":1}]},"loss":"meanSquaredError","data":{"x":[' + rows.join(',') + '],"y":[' + targets.join(',') + ']}}');`;
   const { status } = await child(code, [file]);
   if (status !== 0) throw new Error(`writing the body failed (exit ${status})`);
+}
+
+/**
+ * Our JSON model of one dense layer `inputs` -> `units` with its kernel written out as nested arrays
+ * of two-decimal numbers (about 5.5 bytes a weight: many values for its bytes, the slowest to parse),
+ * as a model upload {"model": ...} in `file`.
+ */
+export async function writeBigModel(file: string, inputs: number, units: number): Promise<void> {
+  const code = `let s = 7; const random = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const value = () => (random() * 2 - 1).toFixed(2);
+    const rows = Array.from({ length: ${inputs} }, () => '[' + Array.from({ length: ${units} }, value).join(',') + ']');
+    require('fs').writeFileSync(process.argv[1], '{"model":{"inputShape":[${inputs}],"layers":[{"type":"dense","units":${units},"activation":"tanh","kernel":[' + rows.join(',') + ']}]}}');`;
+  const { status } = await child(code, [file]);
+  if (status !== 0) throw new Error(`writing the model failed (exit ${status})`);
 }
 
 /** POSTs `file` as JSON to `url`; resolves with the status and the answer parsed. */
@@ -66,6 +81,27 @@ export function sampleHealth(base: string, ms?: number): { stop: () => void; res
   let input: NodeJS.WritableStream | undefined;
   const result = child(code, [base, String(ms ?? 0)], (stdin) => (input = stdin)).then(({ out }) => JSON.parse(out) as Latencies);
   return { stop: () => input?.end('stop'), result };
+}
+
+/** /health just before, while `action` runs and just after, with the highest load average seen. */
+export interface HealthAround<T> {
+  before: Latencies;
+  during: Latencies;
+  after: Latencies;
+  load: number;
+  result: T;
+}
+
+export async function healthAround<T>(base: string, action: () => Promise<T>): Promise<HealthAround<T>> {
+  const loadBefore = loadavg()[0];
+  const before = await sampleHealth(base, 3000).result;
+  const sampling = sampleHealth(base);
+  await new Promise((resolve) => setTimeout(resolve, 200)); // the sampler is running
+  const result = await action();
+  sampling.stop();
+  const during = await sampling.result;
+  const after = await sampleHealth(base, 2000).result;
+  return { before, during, after, load: Math.max(loadBefore, loadavg()[0]), result };
 }
 
 /** VmRSS and VmHWM (peak) of a process, in MiB; null where /proc is not there. */

@@ -49,6 +49,8 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     // some 55 MiB of heap) come on top, or a task within budget could end its thread.
     heapLimitMb: config.MAX_WORKER_MEMORY_MB + WORKER_RUNTIME_HEAP_MB,
     onReplace: () => metrics.workerReplacements.inc(),
+    recycleMb: config.WORKER_RECYCLE_MB,
+    onRecycle: () => metrics.workerRecycles.inc(),
     intraOpThreads: config.TF_NUM_INTRAOP_THREADS,
   };
   const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND, threadOptions);

@@ -32,6 +32,8 @@ export const ConfigSchema = z.object({
   /** Admission by cost: a job's estimated operations, and one worker task's estimated peak memory. */
   MAX_JOB_FLOPS: z.coerce.number().positive().default(1e13),
   MAX_WORKER_MEMORY_MB: intFrom(2048, 16),
+  /** A compute thread whose backend memory (the wasm heap) is larger after a task is replaced once idle; 0: never. */
+  WORKER_RECYCLE_MB: intFrom(1024, 0),
   /** A running job is stopped (failed, error kind "timeout") after this long. */
   JOB_TIMEOUT_SECONDS: intFrom(3600, 1),
   /** Synchronous requests estimated at most this many operations (and P <= 1024) take the small lane; 0: none. */

@@ -18,7 +18,12 @@ export function createMetrics(manager: () => JobManager) {
     }),
     workerReplacements: new Counter({
       name: 'hessian_worker_replacements_total',
-      help: 'Compute threads ended by an error that may have broken their backend (or by a cancel mid-task) and replaced',
+      help: 'Compute threads ended by an error that may have broken their backend (or by a cancel mid-task, or retired for their memory) and replaced',
+      registers: [registry],
+    }),
+    workerRecycles: new Counter({
+      name: 'hessian_worker_recycles_total',
+      help: 'Compute threads retired because their backend memory (the wasm heap, which never shrinks) passed WORKER_RECYCLE_MB after a task',
       registers: [registry],
     }),
     rows: new Counter({ name: 'hessian_rows_computed_total', help: 'Hessian rows computed by the workers', registers: [registry] }),

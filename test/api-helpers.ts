@@ -290,3 +290,56 @@ export function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>): { i
   for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return { index: i, a: a[i], b: b[i] };
   return null;
 }
+
+/** Features of linearBody's layer. */
+export const FEATURES = 40;
+
+/** A linear FEATURES -> 1 layer with given weights under MSE, `batch` rows of 5-decimal numbers (some 330 bytes a row). */
+export function linearBody(batch: number) {
+  const random = rng(5);
+  const value = () => Number((random() * 2 - 1).toFixed(5));
+  const kernel = Array.from({ length: FEATURES }, () => [value()]);
+  const bias = [value()];
+  const x = Array.from({ length: batch }, () => Array.from({ length: FEATURES }, value));
+  const y = Array.from({ length: batch }, () => [value()]);
+  return { model: { inputShape: [FEATURES], layers: [{ type: 'dense', units: 1, kernel, bias }] }, loss: 'meanSquaredError', data: { x, y } };
+}
+
+/**
+ * Float64 reference sharing nothing with the engine: for y = x·w + b under MSE over B rows, with
+ * z = [x, 1] and r = z·[w, b] - y: loss = mean r², gradient = 2/B Σ r z, Hessian = 2/B Σ z zᵀ. The
+ * service reads its inputs as float32, so the reference does too. gradientScale: the largest term of
+ * the gradient's mean, the scale of its float32 rounding (the terms' signs cancel in the mean).
+ */
+export function linearReference(body: ReturnType<typeof linearBody>) {
+  const f = Math.fround;
+  const size = FEATURES + 1;
+  const weights = [...body.model.layers[0].kernel.map((row) => f(row[0])), f(body.model.layers[0].bias[0])];
+  const hessian = Array.from({ length: size }, () => new Float64Array(size));
+  const gradient = new Float64Array(size);
+  let gradientScale = 0;
+  let loss = 0;
+  const batch = body.data.x.length;
+  body.data.x.forEach((row, b) => {
+    const z = [...row.map(f), 1];
+    const r = z.reduce((s, v, i) => s + v * weights[i], 0) - f(body.data.y[b][0]);
+    loss += (r * r) / batch;
+    for (let i = 0; i < size; i++) {
+      gradient[i] += (2 * r * z[i]) / batch;
+      gradientScale = Math.max(gradientScale, Math.abs(2 * r * z[i]));
+      for (let j = 0; j < size; j++) hessian[i][j] += (2 * z[i] * z[j]) / batch;
+    }
+  });
+  return { loss, gradient, hessian, gradientScale };
+}
+
+/** An answer (loss, gradient, Hessian) against linearReference, each to 1e-4 of its largest entry. */
+export function expectMatchesLinearReference(answer: { loss: number; gradient: number[]; hessian: number[][] }, reference: ReturnType<typeof linearReference>) {
+  const near = (actual: number, expected: number, scale: number) => expect(Math.abs(actual - expected) / Math.max(1, Math.abs(scale))).toBeLessThan(TOLERANCE);
+  near(answer.loss, reference.loss, reference.loss);
+  const largestGradient = Math.max(reference.gradientScale, ...reference.gradient.map(Math.abs));
+  answer.gradient.forEach((g, i) => near(g, reference.gradient[i], largestGradient));
+  const largest = Math.max(...reference.hessian.map((row) => Math.max(...row.map(Math.abs))));
+  expect(answer.hessian).toHaveLength(FEATURES + 1);
+  answer.hessian.forEach((row, i) => row.forEach((h, j) => near(h, reference.hessian[i][j], largest)));
+}

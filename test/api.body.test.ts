@@ -8,45 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { fuzzRequest } from '../src/scripts/fuzz-cases.js';
-import { rng, useApp, type TestApp } from './api-helpers.js';
-
-const FEATURES = 40;
-
-/** A linear FEATURES -> 1 layer with given weights under MSE, `batch` rows of 5-decimal numbers (some 330 bytes a row). */
-function linearBody(batch: number) {
-  const random = rng(5);
-  const value = () => Number((random() * 2 - 1).toFixed(5));
-  const kernel = Array.from({ length: FEATURES }, () => [value()]);
-  const bias = [value()];
-  const x = Array.from({ length: batch }, () => Array.from({ length: FEATURES }, value));
-  const y = Array.from({ length: batch }, () => [value()]);
-  return { model: { inputShape: [FEATURES], layers: [{ type: 'dense', units: 1, kernel, bias }] }, loss: 'meanSquaredError', data: { x, y } };
-}
-
-/**
- * Float64 reference sharing nothing with the engine: for y = x·w + b under MSE over B rows, with
- * z = [x, 1] and r = z·[w, b] - y: loss = mean r², gradient = 2/B Σ r z, Hessian = 2/B Σ z zᵀ. The
- * service reads its inputs as float32, so the reference does too.
- */
-function linearReference(body: ReturnType<typeof linearBody>) {
-  const f = Math.fround;
-  const size = FEATURES + 1;
-  const weights = [...body.model.layers[0].kernel.map((row) => f(row[0])), f(body.model.layers[0].bias[0])];
-  const hessian = Array.from({ length: size }, () => new Float64Array(size));
-  const gradient = new Float64Array(size);
-  let loss = 0;
-  const batch = body.data.x.length;
-  body.data.x.forEach((row, b) => {
-    const z = [...row.map(f), 1];
-    const r = z.reduce((s, v, i) => s + v * weights[i], 0) - f(body.data.y[b][0]);
-    loss += (r * r) / batch;
-    for (let i = 0; i < size; i++) {
-      gradient[i] += (2 * r * z[i]) / batch;
-      for (let j = 0; j < size; j++) hessian[i][j] += (2 * z[i] * z[j]) / batch;
-    }
-  });
-  return { loss, gradient, hessian };
-}
+import { expectMatchesLinearReference, FEATURES, linearBody, linearReference, useApp, type TestApp } from './api-helpers.js';
 
 function expectClose(actual: number, expected: number, scale: number) {
   expect(Math.abs(actual - expected) / Math.max(1, Math.abs(scale))).toBeLessThan(1e-4);
@@ -84,10 +46,7 @@ describe('a large body, read on its own thread', () => {
     for (const res of answers) {
       expect(res.status, JSON.stringify(res.body).slice(0, 300)).toBe(200);
       expect(res.body.size).toBe(FEATURES + 1);
-      expectClose(res.body.loss, reference.loss, reference.loss);
-      const largest = Math.max(...reference.hessian.map((row) => Math.max(...row.map(Math.abs))));
-      res.body.gradient.forEach((g: number, i: number) => expectClose(g, reference.gradient[i], Math.max(...reference.gradient.map(Math.abs))));
-      res.body.hessian.forEach((row: number[], i: number) => row.forEach((h, j) => expectClose(h, reference.hessian[i][j], largest)));
+      expectMatchesLinearReference(res.body, reference);
     }
   });
 

@@ -37,6 +37,17 @@ export class WorkerCrash extends Error {
   override name = 'WorkerCrash';
 }
 
+/**
+ * What a thread posts (on its parentPort, beside its answer) when its backend memory passed
+ * WORKER_RECYCLE_MB: it retires, and ends with RETIRED_EXIT_CODE.
+ */
+export interface Retiring {
+  retiring: { threadId: number; backendBytes: number };
+}
+
+/** The exit code of a retired thread: a task it was handed but did not start is run again elsewhere. */
+export const RETIRED_EXIT_CODE = 75;
+
 /** A worker asked for rows of a job it has not prepared. */
 export interface NeedsRequest {
   needsRequest: true;

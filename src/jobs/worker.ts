@@ -4,12 +4,13 @@
  * and, on the structured path, the same per-example factors), and returns row blocks as transferred
  * Float32Arrays.
  */
+import { parentPort, threadId } from 'node:worker_threads';
 import { move, workerData } from 'piscina';
 import { tf } from '../compute/tf.js';
 import { hessianOf, initBackend, NumericalError, prepareRequest, SpecError, type EngineRequest, type HessianMethod, type PreparedRequest } from '../compute/index.js';
 import type { BackendInfo } from '../compute/index.js';
 import { computeQuantity, type CurvatureQuery } from '../compute/quantities/index.js';
-import { WorkerCrash, type CurvatureAnswer, type HessianAnswer, type WorkerFailure, type WorkerResult, type WorkerTask } from './protocol.js';
+import { RETIRED_EXIT_CODE, WorkerCrash, type CurvatureAnswer, type Retiring, type HessianAnswer, type WorkerFailure, type WorkerResult, type WorkerTask } from './protocol.js';
 
 const ready = initBackend(workerData?.backend ?? 'auto');
 let cached: { jobId: string; prepared: PreparedRequest } | null = null;
@@ -24,6 +25,16 @@ function preparedFor(jobId: string, request: EngineRequest | undefined, method: 
 }
 
 export default async function run(task: WorkerTask): Promise<WorkerResult> {
+  clearTimeout(retireWhenIdle);
+  // A retiring thread serves only the job whose data it holds; any other task ends it, untouched, and
+  // the pool runs that task again on another thread (ComputePool.run).
+  if (retiring && !(task.kind === 'rows' && task.jobId === cached?.jobId)) process.exit(RETIRED_EXIT_CODE);
+  const result = await compute(task);
+  retireIfLarge();
+  return result;
+}
+
+async function compute(task: WorkerTask): Promise<WorkerResult> {
   const backend = await ready;
   try {
     switch (task.kind) {
@@ -51,6 +62,40 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
     if (error instanceof NumericalError) return failure('numerical', error);
     return endThread(error);
   }
+}
+
+/** WORKER_RECYCLE_MB in bytes; 0: never. */
+const recycleBytes = ((workerData?.recycleMb as number | undefined) ?? 0) * 2 ** 20;
+/** A retiring thread is ended once idle this long (or by its next task of another job). */
+const RETIRE_IDLE_MS = 500;
+let retiring = false;
+let retireWhenIdle: NodeJS.Timeout | undefined;
+
+/**
+ * The memory this thread's backend holds: on wasm the module's heap, which grows to the largest task
+ * and never shrinks (WebAssembly memory cannot); elsewhere the bytes of the tensors alive (the job it
+ * keeps prepared), since their memory is given back when they are disposed.
+ */
+function backendBytes(): number {
+  const wasm = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm;
+  return wasm?.HEAPU8 ? wasm.HEAPU8.buffer.byteLength : tf.memory().numBytes;
+}
+
+/**
+ * After a task whose answer is on its way: a thread whose backend holds more than WORKER_RECYCLE_MB
+ * says so (the pool counts it) and retires. It goes on with the job it holds, and ends (exit code
+ * RETIRED_EXIT_CODE, piscina starts a fresh thread) at its first task of anything else or once idle;
+ * never before its answer was taken, so the task that grew it is never lost.
+ */
+function retireIfLarge(): void {
+  if (!retiring && recycleBytes > 0) {
+    const bytes = backendBytes();
+    if (bytes > recycleBytes) {
+      retiring = true;
+      parentPort?.postMessage({ retiring: { threadId, backendBytes: bytes } } satisfies Retiring);
+    }
+  }
+  if (retiring) retireWhenIdle = setTimeout(() => process.exit(RETIRED_EXIT_CODE), RETIRE_IDLE_MS);
 }
 
 /** A 2x2 matMul through the backend, checked against its product: this thread can compute. */

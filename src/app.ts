@@ -38,6 +38,9 @@ declare module 'fastify' {
 /** JS heap a compute thread needs beside its task's working set (modules, backend, messages). */
 const WORKER_RUNTIME_HEAP_MB = 256;
 
+/** How often Node looks for requests past REQUEST_TIMEOUT_SECONDS: a tenth of it, between 0.1 and 30 s (Node's default). */
+const requestTimeoutCheckMs = (seconds: number) => Math.min(30_000, Math.max(100, seconds * 100));
+
 export async function buildApp(config: Config): Promise<FastifyInstance> {
   const store = new ResultStore(config.RESULTS_DIR);
   let manager: JobManager;
@@ -83,6 +86,10 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     trustProxy: config.TRUST_PROXY,
+    // fastify turns Node's request timeout off by default, so a client that stalls mid-body would hold
+    // its connection (and a body thread) forever. Node checks it every connectionsCheckingInterval.
+    requestTimeout: config.REQUEST_TIMEOUT_SECONDS * 1000,
+    http: { connectionsCheckingInterval: requestTimeoutCheckMs(config.REQUEST_TIMEOUT_SECONDS) },
   });
 
   let backend: BackendInfo | null = null;
@@ -123,7 +130,9 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   });
 
   await app.register(deploymentPlugins(config));
-  await app.register(jsonBodyPlugin({ offThreadBytes: config.BODY_THREAD_BYTES, threadHeapMb: config.BODY_THREAD_HEAP_MB }));
+  await app.register(
+    jsonBodyPlugin({ offThreadBytes: config.BODY_THREAD_BYTES, threadHeapMb: config.BODY_THREAD_HEAP_MB, onThreads: (alive) => metrics.bodyThreads.set(alive) }),
+  );
   await app.register(hessianRoutes(ctx));
   await app.register(curvatureRoutes(ctx));
   await app.register(jobRoutes(ctx));

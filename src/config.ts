@@ -20,6 +20,8 @@ export const ConfigSchema = z.object({
   BODY_THREAD_BYTES: intFrom(1024 * 1024, 0),
   /** Heap of the thread that parses one large body; a body that needs more gets 413. */
   BODY_THREAD_HEAP_MB: intFrom(1536, 64),
+  /** A request whose headers and body have not all arrived this long after it began gets 408 and its connection closed; 0: none. */
+  REQUEST_TIMEOUT_SECONDS: intFrom(300, 0),
   MAX_PARAMETERS: intFrom(20000, 1),
   MAX_MODEL_PARAMETERS: intFrom(10_000_000, 1),
   MAX_QUEUED_JOBS: intFrom(64, 1),

@@ -26,6 +26,7 @@ export function createMetrics(manager: () => JobManager) {
       help: 'Compute threads retired because their backend memory (the wasm heap, which never shrinks) passed WORKER_RECYCLE_MB after a task',
       registers: [registry],
     }),
+    bodyThreads: new Gauge({ name: 'hessian_body_threads', help: 'Threads alive that receive or parse a large request body (BODY_THREAD_BYTES)', registers: [registry] }),
     rows: new Counter({ name: 'hessian_rows_computed_total', help: 'Hessian rows computed by the workers', registers: [registry] }),
     queueDepth: new Gauge({
       name: 'hessian_queue_depth',

@@ -16,6 +16,8 @@ export interface JsonBodyOptions {
   threadHeapMb: number;
   /** Body threads alive at once (each receiving one body); a further large body waits, unread. */
   maxThreads?: number;
+  /** Told the number of body threads alive whenever it changes (the /metrics gauge). */
+  onThreads?: (alive: number) => void;
 }
 
 /**
@@ -73,6 +75,7 @@ export const jsonBodyPlugin = (options: JsonBodyOptions): FastifyPluginAsync =>
         resourceLimits: { maxOldGenerationSizeMb: options.threadHeapMb },
       });
       threads.add(worker);
+      options.onThreads?.(threads.size);
       const stopped = new Promise<Error>((resolve) => {
         worker.once('error', resolve);
         worker.once('exit', (code) => resolve(new Error(`the body thread ended (exit code ${code})`)));
@@ -81,6 +84,7 @@ export const jsonBodyPlugin = (options: JsonBodyOptions): FastifyPluginAsync =>
         if (threads.delete(worker)) {
           void worker.terminate();
           threadSlots.give();
+          options.onThreads?.(threads.size);
         }
       };
       return {

@@ -38,8 +38,17 @@ declare module 'fastify' {
 /** JS heap a compute thread needs beside its task's working set (modules, backend, messages). */
 const WORKER_RUNTIME_HEAP_MB = 256;
 
-/** How often Node looks for requests past REQUEST_TIMEOUT_SECONDS: a tenth of it, between 0.1 and 30 s (Node's default). */
-const requestTimeoutCheckMs = (seconds: number) => Math.min(30_000, Math.max(100, seconds * 100));
+/** Node's own headers timeout. */
+const HEADERS_TIMEOUT_MS = 60_000;
+
+/**
+ * Node's server options that make REQUEST_TIMEOUT_SECONDS hold: requests looked at every tenth of it
+ * (between 0.1 and 30 s, Node's default), and a headers timeout no longer than it.
+ */
+const requestTimeoutOptions = (seconds: number) => ({
+  connectionsCheckingInterval: Math.min(30_000, Math.max(100, seconds * 100)),
+  headersTimeout: seconds > 0 ? Math.min(HEADERS_TIMEOUT_MS, seconds * 1000) : HEADERS_TIMEOUT_MS,
+});
 
 export async function buildApp(config: Config): Promise<FastifyInstance> {
   const store = new ResultStore(config.RESULTS_DIR);
@@ -87,9 +96,10 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     genReqId: () => randomUUID(),
     trustProxy: config.TRUST_PROXY,
     // fastify turns Node's request timeout off by default, so a client that stalls mid-body would hold
-    // its connection (and a body thread) forever. Node checks it every connectionsCheckingInterval.
+    // its connection (and a body thread) forever. Node checks it every connectionsCheckingInterval, and
+    // ignores it while the headers timeout (60 s by default) is the longer of the two.
     requestTimeout: config.REQUEST_TIMEOUT_SECONDS * 1000,
-    http: { connectionsCheckingInterval: requestTimeoutCheckMs(config.REQUEST_TIMEOUT_SECONDS) },
+    http: requestTimeoutOptions(config.REQUEST_TIMEOUT_SECONDS),
   });
 
   let backend: BackendInfo | null = null;

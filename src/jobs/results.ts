@@ -62,20 +62,30 @@ export const rowReader =
   async (first: number, count: number): Promise<Float32Array> =>
     matrix instanceof Float32Array ? matrix.subarray(first * record.size, (first + count) * record.size) : matrix.readRows(record.id, record.size, first, count);
 
+/** In-memory answers of at most this many values are formatted as one JSON string (no stream, one write). */
+const WHOLE_JSON_VALUES = VALUES_PER_TURN;
+
 /**
- * A finished result as a readable stream in the asked form: a job's read from disk, never whole in
- * memory, or a small synchronous answer's from the Float32Array it came back in (see the small lane).
+ * A finished result in the asked form: a job's as a stream read from disk, never whole in memory; a
+ * small synchronous answer's (the Float32Array it came back in, see the small lane) as one buffer, or
+ * one JSON string when it is small enough to format in one turn, so that it leaves in one write.
  */
-export function resultStream(matrix: ResultStore | Float32Array, record: JobRecord, format: Exclude<ResultFormat, 'png'>): { body: Readable; length?: number } {
+export async function resultBody(matrix: ResultStore | Float32Array, record: JobRecord, format: Exclude<ResultFormat, 'png'>): Promise<{ body: Readable | Buffer | string; length?: number }> {
   const header = ResultStore.headerLength(record.size);
   const matrixBytes = record.size * record.size * 4;
-  if (format !== 'json' && matrix instanceof Float32Array) {
+  if (matrix instanceof Float32Array) {
+    if (format === 'json' && matrix.length > WHOLE_JSON_VALUES) return { body: fromChunks(jsonDocument(record, rowReader(matrix, record))) };
+    if (format === 'json') {
+      let text = '';
+      for await (const chunk of jsonDocument(record, rowReader(matrix, record))) text += chunk;
+      return { body: text, length: Buffer.byteLength(text) };
+    }
     const bytes = Buffer.from(matrix.buffer, matrix.byteOffset, matrix.byteLength);
     const body = format === 'npy' ? Buffer.concat([npyHeader(record.size, record.size), bytes]) : bytes;
-    return { body: Readable.from([body]), length: body.length };
+    return { body, length: body.length };
   }
-  if (format === 'npy' && matrix instanceof ResultStore) return { body: matrix.readStream(record.id), length: header + matrixBytes };
-  if (format === 'binary' && matrix instanceof ResultStore) return { body: matrix.readStream(record.id, header), length: matrixBytes };
+  if (format === 'npy') return { body: matrix.readStream(record.id), length: header + matrixBytes };
+  if (format === 'binary') return { body: matrix.readStream(record.id, header), length: matrixBytes };
   return { body: fromChunks(jsonDocument(record, rowReader(matrix, record))) };
 }
 

@@ -4,6 +4,7 @@ import {
   planRequest,
   planRowBlocks,
   requestBytes,
+  type BackendName,
   type EngineRequest,
   type HessianMethod,
   type PlacedTensor,
@@ -76,6 +77,8 @@ export interface Job {
   method: HessianMethod;
   /** Rows [0, contiguousRows) are on disk: what a stream may send. */
   contiguousRows: number;
+  /** The backend the job's summary ran on (every block runs on it), once known: a stream's headers name it. */
+  backend?: BackendName;
   cancelled: boolean;
   /** Aborts the job's tasks in flight (piscina ends their threads and starts others). */
   abort: AbortController;
@@ -388,6 +391,7 @@ export class JobManager {
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;
     const { loss, gradient, backend } = summary as Summary;
+    job.backend = backend.backend;
     const { parameters } = job;
     Object.assign(record, { loss, gradient });
     await this.store.createMatrix(record.id, record.size);

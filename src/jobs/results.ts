@@ -46,7 +46,7 @@ const rowsPerRead = (size: number) => Math.max(1, Math.floor(65536 / Math.max(si
 const fromChunks = (chunks: AsyncGenerator<string | Buffer>) => Readable.from(chunks, { objectMode: false, highWaterMark: 1 });
 
 /** Headers that describe the matrix in the binary forms, whose body holds nothing else. */
-export function matrixHeaders(record: Pick<JobRecord, 'size' | 'parameters' | 'loss' | 'meta'>): Record<string, string> {
+export function matrixHeaders(record: Pick<JobRecord, 'size' | 'parameters' | 'loss'> & { meta: { backend: string } | null }): Record<string, string> {
   return {
     'x-hessian-size': String(record.size),
     'x-hessian-parameters': JSON.stringify(record.parameters),
@@ -104,10 +104,11 @@ async function* jsonDocument(record: JobRecord, readRows: (first: number, count:
 
 /**
  * The rows of a job in row order as they are computed, from the first row whenever the client
- * connects: NDJSON lines {"offset","rows"} or raw little-endian float32. A job that fails or is
- * cancelled midway ends an NDJSON stream with an {"error"} line and aborts a binary one.
+ * connects: NDJSON lines {"offset","rows"} or raw little-endian float32 (after `header`, if given: a
+ * synchronous .npy answer's). A job that fails or is cancelled midway ends an NDJSON stream with an
+ * {"error"} line and aborts a binary one.
  */
-export async function rowStream(manager: JobManager, store: ResultStore, job: Job, format: 'ndjson' | 'binary'): Promise<Readable> {
+export async function rowStream(manager: JobManager, store: ResultStore, job: Job, format: 'ndjson' | 'binary', header?: Buffer): Promise<Readable> {
   async function* rows(): AsyncGenerator<string | Buffer> {
     const { size, id } = job.record;
     let sent = 0;
@@ -138,6 +139,7 @@ export async function rowStream(manager: JobManager, store: ResultStore, job: Jo
   // fails before them gets its error status (a failure after that can only abort the stream).
   const first = await chunks.next();
   async function* primed(): AsyncGenerator<string | Buffer> {
+    if (header) yield header;
     if (!first.done) yield first.value;
     yield* chunks;
   }

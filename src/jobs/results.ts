@@ -42,6 +42,8 @@ export async function formatRows(values: Float32Array, size: number, count: numb
  * holds in memory per chunk. Responses are readables of one chunk at most (highWaterMark 1 byte) piped
  * with backpressure, so a client that reads nothing costs about two chunks, not the whole matrix.
  */
+/** Row blocks a binary row stream holds, handed over by the job, waiting to be sent (see rowStream). */
+const HELD_BLOCK_BYTES = 16 * 2 ** 20;
 const rowsPerRead = (size: number) => Math.max(1, Math.floor(65536 / Math.max(size, 1)));
 const fromChunks = (chunks: AsyncGenerator<string | Buffer>) => Readable.from(chunks, { objectMode: false, highWaterMark: 1 });
 
@@ -109,28 +111,57 @@ async function* jsonDocument(record: JobRecord, readRows: (first: number, count:
  * {"error"} line and aborts a binary one.
  */
 export async function rowStream(manager: JobManager, store: ResultStore, job: Job, format: 'ndjson' | 'binary', header?: Buffer): Promise<Readable> {
+  const { size, id } = job.record;
+  let sent = 0;
+  // Binary: row blocks handed over as they are computed, sent as they are instead of read back from
+  // disk, up to HELD_BLOCK_BYTES waiting (a client slower than the computation gets the rest from disk).
+  const held = new Map<number, Float32Array>();
+  let heldBytes = 0;
+  const unsubscribe =
+    format === 'binary'
+      ? manager.onRows(job, (firstRow, values) => {
+          if (firstRow < sent || heldBytes + values.byteLength > HELD_BLOCK_BYTES) return;
+          held.set(firstRow, values);
+          heldBytes += values.byteLength;
+        })
+      : () => false;
   async function* rows(): AsyncGenerator<string | Buffer> {
-    const { size, id } = job.record;
-    let sent = 0;
-    while (sent < size) {
-      const status = job.record.status;
-      if (status === 'failed' || status === 'cancelled') {
-        const message = job.record.error?.message ?? `the job was ${status}`;
-        if (format === 'ndjson') {
-          yield `${JSON.stringify({ error: status, message })}\n`;
-          return;
+    try {
+      while (sent < size) {
+        const status = job.record.status;
+        if (status === 'failed' || status === 'cancelled') {
+          const message = job.record.error?.message ?? `the job was ${status}`;
+          if (format === 'ndjson') {
+            yield `${JSON.stringify({ error: status, message })}\n`;
+            return;
+          }
+          throw new Error(message);
         }
-        throw new Error(message);
+        if (job.contiguousRows <= sent) {
+          await manager.changed(job);
+          continue;
+        }
+        const block = held.get(sent);
+        if (block) {
+          held.delete(sent);
+          heldBytes -= block.byteLength;
+          sent += block.length / size;
+          yield Buffer.from(block.buffer, block.byteOffset, block.byteLength);
+          continue;
+        }
+        // From disk, up to the next block held (a block arrives only beyond the rows on disk so far).
+        let end = Math.min(job.contiguousRows, sent + rowsPerRead(size));
+        for (const firstRow of held.keys()) if (firstRow > sent && firstRow < end) end = firstRow;
+        const count = end - sent;
+        const values = await store.readRows(id, size, sent, count);
+        const at = sent;
+        sent += count;
+        if (format === 'binary') yield Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+        else yield `{"offset":${at},"rows":[${await formatRows(values, size, count)}]}\n`;
       }
-      if (job.contiguousRows <= sent) {
-        await manager.changed(job);
-        continue;
-      }
-      const count = Math.min(job.contiguousRows - sent, rowsPerRead(size));
-      const values = await store.readRows(id, size, sent, count);
-      if (format === 'binary') yield Buffer.from(values.buffer, values.byteOffset, values.byteLength);
-      else yield `{"offset":${sent},"rows":[${await formatRows(values, size, count)}]}\n`;
-      sent += count;
+    } finally {
+      unsubscribe();
+      held.clear();
     }
   }
   const chunks = rows();
@@ -139,9 +170,13 @@ export async function rowStream(manager: JobManager, store: ResultStore, job: Jo
   // fails before them gets its error status (a failure after that can only abort the stream).
   const first = await chunks.next();
   async function* primed(): AsyncGenerator<string | Buffer> {
-    if (header) yield header;
-    if (!first.done) yield first.value;
-    yield* chunks;
+    try {
+      if (header) yield header;
+      if (!first.done) yield first.value;
+      yield* chunks;
+    } finally {
+      await chunks.return(undefined); // a stream ended before it got to `chunks` still lets go of the job's blocks
+    }
   }
   return fromChunks(primed());
 }

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { SpecError, type EngineRequest, type ProductMethod } from '../compute/index.js';
+import { diagonalPlan, graphStructure } from '../compute/graph/index.js';
 import { eigenIterations, KRYLOV_BUDGET_BYTES, maxEigenBasis } from '../compute/quantities/index.js';
 import { npyHeader } from '../jobs/npy.js';
 import { densityPng, topNodes } from '../pictures/density.js';
@@ -134,17 +135,15 @@ function admitProducts(request: EngineRequest, body: CurvatureOptions, config: C
 
 /**
  * Products a quantity runs. The exact diagonal: on a dense stack as many as the factors' widest block (the
- * widest layer); on a graph one per parameter (blocks of unit directions) for H and the GGN, one per
- * example (a backward pass of its gradient) for the Fisher.
+ * widest layer); on a graph the directions of its plan (one per parameter, per example, or per example
+ * and logit: see diagonalPlan).
  */
 function productCount(body: CurvatureOptions, size: number, request: EngineRequest, method: ProductMethod): number {
   const o = { ...CURVATURE_DEFAULTS, ...body };
   const widest =
-    method !== 'graph'
-      ? Math.max(1, ...request.model.nodes.map((node) => ('units' in node.config ? node.config.units : 1)))
-      : o.matrix === 'fisher'
-        ? request.data.x.shape[0]
-        : size;
+    method === 'graph'
+      ? diagonalPlan(request, graphStructure(request), o.matrix).directions
+      : Math.max(1, ...request.model.nodes.map((node) => ('units' in node.config ? node.config.units : 1)));
   switch (body.quantity) {
     case 'hvp':
       return Array.isArray(body.vectors) ? body.vectors.length : 0;

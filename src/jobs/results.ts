@@ -42,8 +42,8 @@ export async function formatRows(values: Float32Array, size: number, count: numb
  * holds in memory per chunk. Responses are readables of one chunk at most (highWaterMark 1 byte) piped
  * with backpressure, so a client that reads nothing costs about two chunks, not the whole matrix.
  */
-const rowsPerRead = (size: number) => Math.max(1, Math.floor(65536 / Math.max(size, 1)));
-const fromChunks = (chunks: AsyncGenerator<string | Buffer>) => Readable.from(chunks, { objectMode: false, highWaterMark: 1 });
+export const rowsPerRead = (size: number) => Math.max(1, Math.floor(65536 / Math.max(size, 1)));
+export const fromChunks = (chunks: AsyncGenerator<string | Buffer>) => Readable.from(chunks, { objectMode: false, highWaterMark: 1 });
 
 /** Headers that describe the matrix in the binary forms, whose body holds nothing else. */
 export function matrixHeaders(record: Pick<JobRecord, 'size' | 'parameters' | 'loss' | 'meta'>): Record<string, string> {

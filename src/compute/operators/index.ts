@@ -7,7 +7,7 @@ import { hessianOperator } from './hessian.js';
 import { productOperator, type HessianProducts, type LinearOperator, type MatrixKind } from './operator.js';
 import { SpecError } from '../errors.js';
 
-export { applyInBlocks, type HessianProducts, type LinearOperator, type MatrixKind } from './operator.js';
+export { applyInBlocks, countingProducts, type HessianProducts, type LinearOperator, type MatrixKind } from './operator.js';
 
 /** One recipe per matrix; adding a matrix is adding its file and a line here. */
 const OPERATORS: Record<MatrixKind, (model: PreparedModel, engineBlock: number) => LinearOperator> = {

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { firstNonDense, SpecError, type EngineRequest, type PlacedTensor } from '../compute/index.js';
-import { isMatrixQuantity, KRYLOV_BUDGET_BYTES, maxEigenBasis, productBudget, productsOnlyIssue, type CurvatureQuery } from '../compute/quantities/index.js';
+import { SpecError, type EngineRequest, type PlacedTensor, type ProductMethod } from '../compute/index.js';
+import { isMatrixQuantity, KRYLOV_BUDGET_BYTES, maxEigenBasis, productBudget, type CurvatureQuery } from '../compute/quantities/index.js';
 import { npyHeader } from '../jobs/npy.js';
 import { isFailure, type CurvatureAnswer } from '../jobs/protocol.js';
 import { curvatureDocumentText, curvatureForms, curvaturePicture, type CurvatureHead } from '../jobs/curvature-results.js';
@@ -40,7 +40,6 @@ export async function admitCurvature(ctx: ServiceContext, decoded: CurvatureBody
   const body = decoded.options;
   const engine =
     'storedModelBody' in decoded ? importRequest(decoded.storedModelBody, (await resolveModel(ctx, decoded.storedModelBody.model, client)) ?? undefined) : decoded.engine;
-  checkProductsSuffice(engine, body);
   const { parameters, size, blockSize } = isMatrixQuantity(body.quantity) ? admit(engine, ctx.config) : admitProducts(engine, body, ctx.config);
   const badVectors = vectorsIssue(body, size, engine.wrt !== undefined);
   if (badVectors) throw new SpecError([badVectors]);
@@ -129,13 +128,6 @@ export const curvatureRoutes =
     );
   };
 
-/** A model that is not a dense stack is known only by its Hessian products and offers some quantities only: a 400 saying which. */
-function checkProductsSuffice(request: EngineRequest, options: CurvatureOptions): void {
-  const notDense = firstNonDense(request);
-  const issue = notDense && productsOnlyIssue(curvatureQuery(options));
-  if (issue) throw new SpecError([{ ...issue, message: `${issue.message} (this model is not a stack of dense layers: ${notDense.reason})` }]);
-}
-
 /**
  * Admission of a quantity made of products, before anything is allocated: the model size, one
  * product's working set (as a Hessian row's), the Krylov memory budget, and the operations: about a
@@ -145,7 +137,7 @@ function admitProducts(request: EngineRequest, body: CurvatureOptions, config: C
   const cost = admitWorkingSet(request, config);
   const { size } = cost;
   checkKrylovBudget(body, size);
-  const products = productCount(body, size, request);
+  const products = productCount(body, size, request, cost.method);
   const flops = (cost.flops / size) * products;
   if (flops > config.MAX_JOB_FLOPS) {
     throw new ApiError(
@@ -157,12 +149,19 @@ function admitProducts(request: EngineRequest, body: CurvatureOptions, config: C
 }
 
 /**
- * Products a quantity runs; the exact diagonal (and trace) as many as the factors' widest block, the
- * widest layer, as it costs about that.
+ * Products a quantity runs (productBudget). The exact diagonal: on a dense stack as many as the factors'
+ * widest block (the widest layer); on a graph one per parameter (blocks of unit directions) for H and
+ * the GGN, one per example (a backward pass of its gradient) for the Fisher.
  */
-function productCount(body: CurvatureOptions, size: number, request: EngineRequest): number {
-  const widest = Math.max(1, ...request.model.nodes.map((node) => ('units' in node.config ? node.config.units : 1)));
-  return productBudget(curvatureQuery(body), size) || widest;
+function productCount(body: CurvatureOptions, size: number, request: EngineRequest, method: ProductMethod): number {
+  const matrix = body.matrix ?? CURVATURE_DEFAULTS.matrix;
+  const diagonalCost =
+    method !== 'graph'
+      ? Math.max(1, ...request.model.nodes.map((node) => ('units' in node.config ? node.config.units : 1)))
+      : matrix === 'fisher'
+        ? request.data.x.shape[0]
+        : size;
+  return productBudget(curvatureQuery(body), size) || diagonalCost;
 }
 
 /** 400 when the Krylov bases would outgrow their memory budget, naming the fields to lower. */

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { SpecError, type EngineRequest, type PlacedTensor, type ProductMethod } from '../compute/index.js';
+import { diagonalPlan, graphStructure } from '../compute/graph/index.js';
 import { isMatrixQuantity, KRYLOV_BUDGET_BYTES, maxEigenBasis, productBudget, type CurvatureQuery } from '../compute/quantities/index.js';
 import { npyHeader } from '../jobs/npy.js';
 import { isFailure, type CurvatureAnswer } from '../jobs/protocol.js';
@@ -150,17 +151,15 @@ function admitProducts(request: EngineRequest, body: CurvatureOptions, config: C
 
 /**
  * Products a quantity runs (productBudget). The exact diagonal: on a dense stack as many as the factors'
- * widest block (the widest layer); on a graph one per parameter (blocks of unit directions) for H and
- * the GGN, one per example (a backward pass of its gradient) for the Fisher.
+ * widest block (the widest layer); on a graph the directions of its plan (one per parameter, per
+ * example, or per example and logit: see diagonalPlan).
  */
 function productCount(body: CurvatureOptions, size: number, request: EngineRequest, method: ProductMethod): number {
   const matrix = body.matrix ?? CURVATURE_DEFAULTS.matrix;
   const diagonalCost =
-    method !== 'graph'
-      ? Math.max(1, ...request.model.nodes.map((node) => ('units' in node.config ? node.config.units : 1)))
-      : matrix === 'fisher'
-        ? request.data.x.shape[0]
-        : size;
+    method === 'graph'
+      ? diagonalPlan(request, graphStructure(request), matrix).directions
+      : Math.max(1, ...request.model.nodes.map((node) => ('units' in node.config ? node.config.units : 1)));
   return productBudget(curvatureQuery(body), size) || diagonalCost;
 }
 

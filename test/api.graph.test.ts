@@ -253,14 +253,22 @@ describe('POST /v1/curvature: GGN, Fisher, diagonals and exact traces of a graph
   const curvature = (options: object) => t.http().post('/v1/curvature').send({ ...request, ...options });
   const P: number = expected.size;
 
-  it.each(['ggn', 'fisher'])('%s: the matrix as JSON and as raw float32 matches the float64 reference', async (quantity) => {
+  it.each(['ggn', 'fisher'])('%s: the matrix as JSON, raw float32 and .npy matches the float64 reference; a PNG heatmap', async (quantity) => {
     const res = await curvature({ quantity });
     expect(res.status, JSON.stringify(res.body).slice(0, 300)).toBe(200);
     expect(res.body.size).toBe(P);
     expect(relativeError(res.body[quantity].flat(), expected[quantity].matrix.flat())).toBeLessThan(1e-4);
-    const raw = await t.http().post('/v1/curvature').set('accept', 'application/octet-stream').send({ ...request, quantity }).buffer(true).parse(rawBody);
+    const binary = (accept: string) => t.http().post('/v1/curvature').set('accept', accept).send({ ...request, quantity }).buffer(true).parse(rawBody);
+    const raw = await binary('application/octet-stream');
     expect(raw.status).toBe(200);
     expect(relativeError(decodeFloat32LE(raw.body), expected[quantity].matrix.flat())).toBeLessThan(1e-4);
+    const npy = await binary('application/x-npy');
+    expect(npy.status).toBe(200);
+    expect(relativeError(decodeFloat32LE(npy.body.subarray(checkNpyHeader(npy.body, P, P))), expected[quantity].matrix.flat())).toBeLessThan(1e-4);
+    const png = await binary('image/png');
+    expect(png.status).toBe(200);
+    expect(png.headers['content-type']).toBe('image/png');
+    expect(png.body.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBe(true);
   });
 
   it.each(['hessian', 'ggn', 'fisher'])('the exact %s diagonal and trace match', async (matrix) => {

@@ -94,6 +94,16 @@ describe.each(cases)('$name', ({ name, request, expected }) => {
   }
 });
 
+describe('exact diagonals with fewer directions per pass than logits or examples', () => {
+  const { request, expected } = cases.find((c) => c.name === 'global_max_pooling_relu_softmax_cce_probs')!; // 3 logits, batch 4
+  it.each(MATRICES)('the %s diagonal, 2 directions per pass', (matrix) =>
+    withGraph(request, (graph) => {
+      const diagonal = computeQuantity(graph, { quantity: 'diagonal', matrix }, 2).fields.diagonal as Float32Array;
+      expect(relativeError(diagonal, expected[matrix].diagonal)).toBeLessThan(TOLERANCE);
+    }),
+  );
+});
+
 describe('GGN and Fisher eigenvalues of a graph model by block Lanczos', () => {
   const { request, expected } = cases.find((c) => c.name === 'functional_conv_residual_block_batchnorm_relu')!;
   it.each(['ggn', 'fisher'] as const)('the 2 largest of the %s match a dense eigendecomposition', (matrix) =>

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { SpecError, type EngineRequest, type PlacedTensor, type ProductMethod } from '../compute/index.js';
+import { SpecError, type EngineRequest, type PlacedTensor } from '../compute/index.js';
 import { diagonalPlan, graphStructure } from '../compute/graph/index.js';
 import { isMatrixQuantity, KRYLOV_BUDGET_BYTES, maxEigenBasis, productBudget, type CurvatureQuery } from '../compute/quantities/index.js';
 import { npyHeader } from '../jobs/npy.js';
@@ -138,8 +138,9 @@ function admitProducts(request: EngineRequest, body: CurvatureOptions, config: C
   const cost = admitWorkingSet(request, config);
   const { size } = cost;
   checkKrylovBudget(body, size);
-  const products = productCount(body, size, request, cost.method);
-  const flops = (cost.flops / size) * products;
+  const diagonal = cost.method === 'graph' && exactDiagonal(body) ? diagonalPlan(request, graphStructure(request), body.matrix ?? CURVATURE_DEFAULTS.matrix) : null;
+  const products = diagonal?.directions ?? productCount(body, size, request);
+  const flops = diagonal?.flops ?? (cost.flops / size) * products;
   if (flops > config.MAX_JOB_FLOPS) {
     throw new ApiError(
       'over_compute_budget',
@@ -149,18 +150,13 @@ function admitProducts(request: EngineRequest, body: CurvatureOptions, config: C
   return cost;
 }
 
-/**
- * Products a quantity runs (productBudget). The exact diagonal: on a dense stack as many as the factors'
- * widest block (the widest layer); on a graph the directions of its plan (one per parameter, per
- * example, or per example and logit: see diagonalPlan).
- */
-function productCount(body: CurvatureOptions, size: number, request: EngineRequest, method: ProductMethod): number {
-  const matrix = body.matrix ?? CURVATURE_DEFAULTS.matrix;
-  const diagonalCost =
-    method === 'graph'
-      ? diagonalPlan(request, graphStructure(request), matrix).directions
-      : Math.max(1, ...request.model.nodes.map((node) => ('units' in node.config ? node.config.units : 1)));
-  return productBudget(curvatureQuery(body), size) || diagonalCost;
+/** Whether the quantity is an exact diagonal (or its sum): a graph model's is costed by its own plan (diagonalPlan). */
+const exactDiagonal = (body: CurvatureOptions) => body.quantity === 'diagonal' || (body.quantity === 'trace' && (body.method ?? CURVATURE_DEFAULTS.method) === 'exact');
+
+/** Products a quantity runs (productBudget); a dense stack's exact diagonal as many as the factors' widest block, the widest layer. */
+function productCount(body: CurvatureOptions, size: number, request: EngineRequest): number {
+  const widest = Math.max(1, ...request.model.nodes.map((node) => ('units' in node.config ? node.config.units : 1)));
+  return productBudget(curvatureQuery(body), size) || widest;
 }
 
 /** 400 when the Krylov bases would outgrow their memory budget, naming the fields to lower. */

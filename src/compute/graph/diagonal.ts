@@ -2,13 +2,14 @@ import { activationRule } from '../activations/index.js';
 import { fusedOutput } from '../losses/fusion.js';
 import type { MatrixKind } from '../operators/operator.js';
 import type { EngineRequest } from '../spec.js';
+import { directionFlops } from './cost.js';
 import type { GraphStructure } from './structure.js';
 
 /**
  * How the graph engine computes an exact diagonal of M, each way a sum of squares (or of products) of
  * backward-pass results, none building M:
  * - 'examples' (the Fisher): (1/B) Σ_b g_b², a backward direction per example (its own gradient);
- * - 'logits' (the GGN, when the output node's output is the logits): Σ_b Σ_jk Λ_b[j,k] (J_bᵀe_j) ⊙ (J_bᵀe_k)
+ * - 'logits' (the GGN, when the output node's output is the logits, and cheaper): Σ_b Σ_jk Λ_b[j,k] (J_bᵀe_j) ⊙ (J_bᵀe_k)
  *   (+ 2 l2 on regularized kernels), a backward direction per example and logit, then B m² P host work;
  * - 'units' (the Hessian, and any other GGN): M times blocks of unit directions, one per parameter, each
  *   keeping its own entry (a forward and a backward pass each).
@@ -18,14 +19,26 @@ export type DiagonalMethod = 'examples' | 'logits' | 'units';
 /** Above this many logits, the B m² P host work of the 'logits' way is not worth it. */
 const MAX_LOGITS = 64;
 
-/** The way a diagonal is computed and how many directions its passes carry in all (admission counts them as products). */
-export function diagonalPlan(request: EngineRequest, structure: GraphStructure, kind: MatrixKind): { method: DiagonalMethod; directions: number } {
+export interface DiagonalPlan {
+  method: DiagonalMethod;
+  /** Directions its passes carry in all. */
+  directions: number;
+  /** Estimated operations (graph/cost.ts's per direction; a backward-only direction costed as a whole product). */
+  flops: number;
+}
+
+/** The way a diagonal is computed: for the GGN, the 'logits' way when it is possible and cheaper than unit directions. */
+export function diagonalPlan(request: EngineRequest, structure: GraphStructure, kind: MatrixKind): DiagonalPlan {
   const batch = request.data.x.shape[0];
-  const size = structure.selected.reduce((n, t) => n + t.size, 0);
-  if (kind === 'fisher') return { method: 'examples', directions: batch };
-  const logits = batch * structure.units;
-  if (kind === 'ggn' && structure.units <= MAX_LOGITS && logits < size && logitsAtOutput(request, structure)) return { method: 'logits', directions: logits };
-  return { method: 'units', directions: size };
+  const { selected, units } = structure;
+  const size = selected.reduce((n, t) => n + t.size, 0);
+  const perDirection = directionFlops(request, structure);
+  const fromLowest = perDirection(Math.min(...selected.map((t) => t.layer)));
+  if (kind === 'fisher') return { method: 'examples', directions: batch, flops: batch * fromLowest + 2 * batch * size };
+  const byUnits: DiagonalPlan = { method: 'units', directions: size, flops: selected.reduce((n, t) => n + t.size * perDirection(t.layer), 0) };
+  if (kind !== 'ggn' || units > MAX_LOGITS || !logitsAtOutput(request, structure)) return byUnits;
+  const byLogits: DiagonalPlan = { method: 'logits', directions: batch * units, flops: batch * units * fromLowest + 2 * batch * units * units * size };
+  return byLogits.flops < byUnits.flops ? byLogits : byUnits;
 }
 
 /** Whether the output node applies no activation of its own (none, linear, or one fused into the loss): its output is the GGN's logits. */

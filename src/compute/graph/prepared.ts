@@ -281,7 +281,7 @@ export class PreparedGraph {
 
   /**
    * The exact diagonal of M over the selected parameters, `blockSize` directions per pass, by the way
-   * diagonalPlan picks (see DiagonalMethod). Memory: blockSize x P floats besides one pass's tensors.
+   * diagonalPlan picks (see DiagonalMethod). Memory: max(blockSize, logits) x P floats besides one pass's tensors.
    */
   diagonal(kind: MatrixKind, blockSize: number): Float32Array {
     const { method } = diagonalPlan(this.request, this.structure, kind);
@@ -294,12 +294,17 @@ export class PreparedGraph {
       }
       return out;
     }
-    const perExample = method === 'logits' ? this.structure.units : 1;
+    const perLogit = method === 'logits';
+    const perExample = perLogit ? this.structure.units : 1;
     const examples = Math.max(1, Math.floor(blockSize / perExample));
-    const curvature = method === 'logits' ? this.logitCurvature() : null;
+    const curvature = perLogit ? this.logitCurvature() : null;
     for (let first = 0; first < this.batch; first += examples) {
       const count = Math.min(examples, this.batch - first);
-      const rows = this.outputBackward(first, count, method === 'logits');
+      // An example's m Jacobian rows are combined together, in passes of at most blockSize directions.
+      const rows = new Float32Array(count * perExample * this.size);
+      for (let from = 0; from < count * perExample; from += blockSize) {
+        rows.set(this.outputBackward(first, from, Math.min(from + blockSize, count * perExample), perLogit), from * this.size);
+      }
       if (curvature) for (let e = 0; e < count; e++) addQuadraticDiagonal(out, rows, e * perExample, perExample, curvature, first + e, this.size);
       else for (let i = 0; i < rows.length; i++) out[i % this.size] += (rows[i] * rows[i]) / this.batch;
     }
@@ -316,25 +321,27 @@ export class PreparedGraph {
   }
 
   /**
-   * One backward pass (no regularizer, no second-order term) from the output, for examples
-   * first..first+count-1, returning its rows over the selected parameters. Without `perLogit`, one
-   * direction per example: B dL/d output on it and 0 elsewhere, which gives g_b, the gradient of its loss
-   * alone ([count x P]). With `perLogit`, m directions per example, the unit vectors of its output:
-   * J_bᵀ e_j, the rows of its output's Jacobian ([count m x P]).
+   * One backward pass (no regularizer, no second-order term) from the output, of directions from..to-1,
+   * returning their rows over the selected parameters. Without `perLogit`, direction d is example
+   * first + d: B dL/d output on it and 0 elsewhere, which gives g_b, the gradient of its loss alone. With
+   * `perLogit`, direction d is example first + d / m and unit vector e_j (j = d mod m) of its output,
+   * which gives J_bᵀ e_j, a row of its output's Jacobian.
    */
-  private outputBackward(first: number, count: number, perLogit: boolean): Float32Array {
+  private outputBackward(first: number, from: number, to: number, perLogit: boolean): Float32Array {
     const { units } = this.structure;
-    const directions = perLogit ? count * units : count;
-    const rows = new Float32Array(directions * this.size);
+    const count = to - from;
+    const rows = new Float32Array(count * this.size);
     tf.tidy(() => {
-      const top = perLogit ? new Float32Array(directions * this.batch * units) : new Float32Array(directions * this.batch);
-      for (let e = 0; e < count; e++) {
-        if (!perLogit) top[e * this.batch + first + e] = this.batch;
-        else for (let j = 0; j < units; j++) top[((e * units + j) * this.batch + first + e) * units + j] = 1;
+      const width = perLogit ? units : 1;
+      const top = new Float32Array(count * this.batch * width);
+      for (let d = from; d < to; d++) {
+        const example = first + Math.floor(d / width);
+        top[((d - from) * this.batch + example) * width + (d % width)] = perLogit ? 1 : this.batch;
       }
-      const rg = perLogit ? tf.tensor3d(top, [directions, this.batch, units]) : tf.mul(tf.tensor3d(top, [directions, this.batch, 1]), this.lossState.gradient);
+      const directions = tf.tensor3d(top, [count, this.batch, width]);
+      const rg = perLogit ? directions : tf.mul(directions, this.lossState.gradient);
       const nodes = this.structure.nodes;
-      this.rBackward(rg, 'fisher', nodes.map(() => null), nodes.map(() => ({})), this.parameters, rows, directions);
+      this.rBackward(rg, 'fisher', nodes.map(() => null), nodes.map(() => ({})), this.parameters, rows, count);
     });
     return rows;
   }

@@ -4,6 +4,7 @@ import {
   planRequest,
   planRowBlocks,
   requestBytes,
+  type BackendName,
   type EngineRequest,
   type HessianMethod,
   type PlacedTensor,
@@ -76,10 +77,14 @@ export interface Job {
   method: HessianMethod;
   /** Rows [0, contiguousRows) are on disk: what a stream may send. */
   contiguousRows: number;
+  /** The backend the job's summary ran on (every block runs on it), once known: a stream's headers name it. */
+  backend?: BackendName;
   cancelled: boolean;
   /** Aborts the job's tasks in flight (piscina ends their threads and starts others). */
   abort: AbortController;
   listeners: Set<() => void>;
+  /** Called with each row block once it is on disk, whole (see onRows). */
+  rowListeners: Set<(firstRow: number, rows: Float32Array) => void>;
   /** The last write of job.json: writes of one job run one after another. */
   saved: Promise<void>;
   /** A synchronous request's job: never recorded in job.json, deleted once answered. */
@@ -137,7 +142,7 @@ export class JobManager {
     contiguousRows: number,
     ephemeral: boolean,
   ): Job {
-    return { record, request, parameters, blockSize, method, contiguousRows, cancelled: false, abort: new AbortController(), listeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
+    return { record, request, parameters, blockSize, method, contiguousRows, cancelled: false, abort: new AbortController(), listeners: new Set(), rowListeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
   }
 
   /** Bytes the queued requests hold (their tensors, as typed arrays). */
@@ -259,6 +264,15 @@ export class JobManager {
       };
       job.listeners.add(listener);
     });
+  }
+
+  /**
+   * Hands `listener` every row block of the job once it is on disk, whole (lower-layer columns filled),
+   * in the order blocks finish: a stream may send them without reading them back. Returns the unsubscribe.
+   */
+  onRows(job: Job, listener: (firstRow: number, rows: Float32Array) => void): () => void {
+    job.rowListeners.add(listener);
+    return () => job.rowListeners.delete(listener);
   }
 
   /** Resolves when the job has finished, whatever the outcome. */
@@ -388,6 +402,7 @@ export class JobManager {
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;
     const { loss, gradient, backend } = summary as Summary;
+    job.backend = backend.backend;
     const { parameters } = job;
     Object.assign(record, { loss, gradient });
     await this.store.createMatrix(record.id, record.size);
@@ -420,9 +435,10 @@ export class JobManager {
           while (pendingBelow(layer) && !job.cancelled && !failure) await this.changed(job);
           if (job.cancelled || failure) return;
           for (const lower of parameters.filter((t) => t.layer < layer)) {
-            this.store.copyTransposedStrip(record.id, record.size, lower.offset, lower.size, block.row, block.count, rows as Float32Array);
+            await this.store.copyTransposedStrip(record.id, record.size, lower.offset, lower.size, block.row, block.count, rows as Float32Array);
           }
           await this.store.writeRows(record.id, record.size, block.row, rows as Float32Array);
+          for (const listener of job.rowListeners) listener(block.row, rows as Float32Array);
         } catch (error) {
           // A worker that died or a write that failed (disk full): the job fails once every loop is back.
           return fail({ kind: 'internal', message: (error as Error).message });

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { configureNativeRuntime, type BackendInfo } from '../compute/index.js';
 import { isFailure, RETIRED_EXIT_CODE, type Retiring, type WorkerResult, type WorkerTask } from './protocol.js';
@@ -67,16 +68,18 @@ export class ComputePool {
   }
 
   /**
-   * Runs a task; aborting `signal` drops it from the queue, or ends the worker thread running it. A task
-   * handed to a thread that then retired, unstarted, runs again (a few times at most: each retirement
-   * is a thread replaced).
+   * Runs a task; aborting `signal` drops it from the queue, or ends the worker thread running it.
+   * transferList: objects the task holds that move to the thread (a MessagePort). A task handed to a
+   * thread that then retired, unstarted, runs again (a few times at most: each retirement is a thread
+   * replaced); one with a transferList cannot (what it held went with that thread), so a retiring
+   * thread computes such a task instead (worker.ts).
    */
-  async run(task: WorkerTask, signal?: AbortSignal): Promise<WorkerResult> {
+  async run(task: WorkerTask, signal?: AbortSignal, transferList?: MessagePort[]): Promise<WorkerResult> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.piscina.run(task, signal ? { signal } : {});
+        return await this.piscina.run(task, { ...(signal ? { signal } : {}), ...(transferList ? { transferList } : {}) });
       } catch (error) {
-        if ((error as Error).message !== RETIRED || attempt >= this.threads + 2) throw error;
+        if ((error as Error).message !== RETIRED || transferList || attempt >= this.threads + 2) throw error;
       }
     }
   }

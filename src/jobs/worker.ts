@@ -4,7 +4,7 @@
  * and, on the structured path, the same per-example factors), and returns row blocks as transferred
  * Float32Arrays.
  */
-import { parentPort, threadId } from 'node:worker_threads';
+import { MessagePort, parentPort, threadId } from 'node:worker_threads';
 import { move, workerData } from 'piscina';
 import { tf } from '../compute/tf.js';
 import { hessianOf, initBackend, NumericalError, prepareRequest, SpecError, type EngineRequest, type HessianMethod, type PreparedRequest } from '../compute/index.js';
@@ -26,9 +26,11 @@ function preparedFor(jobId: string, request: EngineRequest | undefined, method: 
 
 export default async function run(task: WorkerTask): Promise<WorkerResult> {
   clearTimeout(retireWhenIdle);
-  // A retiring thread serves only the job whose data it holds; any other task ends it, untouched, and
-  // the pool runs that task again on another thread (ComputePool.run).
-  if (retiring && !(task.kind === 'rows' && task.jobId === cached?.jobId)) process.exit(RETIRED_EXIT_CODE);
+  // A retiring thread serves the job whose data it holds; any other task ends it, untouched, and the
+  // pool runs that task again on another thread (ComputePool.run), except one holding a MessagePort,
+  // which cannot be sent again: that one it computes, and retires after.
+  const ownJob = task.kind === 'rows' && task.jobId === cached?.jobId;
+  if (retiring && !ownJob && !Object.values(task).some((value) => value instanceof MessagePort)) process.exit(RETIRED_EXIT_CODE);
   const result = await compute(task);
   retireIfLarge();
   return result;
@@ -51,7 +53,7 @@ async function compute(task: WorkerTask): Promise<WorkerResult> {
         if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };
         return move(preparedFor(task.jobId, task.request, task.method).rows(task.block, task.upperOnly)) as Float32Array;
       case 'curvature':
-        return curvature(task.request, task.query, task.blockSize, backend);
+        return curvature(task, backend);
       case 'hessian':
         return (await hessianOf(task.request, { blockSize: task.blockSize, method: task.method })) as HessianAnswer;
       case 'probe':
@@ -122,14 +124,15 @@ function endThread(error: unknown): Promise<never> {
   });
 }
 
-/** A curvature quantity on its own prepared model (a request, not a job: nothing to cache). */
-function curvature(request: EngineRequest, query: CurvatureQuery, blockSize: number, backend: BackendInfo): CurvatureAnswer {
+/** A curvature quantity on its own prepared model (computed in one task: nothing to cache), its products counted on the task's port. */
+function curvature({ request, query, blockSize, progress }: Extract<WorkerTask, { kind: 'curvature' }>, backend: BackendInfo): CurvatureAnswer {
   const started = performance.now();
   const prepared = prepareRequest(request, 'rOperator');
   try {
-    const result = computeQuantity(prepared.model, query, blockSize);
+    const result = computeQuantity(prepared.model, query, blockSize, progress && ((count) => progress.postMessage(count)));
     return { ...result, loss: prepared.summary.loss, meta: { ...backend, elapsedMs: performance.now() - started } };
   } finally {
     prepared.dispose();
+    progress?.close();
   }
 }

@@ -341,6 +341,7 @@ export class PreparedGraph {
       const directions = tf.tensor3d(top, [count, this.batch, width]);
       const rg = perLogit ? directions : tf.mul(directions, this.lossState.gradient);
       const nodes = this.structure.nodes;
+      // The Fisher's pass is the plain one: no second-order term, no regularizer.
       this.rBackward(rg, 'fisher', nodes.map(() => null), nodes.map(() => ({})), this.parameters, rows, count);
     });
     return rows;

@@ -68,6 +68,8 @@ const DOCUMENT = 'result.json';
 
 /** Synchronous reads of copyTransposedStrip between two turns of the event loop. */
 const READS_PER_TURN = 512;
+/** What copyTransposedStrip keeps of the rows of one lower tensor (a window of their columns). */
+const STRIP_WINDOW_BYTES = 8 * 2 ** 20;
 
 export const matrixBytes = (size: number) => ResultStore.headerLength(size) + size * size * 4;
 
@@ -85,6 +87,8 @@ export const resultBytes = (record: JobRecord): number => record.curvature?.resu
  */
 export class ResultStore {
   private readonly open = new Map<string, FileHandle>();
+  /** copyTransposedStrip's windows of rows being copied, by job, first row and row count. */
+  private readonly strips = new Map<string, { start: number; width: number; values: Float32Array }>();
   /** Job directories known to exist with their marker. */
   private readonly marked = new Set<string>();
 
@@ -237,6 +241,7 @@ export class ResultStore {
   }
 
   async closeMatrix(id: string): Promise<void> {
+    for (const key of this.strips.keys()) if (key.startsWith(`${id}/`)) this.strips.delete(key);
     const handle = this.open.get(id);
     this.open.delete(id);
     await handle?.close();
@@ -261,21 +266,33 @@ export class ResultStore {
 
   /**
    * Copies, for each row r in [firstRow, firstRow + rowCount), the values at columns [column, column + count)
-   * of the matrix being written, into rows [count x size] at column r: a transpose of a strip. Reads are
-   * synchronous: the rows were just written and sit in the page cache, and one block needs at most P
-   * small reads, which let the event loop turn every READS_PER_TURN (thousands of reads at once held up
-   * /health and the streams for 100 ms on a loaded machine).
+   * of the matrix being written, into rows [count x size] at column r: a transpose of a strip. The rows
+   * were just written and sit in the page cache; they are read synchronously, each a window of columns
+   * wider than the strip (up to STRIP_WINDOW_BYTES for all of them), kept for the next blocks, whose
+   * strips mostly lie in it: one read per row and window instead of one per row and block. The event
+   * loop turns every READS_PER_TURN reads (thousands at once held up /health and the streams for 100 ms
+   * on a loaded machine). The caller guarantees those rows are final (lower layers' blocks are done).
    */
   async copyTransposedStrip(id: string, size: number, firstRow: number, rowCount: number, column: number, count: number, rows: Float32Array): Promise<void> {
-    const strip = new Float32Array(count);
-    const bytes = Buffer.from(strip.buffer);
-    const header = ResultStore.headerLength(size);
-    for (let r = firstRow; r < firstRow + rowCount; r++) {
-      if ((r - firstRow) % READS_PER_TURN === READS_PER_TURN - 1) await new Promise<void>((resolve) => setImmediate(resolve));
-      const handle = this.open.get(id);
-      if (!handle) throw new Error(`matrix of job ${id} is not open`);
-      readSync(handle.fd, bytes, 0, bytes.length, header + (r * size + column) * 4);
-      for (let d = 0; d < count; d++) rows[d * size + r] = strip[d];
+    const key = `${id}/${firstRow}/${rowCount}`;
+    let window = this.strips.get(key);
+    if (!window || column < window.start || column + count > window.start + window.width) {
+      const width = Math.min(size - column, Math.max(count, Math.floor(STRIP_WINDOW_BYTES / 4 / rowCount)));
+      const values = new Float32Array(rowCount * width);
+      const header = ResultStore.headerLength(size);
+      for (let i = 0; i < rowCount; i++) {
+        if (i % READS_PER_TURN === READS_PER_TURN - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+        const handle = this.open.get(id);
+        if (!handle) throw new Error(`matrix of job ${id} is not open`);
+        readSync(handle.fd, new Uint8Array(values.buffer, i * width * 4, width * 4), 0, width * 4, header + ((firstRow + i) * size + column) * 4);
+      }
+      window = { start: column, width, values };
+      this.strips.set(key, window);
+    }
+    const { start, width, values } = window;
+    for (let i = 0; i < rowCount; i++) {
+      const from = i * width + column - start;
+      for (let d = 0; d < count; d++) rows[d * size + firstRow + i] = values[from + d];
     }
   }
 

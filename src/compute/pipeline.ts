@@ -8,7 +8,7 @@ import { activeBackend, initBackend, type BackendInfo } from './backend.js';
 import { structuredCost } from './assembly/cost.js';
 import { StructuredAssembly } from './assembly/index.js';
 import { estimateCost, layerShapes, type CostEstimate, type CostShape } from './cost.js';
-import { finiteRows, hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
+import { hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
 import { denseStack, type DenseRequest } from './dense/request.js';
 import { graphCost, graphStructure, PreparedGraph } from './graph/index.js';
 import { PreparedModel } from './model.js';
@@ -115,7 +115,7 @@ export interface RowSource {
 export function rowSource(model: PreparedModel, method: DenseMethod): RowSource {
   if (method === 'rOperator') return { method, rows: (block, upperOnly) => hessianRows(model, block, upperOnly), dispose: () => {} };
   const assembly = new StructuredAssembly(model);
-  return { method, rows: (block, upperOnly) => finiteRows(assembly.rows(block, upperOnly), block), dispose: () => assembly.dispose() };
+  return { method, rows: (block, upperOnly) => assembly.rows(block, upperOnly), dispose: () => assembly.dispose() }; // rows() checks finiteness
 }
 
 export interface HessianSummary {

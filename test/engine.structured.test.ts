@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ACTIVATIONS } from '../src/compute/activations/index.js';
-import { costShape, DEFAULT_MEMORY_BUDGET_BYTES, initBackend, planHessian, planRowBlocks, PreparedModel, rowSource } from '../src/compute/index.js';
+import { costShape, DEFAULT_MEMORY_BUDGET_BYTES, initBackend, NumericalError, planHessian, planRowBlocks, PreparedModel, rowSource } from '../src/compute/index.js';
 import { computeHessian, parseRequest } from '../src/hessian.js';
 import { allParameters } from '../src/compute/parameters.js';
 import { fixtures, relativeError } from './helpers.js';
@@ -165,5 +165,25 @@ describe('path planning from sizes (planHessian)', () => {
     expect(planHessian(wide, budget).method).toBe('rOperator');
     expect(planHessian(wide, budget, 'structured').method).toBe('structured');
     expect(planHessian(shape([20, 64, 64, 10], 256), budget, 'rOperator').method).toBe('rOperator');
+  });
+});
+
+describe('finiteness of the structured rows', () => {
+  /** One linear unit without bias, MSE, zero kernel and target: loss 0, gradient 0, H = 2 x x^T. */
+  const outerProduct = (value: number) => ({
+    model: { inputShape: [20], layers: [{ type: 'dense', units: 1, useBias: false, activation: 'linear', kernel: Array.from({ length: 20 }, () => [0]) }] },
+    loss: 'meanSquaredError',
+    data: { x: [new Array(20).fill(value)], y: [[0]] },
+  });
+
+  it('gives the matrix when its values are finite but their float32 sum is not', async () => {
+    const result = await computeHessian(outerProduct(1.5e18), { method: 'structured' });
+    // every entry 2 * (1.5e18)^2 = 4.5e36; the 400 of them sum to 1.8e39, beyond float32
+    expect(relativeError(result.hessian!, new Float32Array(400).fill(4.5e36))).toBeLessThan(TOLERANCE);
+  });
+
+  it('is a NumericalError when a value overflows float32', async () => {
+    await expect(computeHessian(outerProduct(1e20), { method: 'structured' })).rejects.toBeInstanceOf(NumericalError);
+    await expect(computeHessian(outerProduct(1e20), { method: 'rOperator' })).rejects.toBeInstanceOf(NumericalError);
   });
 });

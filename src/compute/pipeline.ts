@@ -6,7 +6,7 @@
  */
 import { activeBackend, initBackend, type BackendInfo } from './backend.js';
 import { structuredCost } from './assembly/cost.js';
-import { StructuredAssembly } from './assembly/index.js';
+import { firstOwnRow, StructuredAssembly } from './assembly/index.js';
 import { estimateCost, layerShapes, type CostEstimate, type CostShape } from './cost.js';
 import { hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
 import { denseStack, type DenseRequest } from './dense/request.js';
@@ -104,10 +104,31 @@ export function requestBytes(request: EngineRequest): number {
   return bytes;
 }
 
+/** A range of the flat parameter vector: columns, or the rows of the same indices. */
+export interface Span {
+  offset: number;
+  count: number;
+}
+
+/**
+ * The columns that rows computed with upperOnly leave at 0, for the caller to copy by symmetry from the
+ * rows of the same indices, which come before the block in layer-then-row order (the jobs' order): the
+ * tensors of lower layers, and on the structured path also its own layer's kernel rows before the
+ * block's (see firstOwnRow).
+ */
+export function symmetricColumns(parameters: readonly PlacedTensor[], block: RowBlock, method: HessianMethod): Span[] {
+  const layer = parameters[block.tensor].layer;
+  const spans = parameters.filter((t) => t.layer < layer).map((t) => ({ offset: t.offset, count: t.size }));
+  const kernel = method === 'structured' ? parameters.find((t) => t.layer === layer && t.kind === 'kernel') : undefined;
+  const ownRows = kernel ? firstOwnRow(parameters, block) : 0;
+  if (kernel && ownRows > 0) spans.push({ offset: kernel.offset, count: ownRows * kernel.shape[1] });
+  return spans;
+}
+
 /** Computes row blocks of one prepared model by one method; holds that method's state until dispose(). */
 export interface RowSource {
   readonly method: HessianMethod;
-  /** Rows [block.count x P]; with upperOnly only the columns of the block's layer and above. */
+  /** Rows [block.count x P]; with upperOnly the columns symmetricColumns names stay 0. */
   rows(block: RowBlock, upperOnly: boolean): Float32Array;
   dispose(): void;
 }

@@ -31,6 +31,19 @@ function selectedRows(parameters: readonly ParameterTensor[], layer: number, inp
   return { first, count: (kinds.includes('bias') ? inputs + 1 : inputs) - first };
 }
 
+/**
+ * The first augmented-kernel row p of the block's own layer whose columns (p, q) its upper-only rows
+ * compute. The layer's columns of earlier kernel rows are the transposes of rows computed before this
+ * block (earlier whole kernel rows, or the whole kernel when it precedes the bias in the flat vector),
+ * which the caller copies (pipeline.ts's symmetricColumns): the layer's own pair then costs about half.
+ */
+export function firstOwnRow(parameters: readonly (Pick<ParameterTensor, 'layer' | 'shape' | 'offset'> & { kind?: string })[], block: RowBlock): number {
+  const tensor = parameters[block.tensor];
+  if (tensor.kind === 'kernel') return Math.floor(block.start / tensor.shape[1]);
+  const kernel = parameters.find((t) => t.layer === tensor.layer && t.kind === 'kernel');
+  return kernel && kernel.offset < tensor.offset ? kernel.shape[0] : 0;
+}
+
 /** The factors of one prepared model, kept until dispose(); rows() then assembles any row block. */
 export class StructuredAssembly {
   private readonly factors: Map<string, PairFactors>;
@@ -52,7 +65,7 @@ export class StructuredAssembly {
 
   /**
    * Rows [block.count x P] of the Hessian; with `upperOnly`, only the columns of the block's layer
-   * and above (the rest stay 0, as hessianRows).
+   * and above, and of its own layer only from kernel row firstOwnRow() on (the rest stay 0).
    */
   rows(block: RowBlock, upperOnly = false): Float32Array {
     const { model } = this;
@@ -71,7 +84,9 @@ export class StructuredAssembly {
     let finite = true;
     for (const columnLayer of columnLayers) {
       const columns = model.layers[columnLayer];
-      const range = selectedRows(model.parameters, columnLayer, columns.inputs);
+      const selected = selectedRows(model.parameters, columnLayer, columns.inputs);
+      const own = upperOnly && columnLayer === tensor.layer ? Math.max(selected.first, firstOwnRow(model.parameters, block)) : selected.first;
+      const range = { first: own, count: selected.first + selected.count - own };
       const { block: blockTensor, diagonal, sum } = tf.tidy(() => {
         const pair = this.pairBlock(tensor.layer, columnLayer, i0, c, range);
         return { ...pair, sum: tf.sum(pair.block) };
@@ -84,10 +99,15 @@ export class StructuredAssembly {
         if (diagonal) finite = this.addDiagonalTerm(values, stride, hostValues(diagonal), tensor.layer, columnLayer, i0, c, range) && finite;
         for (const t of model.parameters) {
           if (t.layer !== columnLayer) continue;
-          const from = ((t.kind === 'bias' ? columns.inputs : 0) - range.first) * columns.units;
+          // The tensor's kernel rows [p0, p1) within the range: its kernel rows, or the bias row.
+          const tensorFirst = t.kind === 'bias' ? columns.inputs : 0;
+          const p0 = Math.max(tensorFirst, range.first);
+          const p1 = Math.min(tensorFirst + (t.kind === 'bias' ? 1 : columns.inputs), range.first + range.count);
+          if (p0 >= p1) continue;
+          const [from, to, length] = [(p0 - range.first) * columns.units, t.offset + (p0 - tensorFirst) * columns.units, (p1 - p0) * columns.units];
           for (let d = 0; d < block.count; d++) {
             const src = (skip + d) * stride + from;
-            out.set(values.subarray(src, src + t.size), d * width + t.offset);
+            out.set(values.subarray(src, src + length), d * width + to);
           }
         }
       } finally {

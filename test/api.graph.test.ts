@@ -4,8 +4,9 @@
  * made by test/fixtures/generate_graphs.py) through POST /v1/hessian as JSON and .npy and as a job
  * (result and stream), computed by the graph engine (meta.method "graph"); admission of graph models by
  * their cost estimate; real Keras models (to_json + get_weights, test/fixtures/keras) without a loss, which
- * is read from their compile_config; curvature quantities of a graph model against the reference Hessian.
+ * is read from their compile_config; curvature quantities of graph models (Hessian, GGN, Fisher) against references.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkNpyHeader, decodeFloat32LE, expectJsonMatchesFixture, expectMatrixMatchesFixture, pollJob, rawBody, reassembleNdjson, startApp, useApp, type TestApp } from './api-helpers.js';
 import { encodeTensor } from '../src/schemas/tensor.js';
@@ -137,6 +138,36 @@ describe('admission of graph models, before anything is allocated', () => {
     }
   });
 
+  it("a graph model's exact diagonal is admitted as P products (H, GGN) or B (Fisher), an estimate of trace as its samples", async () => {
+    const body = { ...cnn(16, 10, 2), loss: { type: 'sparseCategoricalCrossentropy', fromLogits: true } }; // P = 10290, batch 2
+    const probe = await startApp({ MAX_JOB_FLOPS: 1, MAX_PARAMETERS: 20_000 });
+    let hessianFlops: number;
+    try {
+      const res = await probe.http().post('/v1/hessian').send(body);
+      expect(res.status).toBe(413);
+      hessianFlops = Number(/about (\S+) floating-point operations/.exec(res.body.message)![1]);
+    } finally {
+      await probe.close();
+    }
+    // Between 10 products and P of them: P unit directions are refused, 2 examples or 5 samples are not.
+    const tight = await startApp({ MAX_JOB_FLOPS: hessianFlops / 10 });
+    try {
+      const send = (options: object) => tight.http().post('/v1/curvature').send({ ...body, ...options });
+      for (const matrix of ['hessian', 'ggn']) {
+        const res = await send({ quantity: 'diagonal', matrix });
+        expect(res.status).toBe(413);
+        expect(res.body.message).toMatch(/diagonal would take about 10290 curvature products/);
+      }
+      expect((await send({ quantity: 'trace', method: 'exact' })).status).toBe(413);
+      const fisher = await send({ quantity: 'diagonal', matrix: 'fisher' });
+      expect(fisher.status, JSON.stringify(fisher.body).slice(0, 300)).toBe(200);
+      expect(fisher.body.diagonal).toHaveLength(10290);
+      expect((await send({ quantity: 'trace', method: 'hutchinson', samples: 5 })).status).toBe(200);
+    } finally {
+      await tight.close();
+    }
+  });
+
   it('a graph the engine cannot build is a 400 naming the layer, never a 500', async () => {
     const body = cnn(6, 3, 2);
     (body.model.layers[2] as Record<string, unknown>).kernel = [[1, 2]];
@@ -213,17 +244,44 @@ describe('POST /v1/curvature with a graph model (its Hessian known through the g
     for (let i = 1; i < grid.length; i++) integral += ((grid[i] - grid[i - 1]) * (values[i] + values[i - 1])) / 2;
     expect(Math.abs(integral - 1)).toBeLessThan(1e-3);
   });
+});
 
-  it.each([
-    [{ quantity: 'ggn' }, 'quantity'],
-    [{ quantity: 'diagonal' }, 'quantity'],
-    [{ quantity: 'trace' }, 'method'],
-    [{ quantity: 'eigenvalues', matrix: 'fisher' }, 'matrix'],
-  ])('%j is a 400 at its field saying which quantities this model has', async (options, path) => {
-    const res = await curvature(options);
-    expect(res.status).toBe(400);
-    expect(res.body.error).toBe('invalid_request');
-    expect(res.body.details.map((d: { path: string }) => d.path)).toEqual([path]);
-    expect(res.body.message).toMatch(/offers hvp, eigenvalues, trace with method 'hutchinson' and density, of the hessian \(this model is not a stack of dense layers: layer 'skip' is add\)/);
+describe('POST /v1/curvature: GGN, Fisher, diagonals and exact traces of a graph model (conv, batch normalization, add)', () => {
+  const { request, expected } = JSON.parse(readFileSync(new URL('./fixtures/graph-curvature.json', import.meta.url), 'utf8')).cases.find(
+    (c: { name: string }) => c.name === 'functional_conv_residual_block_batchnorm_relu',
+  );
+  const curvature = (options: object) => t.http().post('/v1/curvature').send({ ...request, ...options });
+  const P: number = expected.size;
+
+  it.each(['ggn', 'fisher'])('%s: the matrix as JSON and as raw float32 matches the float64 reference', async (quantity) => {
+    const res = await curvature({ quantity });
+    expect(res.status, JSON.stringify(res.body).slice(0, 300)).toBe(200);
+    expect(res.body.size).toBe(P);
+    expect(relativeError(res.body[quantity].flat(), expected[quantity].matrix.flat())).toBeLessThan(1e-4);
+    const raw = await t.http().post('/v1/curvature').set('accept', 'application/octet-stream').send({ ...request, quantity }).buffer(true).parse(rawBody);
+    expect(raw.status).toBe(200);
+    expect(relativeError(decodeFloat32LE(raw.body), expected[quantity].matrix.flat())).toBeLessThan(1e-4);
+  });
+
+  it.each(['hessian', 'ggn', 'fisher'])('the exact %s diagonal and trace match', async (matrix) => {
+    const diagonal = await curvature({ quantity: 'diagonal', matrix });
+    expect(diagonal.status, JSON.stringify(diagonal.body).slice(0, 300)).toBe(200);
+    expect(relativeError(diagonal.body.diagonal, expected[matrix].diagonal)).toBeLessThan(1e-4);
+    const trace = await curvature({ quantity: 'trace', method: 'exact', matrix });
+    expect(trace.status).toBe(200);
+    const scale = Math.max(...expected[matrix].diagonal.map(Math.abs));
+    expect(Math.abs(trace.body.trace - expected[matrix].trace) / scale).toBeLessThan(1e-4);
+  });
+
+  it('the largest GGN eigenvalue and GGN-vector products match', async () => {
+    const res = await curvature({ quantity: 'eigenvalues', matrix: 'ggn', k: 1, tolerance: 1e-5 });
+    expect(res.status).toBe(200);
+    const top = Math.max(...expected.ggn.eigenvalues);
+    expect(Math.abs(res.body.eigenvalues[0] - top) / top).toBeLessThan(1e-3);
+    const vectors = [Array.from({ length: P }, (_, i) => Math.sin(i + 1))];
+    const products = await curvature({ quantity: 'hvp', matrix: 'fisher', vectors });
+    expect(products.status).toBe(200);
+    const reference = expected.fisher.matrix.map((row: number[]) => row.reduce((s, f, j) => s + f * vectors[0][j], 0));
+    expect(relativeError(products.body.products[0], reference)).toBeLessThan(1e-4);
   });
 });

@@ -1,12 +1,12 @@
 /**
- * Curvature quantities on a model known only by its Hessian-vector products (the graph engine's
- * PreparedGraph; here a dense model seen through hessianTimes alone), against the float64 PyTorch
- * references of test/fixtures/curvature.json; and the quantities such a model refuses, by field.
+ * Curvature quantities on a model known only by its products (the graph engine's PreparedGraph; here a
+ * dense model seen through its operators' products and exact diagonal alone), against the float64
+ * PyTorch references of test/fixtures/curvature.json.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { hessianTimes, initBackend, PreparedModel, SpecError } from '../src/compute/index.js';
-import type { HessianProducts } from '../src/compute/operators/index.js';
-import { computeQuantity, productsOnlyIssue, type CurvatureQuery } from '../src/compute/quantities/index.js';
+import { initBackend, PreparedModel } from '../src/compute/index.js';
+import { curvatureOperator, type CurvatureProducts } from '../src/compute/operators/index.js';
+import { computeQuantity, exactDiagonal, type CurvatureQuery } from '../src/compute/quantities/index.js';
 import { parseRequest } from '../src/hessian.js';
 import { curvatureCases } from './curvature-helpers.js';
 import { relativeError } from './helpers.js';
@@ -19,7 +19,11 @@ beforeAll(async () => {
 function onProducts(request: unknown, query: CurvatureQuery) {
   const model = new PreparedModel(parseRequest(request));
   try {
-    const products: HessianProducts = { size: model.size, hessianTimes: (vectors, count) => hessianTimes(model, vectors, count) };
+    const products: CurvatureProducts = {
+      size: model.size,
+      times: (kind, vectors, count) => curvatureOperator(model, kind, 3).apply(vectors, count),
+      diagonal: (kind) => exactDiagonal(model, kind),
+    };
     return computeQuantity(products, query, 3);
   } finally {
     model.dispose();
@@ -53,32 +57,5 @@ describe.each(curvatureCases())('$name', ({ request, expected }) => {
     let integral = 0;
     for (let i = 1; i < grid.length; i++) integral += ((grid[i] - grid[i - 1]) * (density[i] + density[i - 1])) / 2;
     expect(Math.abs(integral - 1)).toBeLessThan(1e-3);
-  });
-});
-
-describe('what a model known by its products refuses', () => {
-  const { request } = curvatureCases()[0];
-  it.each([
-    [{ quantity: 'ggn' }, 'quantity', /quantity 'ggn' is computed for stacks of dense layers only/],
-    [{ quantity: 'fisher' }, 'quantity', /quantity 'fisher'/],
-    [{ quantity: 'diagonal', matrix: 'hessian' }, 'quantity', /quantity 'diagonal'/],
-    [{ quantity: 'hvp', matrix: 'ggn', vectors: [] }, 'matrix', /matrix 'ggn'/],
-    [{ quantity: 'eigenvalues', matrix: 'fisher', k: 1, which: 'largest', vectors: false, tolerance: 1e-4, seed: 0 }, 'matrix', /matrix 'fisher'/],
-    [{ quantity: 'trace', matrix: 'hessian', method: 'exact', samples: 100, seed: 0 }, 'method', /method 'exact'/],
-  ] as [CurvatureQuery, string, RegExp][])('%j: a SpecError at its field, saying what is offered', (query, path, message) => {
-    expect(productsOnlyIssue(query)).toMatchObject({ path, message: expect.stringMatching(message) });
-    let error: unknown;
-    try {
-      onProducts(request, query);
-    } catch (e) {
-      error = e;
-    }
-    expect(error).toBeInstanceOf(SpecError);
-    expect((error as SpecError).message).toMatch(/offers hvp, eigenvalues, trace with method 'hutchinson' and density, of the hessian/);
-  });
-
-  it('takes hvp, eigenvalues, Hutchinson traces and densities of the Hessian', () => {
-    expect(productsOnlyIssue({ quantity: 'trace', matrix: 'hessian', method: 'hutchinson', samples: 10, seed: 0 })).toBeNull();
-    expect(productsOnlyIssue({ quantity: 'density', matrix: 'hessian', runs: 1, steps: 5, gridPoints: 10, seed: 0 })).toBeNull();
   });
 });

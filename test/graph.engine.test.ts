@@ -42,7 +42,7 @@ describe.each(fixtures())('dense stack $name', ({ request, expected }) => {
       expect(relativeError(hessian, dense.hessian!)).toBeLessThan(TOLERANCE);
       const count = 3;
       const vectors = randomVectors(count, graph.size, 11);
-      expect(relativeError(graph.hessianTimes(vectors, count), referenceTimes(expected.hessian, vectors, count))).toBeLessThan(TOLERANCE);
+      expect(relativeError(graph.times('hessian', vectors, count), referenceTimes(expected.hessian, vectors, count))).toBeLessThan(TOLERANCE);
     });
   });
 });

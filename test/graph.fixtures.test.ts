@@ -51,7 +51,7 @@ describe.each(cases)('$name', ({ request, expected }) => {
       expect(relativeError(symmetricFill(graph, 17), reference)).toBeLessThan(TOLERANCE);
       const count = 4;
       const vectors = randomVectors(count, graph.size, 5);
-      expect(relativeError(graph.hessianTimes(vectors, count), referenceTimes(expected.hessian, vectors, count))).toBeLessThan(TOLERANCE);
+      expect(relativeError(graph.times('hessian', vectors, count), referenceTimes(expected.hessian, vectors, count))).toBeLessThan(TOLERANCE);
     } finally {
       graph.dispose();
     }

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { firstNonDense, SpecError, type EngineRequest } from '../compute/index.js';
-import { eigenIterations, KRYLOV_BUDGET_BYTES, maxEigenBasis, productsOnlyIssue } from '../compute/quantities/index.js';
+import { SpecError, type EngineRequest, type ProductMethod } from '../compute/index.js';
+import { eigenIterations, KRYLOV_BUDGET_BYTES, maxEigenBasis } from '../compute/quantities/index.js';
 import { npyHeader } from '../jobs/npy.js';
 import { densityPng, topNodes } from '../pictures/density.js';
 import { heatmapPng } from '../pictures/heatmap.js';
@@ -76,7 +76,6 @@ export const curvatureRoutes =
           'storedModelBody' in decoded
             ? importRequest(decoded.storedModelBody, (await resolveModel(ctx, decoded.storedModelBody.model, request.client)) ?? undefined)
             : decoded.engine;
-        checkProductsSuffice(engine, body);
         const cost = isMatrix ? admit(engine, ctx.config) : admitProducts(engine, body, ctx.config);
         const { parameters, size } = cost;
         const badVectors = vectorsIssue(body, size, engine.wrt !== undefined);
@@ -113,13 +112,6 @@ export const curvatureRoutes =
     );
   };
 
-/** A model that is not a dense stack is known only by its Hessian products and offers some quantities only: a 400 saying which. */
-function checkProductsSuffice(request: EngineRequest, options: CurvatureOptions): void {
-  const notDense = firstNonDense(request);
-  const issue = notDense && productsOnlyIssue(curvatureQuery(options));
-  if (issue) throw new SpecError([{ ...issue, message: `${issue.message} (this model is not a stack of dense layers: ${notDense.reason})` }]);
-}
-
 /**
  * Admission of a quantity made of products, before anything is allocated: the model size, one
  * product's working set (as a Hessian row's), the Krylov memory budget, and the operations: about a
@@ -129,7 +121,7 @@ function admitProducts(request: EngineRequest, body: CurvatureOptions, config: C
   const cost = admitWorkingSet(request, config);
   const { size } = cost;
   checkKrylovBudget(body, size);
-  const products = productCount(body, size, request);
+  const products = productCount(body, size, request, cost.method);
   const flops = (cost.flops / size) * products;
   if (flops > config.MAX_JOB_FLOPS) {
     throw new ApiError(
@@ -140,10 +132,19 @@ function admitProducts(request: EngineRequest, body: CurvatureOptions, config: C
   return cost;
 }
 
-/** Products a quantity runs (the exact diagonal as many as the factors' widest block, the widest layer). */
-function productCount(body: CurvatureOptions, size: number, request: EngineRequest): number {
+/**
+ * Products a quantity runs. The exact diagonal: on a dense stack as many as the factors' widest block (the
+ * widest layer); on a graph one per parameter (blocks of unit directions) for H and the GGN, one per
+ * example (a backward pass of its gradient) for the Fisher.
+ */
+function productCount(body: CurvatureOptions, size: number, request: EngineRequest, method: ProductMethod): number {
   const o = { ...CURVATURE_DEFAULTS, ...body };
-  const widest = Math.max(1, ...request.model.nodes.map((node) => ('units' in node.config ? node.config.units : 1)));
+  const widest =
+    method !== 'graph'
+      ? Math.max(1, ...request.model.nodes.map((node) => ('units' in node.config ? node.config.units : 1)))
+      : o.matrix === 'fisher'
+        ? request.data.x.shape[0]
+        : size;
   switch (body.quantity) {
     case 'hvp':
       return Array.isArray(body.vectors) ? body.vectors.length : 0;

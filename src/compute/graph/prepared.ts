@@ -1,15 +1,15 @@
 import type { Keep } from '../activations/rule.js';
-import type { RowBlock } from '../curvature.js';
-import { finiteRows } from '../curvature.js';
+import { finiteRows, planRowBlocks, type RowBlock } from '../curvature.js';
 import { NumericalError, SpecError } from '../errors.js';
 import { glorotUniformValues } from '../initializers.js';
 import { fusedOutput } from '../losses/fusion.js';
 import { lossRule } from '../losses/index.js';
 import type { LossState } from '../losses/rule.js';
+import type { MatrixKind } from '../operators/operator.js';
 import type { EngineRequest, NodeSpec, WeightName } from '../spec.js';
 import { tf, type Tensor, type Tensor2D, type Tensor3D } from '../tf.js';
 import { layerDefinition } from './layers/index.js';
-import { LayerError, markUnits, plus, product, type PreparedLayer, type RForward, type WeightDirections } from './layers/layer.js';
+import { LayerError, markUnits, plus, product, secondOrderView, type PreparedLayer, type RForward, type SecondOrder, type WeightDirections } from './layers/layer.js';
 import { graphStructure, type GraphParameter, type GraphStructure } from './structure.js';
 
 /**
@@ -157,53 +157,89 @@ export class PreparedGraph {
   }
 
   /**
-   * H V for K directions V [K x P] (row-major, over the selected parameters): the R-operator's forward
-   * pass from the first node the directions touch (a node that is no descendant of theirs keeps R = 0),
-   * the loss's curvature, and its backward pass down to the lowest node among `columns`; the columns of
-   * other tensors stay 0. Returns [K x P].
+   * M V for K directions V [K x P] (row-major, over the selected parameters), M the Hessian, the GGN or the
+   * empirical Fisher: the R-operator's forward pass from the first node the directions touch (a node that
+   * is no descendant of theirs keeps R = 0), M's curvature at the output (outputCurvature), and the
+   * backward pass down to the lowest node among `columns`, with the second-order terms M keeps; the
+   * columns of other tensors stay 0. Returns [K x P].
    */
-  private products(directions: Map<number, Tensor>, count: number, columns: readonly GraphParameter[]): Float32Array {
+  private products(directions: Map<number, Tensor>, count: number, columns: readonly GraphParameter[], kind: MatrixKind): Float32Array {
     const rows = new Float32Array(count * this.size);
-    const nodes = this.structure.nodes;
     tf.tidy(() => {
-      const v: WeightDirections[] = nodes.map(() => ({}));
+      const v: WeightDirections[] = this.structure.nodes.map(() => ({}));
       for (const [index, tensor] of directions) v[this.parameters[index].layer][this.parameters[index].weight] = tensor;
       const first = Math.min(...[...directions.keys()].map((i) => this.parameters[i].layer));
-      const lowest = Math.min(...columns.map((t) => t.layer));
-      const rOut: (Tensor | null)[] = nodes.map(() => null);
-      const forward: (RForward | null)[] = nodes.map(() => null);
-      const rInputs = (i: number) => nodes[i].inputs.map((s) => (s < 0 ? null : rOut[s]));
-      for (let i = first; i < nodes.length; i++) {
-        const inputs = rInputs(i);
-        if (inputs.every((r) => !r) && Object.keys(v[i]).length === 0) continue;
-        forward[i] = this.layers[i].rForward(inputs, v[i]);
-        rOut[i] = forward[i]!.output;
-      }
-      const rg: (Tensor | null)[] = nodes.map(() => null);
-      const output = rOut[this.structure.output];
-      if (output) {
-        const perExample = tf.transpose(output, [1, 0, 2]) as Tensor3D; // the loss rules take [B, K, m]
-        rg[this.structure.output] = tf.transpose(this.lossState.hvp(perExample), [1, 0, 2]);
-      }
-      for (let i = nodes.length - 1; i >= lowest; i--) {
-        if (!this.reached[i] || (!rg[i] && !forward[i] && Object.keys(v[i]).length === 0)) continue;
-        const layerColumns = columns.filter((t) => t.layer === i);
-        const wanted = { inputs: i > lowest, weights: layerColumns.map((t) => t.weight) };
-        const result = this.layers[i].rBackward(rg[i], forward[i] ?? { output: null }, rInputs(i), v[i], wanted);
-        nodes[i].inputs.forEach((s, j) => {
-          if (s >= 0 && result.inputs[j]) rg[s] = plus(rg[s], result.inputs[j]);
-        });
-        for (const t of layerColumns) {
-          const column = plus(result.weights[t.weight] ?? null, this.l2Term(t, v[i][t.weight]));
-          if (column) placeColumns(rows, this.size, count, t, column.dataSync() as Float32Array);
-        }
-      }
+      const forward = this.rForward(v, first);
+      const output = forward[this.structure.output]?.output ?? null;
+      this.rBackward(output && this.outputCurvature(kind, output), kind, forward, v, columns, rows, count);
     });
     return rows;
   }
 
-  /** H V for K directions V [K x P] over the selected parameters (row-major); returns [K x P]. */
-  hessianTimes(vectors: Float32Array, count: number): Float32Array {
+  /** R(y) of every node from `first` on, for weight directions v (null where R = 0). */
+  private rForward(v: WeightDirections[], first: number): (RForward | null)[] {
+    const forward: (RForward | null)[] = this.structure.nodes.map(() => null);
+    for (let i = first; i < forward.length; i++) {
+      const inputs = this.rInputs(i, forward);
+      if (inputs.every((r) => !r) && Object.keys(v[i]).length === 0) continue;
+      forward[i] = this.layers[i].rForward(inputs, v[i]);
+    }
+    return forward;
+  }
+
+  private rInputs(i: number, forward: readonly (RForward | null)[]): (Tensor | null)[] {
+    return this.structure.nodes[i].inputs.map((s) => (s < 0 ? null : (forward[s]?.output ?? null)));
+  }
+
+  /**
+   * R(dL/d output) [K, B, units] from R(output): the loss's curvature (Hessian and GGN: the output
+   * activation's own comes in the output node's backward), or for the Fisher (1/B) Σ_b g_b (g_b · v) as
+   * a gradient: each example's dL/d output scaled by s_b = B dL/d output_b · R(output_b) = g_b · v.
+   */
+  private outputCurvature(kind: MatrixKind, rOutput: Tensor): Tensor {
+    const gradient = this.lossState.gradient;
+    if (kind === 'fisher') return tf.mul(gradient, tf.mul(tf.sum(tf.mul(rOutput, gradient), -1, true), this.batch));
+    const perExample = tf.transpose(rOutput, [1, 0, 2]) as Tensor3D; // the loss rules take [B, K, m]
+    return tf.transpose(this.lossState.hvp(perExample), [1, 0, 2]);
+  }
+
+  /**
+   * The backward pass of R(dL/d output) `top` down to the lowest node among `columns`, placing each
+   * column tensor's R(dL/dW) (plus 2 l2 V on a regularized kernel, but for the Fisher) in `rows`. Which
+   * second-order terms each node adds follows `kind` (see SecondOrder).
+   */
+  private rBackward(
+    top: Tensor | null,
+    kind: MatrixKind,
+    forward: readonly (RForward | null)[],
+    v: WeightDirections[],
+    columns: readonly GraphParameter[],
+    rows: Float32Array,
+    count: number,
+  ): void {
+    const nodes = this.structure.nodes;
+    const lowest = Math.min(...columns.map((t) => t.layer));
+    const rg: (Tensor | null)[] = nodes.map(() => null);
+    rg[this.structure.output] = top;
+    for (let i = nodes.length - 1; i >= lowest; i--) {
+      if (!this.reached[i] || (!rg[i] && !forward[i] && Object.keys(v[i]).length === 0)) continue;
+      const layerColumns = columns.filter((t) => t.layer === i);
+      const wanted = { inputs: i > lowest, weights: layerColumns.map((t) => t.weight) };
+      const secondOrder: SecondOrder = kind === 'hessian' ? 'all' : kind === 'ggn' && i === this.structure.output ? 'activation' : 'none';
+      const seen = secondOrderView(secondOrder, forward[i], this.rInputs(i, forward), v[i]);
+      const result = this.layers[i].rBackward(rg[i], seen.forward, seen.rInputs, seen.v, wanted);
+      nodes[i].inputs.forEach((s, j) => {
+        if (s >= 0 && result.inputs[j]) rg[s] = plus(rg[s], result.inputs[j]);
+      });
+      for (const t of layerColumns) {
+        const column = plus(result.weights[t.weight] ?? null, kind === 'fisher' ? null : this.l2Term(t, v[i][t.weight]));
+        if (column) placeColumns(rows, this.size, count, t, column.dataSync() as Float32Array);
+      }
+    }
+  }
+
+  /** M V for K directions V [K x P] over the selected parameters (row-major), M the Hessian, GGN or Fisher; returns [K x P]. */
+  times(kind: MatrixKind, vectors: Float32Array, count: number): Float32Array {
     const directions = new Map<number, Tensor>();
     this.parameters.forEach((t, index) => {
       const slice = new Float32Array(count * t.size);
@@ -212,7 +248,7 @@ export class PreparedGraph {
     });
     try {
       if (directions.size === 0) return new Float32Array(count * this.size);
-      return this.products(directions, count, this.parameters);
+      return this.products(directions, count, this.parameters, kind);
     } finally {
       tf.dispose([...directions.values()]);
     }
@@ -225,15 +261,60 @@ export class PreparedGraph {
    */
   rows(block: RowBlock, upperOnly = false): Float32Array {
     const tensor = this.parameters[block.tensor];
+    const columns = upperOnly ? this.parameters.filter((t) => t.layer >= tensor.layer) : this.parameters;
+    return finiteRows(this.unitProducts(block, columns, 'hessian'), block);
+  }
+
+  /** M times the block's unit directions, only `columns` computed (marked as units, so that layers may gather). */
+  private unitProducts(block: RowBlock, columns: readonly GraphParameter[], kind: MatrixKind): Float32Array {
+    const tensor = this.parameters[block.tensor];
     const values = new Float32Array(block.count * tensor.size);
     for (let d = 0; d < block.count; d++) values[d * tensor.size + block.start + d] = 1;
     const unit = markUnits(tf.tensor(values, [block.count, ...tensor.shape]), Int32Array.from({ length: block.count }, (_, d) => block.start + d));
     try {
-      const columns = upperOnly ? this.parameters.filter((t) => t.layer >= tensor.layer) : this.parameters;
-      return finiteRows(this.products(new Map([[block.tensor, unit]]), block.count, columns), block);
+      return this.products(new Map([[block.tensor, unit]]), block.count, columns, kind);
     } finally {
       unit.dispose();
     }
+  }
+
+  /**
+   * The exact diagonal of M over the selected parameters, `blockSize` at a time. The Hessian's and the GGN's:
+   * M times blocks of unit directions, each product computing only its own tensor's columns (P / blockSize
+   * products, the backward pass stopping at that tensor's node). The Fisher's: (1/B) Σ_b g_b², from the
+   * per-example gradients (B / blockSize backward passes). Memory: blockSize x P floats besides the products'.
+   */
+  diagonal(kind: MatrixKind, blockSize: number): Float32Array {
+    const out = new Float32Array(this.size);
+    if (kind === 'fisher') {
+      for (let first = 0; first < this.batch; first += blockSize) {
+        const count = Math.min(blockSize, this.batch - first);
+        const gradients = this.exampleGradients(first, count);
+        for (let i = 0; i < gradients.length; i++) out[i % this.size] += (gradients[i] * gradients[i]) / this.batch;
+      }
+      return out;
+    }
+    for (const block of planRowBlocks(this.parameters, blockSize)) {
+      const rows = this.unitProducts(block, [this.parameters[block.tensor]], kind);
+      for (let d = 0; d < block.count; d++) out[block.row + d] = rows[d * this.size + block.row + d];
+    }
+    return out;
+  }
+
+  /**
+   * g_b [count x P], the gradients of the losses of examples first..first+count-1 alone (no regularizer):
+   * one backward pass of `count` output gradients, the k-th B dL/d output on its example and 0 elsewhere.
+   */
+  private exampleGradients(first: number, count: number): Float32Array {
+    const rows = new Float32Array(count * this.size);
+    tf.tidy(() => {
+      const pick = new Float32Array(count * this.batch);
+      for (let k = 0; k < count; k++) pick[k * this.batch + first + k] = this.batch;
+      const top = tf.mul(tf.tensor3d(pick, [count, this.batch, 1]), this.lossState.gradient);
+      const nodes = this.structure.nodes;
+      this.rBackward(top, 'fisher', nodes.map(() => null), nodes.map(() => ({})), this.parameters, rows, count);
+    });
+    return rows;
   }
 
   dispose(): void {

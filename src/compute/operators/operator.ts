@@ -2,12 +2,14 @@
 export type MatrixKind = 'hessian' | 'ggn' | 'fisher';
 
 /**
- * A prepared model known only through its Hessian-vector products (the graph engine's PreparedGraph):
- * H V for K directions V [K x P], row-major; its operator is the Hessian's alone.
+ * A prepared model known through its batched products (the graph engine's PreparedGraph): M V for K
+ * directions V [K x P] (row-major) and M's exact diagonal, for each matrix M.
  */
-export interface HessianProducts {
+export interface CurvatureProducts {
   readonly size: number;
-  hessianTimes(vectors: Float32Array, count: number): Float32Array;
+  times(kind: MatrixKind, vectors: Float32Array, count: number): Float32Array;
+  /** diag(M), computed `blockSize` directions (or examples) at a time. */
+  diagonal(kind: MatrixKind, blockSize: number): Float32Array;
 }
 
 /**

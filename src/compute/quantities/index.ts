@@ -1,35 +1,26 @@
 import { lanczosEigen } from '../algorithms/lanczos.js';
 import { hutchinsonTrace } from '../algorithms/hutchinson.js';
 import { lanczosQuadrature } from '../algorithms/quadrature.js';
-import { NumericalError, SpecError, type FieldIssue } from '../errors.js';
+import { NumericalError } from '../errors.js';
 import { mulberry32 } from '../initializers.js';
 import { PreparedModel } from '../model.js';
-import { applyInBlocks, curvatureOperator, type HessianProducts, type LinearOperator } from '../operators/index.js';
+import { applyInBlocks, curvatureOperator, operatorBlockSize, requiredBlock, type CurvatureProducts, type LinearOperator, type MatrixKind } from '../operators/index.js';
 import { exactDiagonal } from './diagonal.js';
 import { eigenIterations, maxEigenBasis, type CurvatureQuery, type Quantity, type QuantityResult } from './query.js';
 
 export { exactDiagonal } from './diagonal.js';
 export { eigenIterations, KRYLOV_BUDGET_BYTES, maxEigenBasis, type CurvatureQuery, type Quantity, type QuantityResult } from './query.js';
 
-type Rule<Q extends Quantity> = (model: PreparedModel | HessianProducts, query: Extract<CurvatureQuery, { quantity: Q }>, engineBlock?: number) => QuantityResult;
-
-/** What a model known only by its Hessian products offers (see productsOnlyIssue). */
-export const PRODUCT_QUANTITIES = "hvp, eigenvalues, trace with method 'hutchinson' and density, of the hessian";
+type Rule<Q extends Quantity> = (model: PreparedModel | CurvatureProducts, query: Extract<CurvatureQuery, { quantity: Q }>, engineBlock?: number) => QuantityResult;
 
 /**
- * Why a quantity needs more than Hessian-vector products (the GGN's and Fisher's recipes and the exact
- * diagonal are written for dense stacks), naming the field that asks for it; null when products suffice.
+ * The exact diagonal: the dense path's factor propagation, or the products' own (the graph engine's
+ * blocked unit directions, and per-example gradients for the Fisher).
  */
-export function productsOnlyIssue(query: CurvatureQuery): FieldIssue | null {
-  const issue = (path: string, what: string) => ({ path, message: `${what} is computed for stacks of dense layers only; for this model /v1/curvature offers ${PRODUCT_QUANTITIES}` });
-  if (query.quantity === 'ggn' || query.quantity === 'fisher' || query.quantity === 'diagonal') return issue('quantity', `quantity '${query.quantity}'`);
-  if ('matrix' in query && query.matrix !== 'hessian') return issue('matrix', `matrix '${query.matrix}'`);
-  if (query.quantity === 'trace' && query.method === 'exact') return issue('method', "trace's method 'exact' (the sum of the exact diagonal)");
-  return null;
+function diagonalOf(model: PreparedModel | CurvatureProducts, matrix: MatrixKind, engineBlock?: number): Float32Array {
+  if (model instanceof PreparedModel) return exactDiagonal(model, matrix);
+  return model.diagonal(matrix, operatorBlockSize(model, requiredBlock(engineBlock)));
 }
-
-/** The exact diagonal needs the dense path's prepared model (see productsOnlyIssue). */
-const dense = (model: PreparedModel | HessianProducts): PreparedModel => model as PreparedModel;
 
 /** One entry per quantity; each is written against the operator of the matrix asked for. */
 const QUANTITIES: { [Q in Quantity]: Rule<Q> } = {
@@ -41,7 +32,7 @@ const QUANTITIES: { [Q in Quantity]: Rule<Q> } = {
   },
   ggn: (model, _query, engineBlock) => ({ fields: {}, matrix: denseMatrix(curvatureOperator(model, 'ggn', engineBlock)) }),
   fisher: (model, _query, engineBlock) => ({ fields: {}, matrix: denseMatrix(curvatureOperator(model, 'fisher', engineBlock)) }),
-  diagonal: (model, { matrix }) => ({ fields: { diagonal: exactDiagonal(dense(model), matrix) } }),
+  diagonal: (model, { matrix }, engineBlock) => ({ fields: { diagonal: diagonalOf(model, matrix, engineBlock) } }),
   eigenvalues(model, query, engineBlock) {
     const operator = curvatureOperator(model, query.matrix, engineBlock);
     const result = lanczosEigen(operator, {
@@ -64,7 +55,7 @@ const QUANTITIES: { [Q in Quantity]: Rule<Q> } = {
     };
   },
   trace(model, { matrix, method, samples, seed }, engineBlock) {
-    if (method === 'exact') return { fields: { trace: exactDiagonal(dense(model), matrix).reduce((a, b) => a + b, 0), stdError: 0, samples: null } };
+    if (method === 'exact') return { fields: { trace: diagonalOf(model, matrix, engineBlock).reduce((a, b) => a + b, 0), stdError: 0, samples: null } };
     const { trace, stdError } = hutchinsonTrace(curvatureOperator(model, matrix, engineBlock), samples, mulberry32(seed));
     return { fields: { trace, stdError, samples } };
   },
@@ -74,13 +65,8 @@ const QUANTITIES: { [Q in Quantity]: Rule<Q> } = {
   },
 };
 
-/**
- * Computes one quantity on a prepared model (the dense path's, or one known by its Hessian products,
- * which offers PRODUCT_QUANTITIES); engineBlock: see curvatureOperator.
- */
-export function computeQuantity(model: PreparedModel | HessianProducts, query: CurvatureQuery, engineBlock?: number): QuantityResult {
-  const unavailable = model instanceof PreparedModel ? null : productsOnlyIssue(query);
-  if (unavailable) throw new SpecError([unavailable]);
+/** Computes one quantity on a prepared model (the dense path's, or one known by its products); engineBlock: see curvatureOperator. */
+export function computeQuantity(model: PreparedModel | CurvatureProducts, query: CurvatureQuery, engineBlock?: number): QuantityResult {
   const result = (QUANTITIES[query.quantity] as Rule<Quantity>)(model, query as never, engineBlock);
   const bad = Object.entries({ ...result.fields, matrix: result.matrix ?? null }).find(([, value]) => !allFinite(value));
   if (bad) throw new NumericalError(`the ${query.quantity} (${bad[0]}) is not finite on this data`);

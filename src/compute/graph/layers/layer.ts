@@ -26,6 +26,12 @@
  * Either family may end in an element-wise (or softmax) activation; its f' and f'' come from the
  * activation rules of compute/activations (see ./activation-stage.ts). Layers that fit neither family
  * (multiply of several inputs) write the four passes themselves.
+ *
+ * The rule that makes the Gauss-Newton and Fisher products possible without a flag in any layer: in
+ * rBackward, every term where the network itself curves (an activation's f'', a bilinear layer's cross
+ * terms B_x^T(g, V) and B_W^T(R x, g), multiply's R(x_j) g) reads the R-forward pass (`forward`,
+ * `rInputs` or `v`), and the first-order transposes read only R(g). So `secondOrderView` switches the
+ * curvature terms off for all layers at once, by what it hands over.
  */
 import type { Keep } from '../../activations/rule.js';
 import type { ActivationSpec, LayerType, NodeSpec, WeightName } from '../../spec.js';
@@ -82,8 +88,29 @@ export interface PreparedLayer {
   /** dL/d inputs ([B, ...], null for an input that is not differentiable) and dL/d weights. Called once. */
   backward(g: Tensor): { inputs: (Tensor | null)[]; weights: Weights };
   rForward(rInputs: (Tensor | null)[], v: WeightDirections): RForward;
-  /** rg: R(dL/d output) [K, B, ...] or null; rInputs and v as given to rForward. */
+  /**
+   * rg: R(dL/d output) [K, B, ...] or null; forward, rInputs and v as rForward had and gave them (or as
+   * secondOrderView passes them on). Only the second-order terms may read forward, rInputs and v.
+   */
   rBackward(rg: Tensor | null, forward: RForward, rInputs: (Tensor | null)[], v: WeightDirections, wanted: Wanted): RBackward;
+}
+
+/**
+ * The second-order terms an R-backward adds: 'all' (the Hessian); 'activation', only the curvature of
+ * the node's own activation (the GGN's output node, whose activation belongs to Λ); 'none', none at all:
+ * the pass is then Jᵀ R(g) (the GGN below its output, and any plain backward pass of K gradients).
+ */
+export type SecondOrder = 'all' | 'activation' | 'none';
+
+/** What rBackward gets of the R-forward pass for `secondOrder` (see the contract above): zeros (null, {}) where switched off. */
+export function secondOrderView(
+  secondOrder: SecondOrder,
+  forward: RForward | null,
+  rInputs: (Tensor | null)[],
+  v: WeightDirections,
+): { forward: RForward; rInputs: (Tensor | null)[]; v: WeightDirections } {
+  if (secondOrder === 'all') return { forward: forward ?? { output: null }, rInputs, v };
+  return { forward: { output: null, preActivation: secondOrder === 'activation' ? (forward?.preActivation ?? null) : null }, rInputs: rInputs.map(() => null), v: {} };
 }
 
 /** a + b where null is zero. */

@@ -203,11 +203,25 @@ export async function hessianOf(request: EngineRequest, options: ComputeOptions 
   const prepared = prepareRequest(request, plan.method);
   try {
     const { parameters, size } = prepared.summary;
-    const hessian = options.onRows ? undefined : new Float32Array(size * size);
-    for (const block of planRowBlocks(parameters, options.blockSize ?? plan.blockSize, plan.method === 'structured')) {
-      const rows = prepared.rows(block, false);
-      if (hessian) hessian.set(rows, block.row * size);
-      else options.onRows!(block.row, block.count, rows);
+    const blocks = planRowBlocks(parameters, options.blockSize ?? plan.blockSize, plan.method === 'structured');
+    let hessian: Float32Array | undefined;
+    if (options.onRows) {
+      for (const block of blocks) options.onRows(block.row, block.count, prepared.rows(block, false));
+    } else {
+      // As a job computes it (JobManager.computeRows), so that both give the same matrix to the bit: upper-only
+      // rows layer by layer, the columns symmetricColumns names copied from the rows computed before.
+      hessian = new Float32Array(size * size);
+      const layerOf = (block: RowBlock) => parameters[block.tensor].layer;
+      for (const block of [...blocks].sort((a, b) => layerOf(a) - layerOf(b) || a.row - b.row)) {
+        const rows = prepared.rows(block, true);
+        for (const span of symmetricColumns(parameters, block, prepared.method)) {
+          for (let column = span.offset; column < span.offset + span.count; column++) {
+            const from = column * size + block.row;
+            for (let d = 0; d < block.count; d++) rows[d * size + column] = hessian[from + d];
+          }
+        }
+        hessian.set(rows, block.row * size);
+      }
     }
     const meta = { ...backend, elapsedMs: performance.now() - started, method: prepared.method };
     return { ...prepared.summary, hessian, meta };

@@ -15,6 +15,9 @@ import type { ComputePool } from './pool.js';
 import { isFailure, needsRequest, type Summary, type WorkerFailure } from './protocol.js';
 import { isFinished, matrixBytes, StorageError, type JobRecord, type ResultStore } from './store.js';
 
+/** Rows of a symmetric copy (JobManager.computeRows) between two turns of the event loop. */
+const FILL_ROWS = 1024;
+
 export class QueueFullError extends Error {
   constructor(readonly limit: number) {
     super(`the job queue is full (${limit} jobs waiting); retry later`);
@@ -424,8 +427,15 @@ export class JobManager {
           if (isFailure(rows)) return fail(rows.error);
           while (pendingRows(spans) && !job.cancelled && !failure) await this.changed(job);
           if (job.cancelled || failure) return;
+          // The copy reads a strip per row, synchronously: in pieces, with the event loop let in between
+          // (a block of a large job can copy tens of thousands of rows).
           for (const span of spans) {
-            this.store.copyTransposedStrip(record.id, record.size, span.offset, span.count, block.row, block.count, rows as Float32Array);
+            for (let first = span.offset; first < span.offset + span.count; first += FILL_ROWS) {
+              const count = Math.min(FILL_ROWS, span.offset + span.count - first);
+              this.store.copyTransposedStrip(record.id, record.size, first, count, block.row, block.count, rows as Float32Array);
+              await new Promise((resolve) => setImmediate(resolve));
+              if (job.cancelled || failure) return;
+            }
           }
           await this.store.writeRows(record.id, record.size, block.row, rows as Float32Array);
         } catch (error) {

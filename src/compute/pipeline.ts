@@ -6,7 +6,6 @@
  */
 import { activeBackend, initBackend, type BackendInfo } from './backend.js';
 import { structuredCost } from './assembly/cost.js';
-import { ChunkedAssembly } from './assembly/chunked.js';
 import { firstOwnRow, StructuredAssembly } from './assembly/index.js';
 import { estimateCost, layerShapes, type CostEstimate, type CostShape } from './cost.js';
 import { hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
@@ -24,8 +23,8 @@ import type { EngineRequest } from './spec.js';
 export type HessianMethod = 'structured' | 'rOperator' | 'graph';
 type DenseMethod = Exclude<HessianMethod, 'graph'>;
 
-/** A cost estimate together with the path it is for (and on the structured path, any batch chunk of its factors). */
-export type HessianPlan = CostEstimate & { method: HessianMethod; batchChunk?: number };
+/** A cost estimate together with the path it is for. */
+export type HessianPlan = CostEstimate & { method: HessianMethod };
 
 /** One parameter tensor placed in the result's flat vector (after any `wrt` selection), whichever path computes it. */
 export interface PlacedTensor {
@@ -134,10 +133,9 @@ export interface RowSource {
   dispose(): void;
 }
 
-/** `batchChunk` (structured): computes the factors over chunks of that many examples (see planHessian). */
-export function rowSource(model: PreparedModel, method: DenseMethod, batchChunk?: number): RowSource {
+export function rowSource(model: PreparedModel, method: DenseMethod): RowSource {
   if (method === 'rOperator') return { method, rows: (block, upperOnly) => hessianRows(model, block, upperOnly), dispose: () => {} };
-  const assembly = batchChunk && batchChunk < model.batch ? new ChunkedAssembly(model.request, batchChunk) : new StructuredAssembly(model);
+  const assembly = new StructuredAssembly(model);
   return { method, rows: (block, upperOnly) => assembly.rows(block, upperOnly), dispose: () => assembly.dispose() }; // rows() checks finiteness
 }
 
@@ -155,11 +153,8 @@ export interface PreparedRequest extends RowSource {
   readonly summary: HessianSummary;
 }
 
-/**
- * Prepares a request for the path its plan chose (the model's forward and backward pass, and the path's
- * state); `batchChunk`: the plan's, on the structured path.
- */
-export function prepareRequest(request: EngineRequest, method: HessianMethod, batchChunk?: number): PreparedRequest {
+/** Prepares a request for the path its plan chose (the model's forward and backward pass, and the path's state). */
+export function prepareRequest(request: EngineRequest, method: HessianMethod): PreparedRequest {
   const dense = method === 'graph' ? null : denseStack(request);
   if (!dense) {
     const graph = new PreparedGraph(request);
@@ -168,7 +163,7 @@ export function prepareRequest(request: EngineRequest, method: HessianMethod, ba
   }
   const model = new PreparedModel(dense);
   try {
-    const source = rowSource(model, method as DenseMethod, batchChunk);
+    const source = rowSource(model, method as DenseMethod);
     const { parameters, size, loss, gradient } = model;
     return {
       model,
@@ -205,7 +200,7 @@ export async function hessianOf(request: EngineRequest, options: ComputeOptions 
   const started = performance.now();
   const backend = activeBackend() ?? (await initBackend());
   const plan = planRequest(request, DEFAULT_MEMORY_BUDGET_BYTES, options.method);
-  const prepared = prepareRequest(request, plan.method, plan.batchChunk);
+  const prepared = prepareRequest(request, plan.method);
   try {
     const { parameters, size } = prepared.summary;
     const blocks = planRowBlocks(parameters, options.blockSize ?? plan.blockSize, plan.method === 'structured');

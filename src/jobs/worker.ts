@@ -15,11 +15,11 @@ const ready = initBackend(workerData?.backend ?? 'auto');
 let cached: { jobId: string; prepared: PreparedRequest } | null = null;
 
 /** `request` was validated on the main thread: it is used as it comes. */
-function preparedFor(jobId: string, request: EngineRequest | undefined, method: HessianMethod, batchChunk?: number): PreparedRequest {
+function preparedFor(jobId: string, request: EngineRequest | undefined, method: HessianMethod): PreparedRequest {
   if (cached?.jobId === jobId) return cached.prepared;
   cached?.prepared.dispose();
   cached = null;
-  cached = { jobId, prepared: prepareRequest(request!, method, batchChunk) };
+  cached = { jobId, prepared: prepareRequest(request!, method) };
   return cached.prepared;
 }
 
@@ -30,7 +30,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
       case 'ping':
         return backend;
       case 'summary': {
-        const { loss, gradient } = preparedFor(task.jobId, task.request, task.method, task.batchChunk).summary;
+        const { loss, gradient } = preparedFor(task.jobId, task.request, task.method).summary;
         return { loss, gradient: Array.from(gradient), backend };
       }
       case 'rows':
@@ -38,7 +38,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
           throw new Error(`this worker runs on ${backend.backend} but the job started on ${task.backend}; a job never mixes backends`);
         }
         if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };
-        return move(preparedFor(task.jobId, task.request, task.method, task.batchChunk).rows(task.block, task.upperOnly)) as Float32Array;
+        return move(preparedFor(task.jobId, task.request, task.method).rows(task.block, task.upperOnly)) as Float32Array;
       case 'curvature':
         return curvature(task.request, task.query, task.blockSize, backend);
       case 'hessian':

@@ -49,11 +49,7 @@ export class StructuredAssembly {
   private readonly factors: Map<string, PairFactors>;
   private readonly kept: Tensor[] = [];
 
-  /** `lows`: the lower layers of the pairs to prepare (all by default; ChunkedAssembly asks for a block's). */
-  constructor(
-    private readonly model: PreparedModel,
-    lows?: readonly number[],
-  ) {
+  constructor(private readonly model: PreparedModel) {
     const selected = selectedLayers(model.parameters);
     const keep = <T extends Tensor>(t: T) => {
       this.kept.push(t);
@@ -61,7 +57,7 @@ export class StructuredAssembly {
     };
     let factors = new Map<string, PairFactors>();
     tf.tidy(() => {
-      factors = pairFactors(model, selected, keep, lows ?? selected);
+      factors = pairFactors(model, selected, keep);
       return this.kept; // everything else the recursion made is freed here
     });
     this.factors = factors;

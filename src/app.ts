@@ -52,8 +52,9 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     intraOpThreads: config.TF_NUM_INTRAOP_THREADS,
   };
   const pool = new ComputePool(config.WORKERS, config.HESSIAN_BACKEND, threadOptions);
-  // The small lane: one more thread, for small synchronous requests (never behind a job's blocks) and /ready's probe.
-  const smallLane = new ComputePool(1, config.HESSIAN_BACKEND, threadOptions);
+  // The small lane: one more thread, for small synchronous requests (never behind a job's blocks) and
+  // /ready's probe, on a backend fast for tiny work (SMALL_LANE_BACKEND; its answers' meta says which).
+  const smallLane = new ComputePool(1, config.SMALL_LANE_BACKEND, threadOptions);
   manager = new JobManager(
     store,
     pool,

@@ -37,6 +37,11 @@ export const ConfigSchema = z.object({
   /** Synchronous requests estimated at most this many operations (and P <= 1024) take the small lane; 0: none. */
   SMALL_JOB_FLOPS: z.coerce.number().min(0).default(1e8),
   HESSIAN_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  /**
+   * The small lane's backend: wasm by default, whatever HESSIAN_BACKEND is, since its per-op overhead is
+   * the lowest for tiny work (tfjs-node's is some 2.5x wasm's on the 2x2 request).
+   */
+  SMALL_LANE_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('wasm'),
   /** TensorFlow's intra-op threads (native backend); unset: the cores shared out over WORKERS (see configureNativeRuntime). */
   TF_NUM_INTRAOP_THREADS: z.coerce.number().int().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -16,6 +16,8 @@ import { expectJsonMatchesFixture, isFinishedStatus, LARGE, mlpRequest, pollJob,
 import { fixtures, relativeError } from './helpers.js';
 
 const seed = fixtures().find((c) => c.name === 'seed_2x2_linear_mse')!;
+// An answer of 1 KiB or more (a smaller one is sent as it is, compression would not pay: @fastify/compress's threshold).
+const larger = fixtures().find((c) => c.name === 'larger_5_12_12_4_tanh_cce_logits')!;
 const KEY_A = 'key-a-0123456789';
 const KEY_B = 'key-b-9876543210';
 const ORIGIN = 'https://notebook.example.org';
@@ -242,9 +244,13 @@ describe('without API_KEYS: open as before; compression, negotiation, helpful en
       }
     }
     // The synchronous answer too (its meta.elapsedMs differs from call to call; the matrix does not).
-    const packed = await raw(t.app, 'POST', '/v1/hessian', { ...json, 'accept-encoding': 'gzip' }, JSON.stringify(seed.request));
+    const packed = await raw(t.app, 'POST', '/v1/hessian', { ...json, 'accept-encoding': 'gzip' }, JSON.stringify(larger.request));
     expect(packed.headers['content-encoding']).toBe('gzip');
-    expectJsonMatchesFixture(JSON.parse(gunzipSync(packed.body).toString()), seed);
+    expectJsonMatchesFixture(JSON.parse(gunzipSync(packed.body).toString()), larger);
+    const tiny = await raw(t.app, 'POST', '/v1/hessian', { ...json, 'accept-encoding': 'gzip' }, JSON.stringify(seed.request));
+    expect(tiny.headers['content-encoding']).toBeUndefined();
+    expect(Number(tiny.headers['content-length'])).toBeLessThan(1024);
+    expectJsonMatchesFixture(JSON.parse(tiny.body.toString()), seed);
   });
 
   it('a compressed NDJSON stream still streams: its first rows arrive before the job has finished', async () => {
@@ -302,7 +308,7 @@ describe('without API_KEYS: open as before; compression, negotiation, helpful en
       expect(res.body.message).toContain('application/json, application/octet-stream, application/x-npy');
     }
     // Accept-Encoding q-values too: br preferred over gzip here.
-    const answer = await raw(t.app, 'POST', '/v1/hessian', { ...json, 'accept-encoding': 'gzip;q=0.5, br' }, JSON.stringify(seed.request));
+    const answer = await raw(t.app, 'POST', '/v1/hessian', { ...json, 'accept-encoding': 'gzip;q=0.5, br' }, JSON.stringify(larger.request));
     expect(answer.headers['content-encoding']).toBe('br');
   });
 

@@ -138,7 +138,7 @@ describe('admission of graph models, before anything is allocated', () => {
     }
   });
 
-  it("a graph model's exact diagonal is admitted as P products (H, GGN) or B (Fisher), an estimate of trace as its samples", async () => {
+  it("a graph model's exact diagonal is admitted as P products (H), B x logits (GGN) or B (Fisher); a trace estimate as its samples", async () => {
     const body = { ...cnn(16, 10, 2), loss: { type: 'sparseCategoricalCrossentropy', fromLogits: true } }; // P = 10290, batch 2
     const probe = await startApp({ MAX_JOB_FLOPS: 1, MAX_PARAMETERS: 20_000 });
     let hessianFlops: number;
@@ -149,19 +149,19 @@ describe('admission of graph models, before anything is allocated', () => {
     } finally {
       await probe.close();
     }
-    // Between 10 products and P of them: P unit directions are refused, 2 examples or 5 samples are not.
+    // Between 20 products and P of them: P unit directions are refused; 2 examples x 10 logits, 2 examples or 5 samples are not.
     const tight = await startApp({ MAX_JOB_FLOPS: hessianFlops / 10 });
     try {
       const send = (options: object) => tight.http().post('/v1/curvature').send({ ...body, ...options });
-      for (const matrix of ['hessian', 'ggn']) {
-        const res = await send({ quantity: 'diagonal', matrix });
-        expect(res.status).toBe(413);
-        expect(res.body.message).toMatch(/diagonal would take about 10290 curvature products/);
-      }
+      const hessian = await send({ quantity: 'diagonal', matrix: 'hessian' });
+      expect(hessian.status).toBe(413);
+      expect(hessian.body.message).toMatch(/diagonal would take about 10290 curvature products/);
       expect((await send({ quantity: 'trace', method: 'exact' })).status).toBe(413);
-      const fisher = await send({ quantity: 'diagonal', matrix: 'fisher' });
-      expect(fisher.status, JSON.stringify(fisher.body).slice(0, 300)).toBe(200);
-      expect(fisher.body.diagonal).toHaveLength(10290);
+      for (const matrix of ['ggn', 'fisher']) {
+        const res = await send({ quantity: 'diagonal', matrix });
+        expect(res.status, JSON.stringify(res.body).slice(0, 300)).toBe(200);
+        expect(res.body.diagonal).toHaveLength(10290);
+      }
       expect((await send({ quantity: 'trace', method: 'hutchinson', samples: 5 })).status).toBe(200);
     } finally {
       await tight.close();
@@ -253,14 +253,22 @@ describe('POST /v1/curvature: GGN, Fisher, diagonals and exact traces of a graph
   const curvature = (options: object) => t.http().post('/v1/curvature').send({ ...request, ...options });
   const P: number = expected.size;
 
-  it.each(['ggn', 'fisher'])('%s: the matrix as JSON and as raw float32 matches the float64 reference', async (quantity) => {
+  it.each(['ggn', 'fisher'])('%s: the matrix as JSON, raw float32 and .npy matches the float64 reference; a PNG heatmap', async (quantity) => {
     const res = await curvature({ quantity });
     expect(res.status, JSON.stringify(res.body).slice(0, 300)).toBe(200);
     expect(res.body.size).toBe(P);
     expect(relativeError(res.body[quantity].flat(), expected[quantity].matrix.flat())).toBeLessThan(1e-4);
-    const raw = await t.http().post('/v1/curvature').set('accept', 'application/octet-stream').send({ ...request, quantity }).buffer(true).parse(rawBody);
+    const binary = (accept: string) => t.http().post('/v1/curvature').set('accept', accept).send({ ...request, quantity }).buffer(true).parse(rawBody);
+    const raw = await binary('application/octet-stream');
     expect(raw.status).toBe(200);
     expect(relativeError(decodeFloat32LE(raw.body), expected[quantity].matrix.flat())).toBeLessThan(1e-4);
+    const npy = await binary('application/x-npy');
+    expect(npy.status).toBe(200);
+    expect(relativeError(decodeFloat32LE(npy.body.subarray(checkNpyHeader(npy.body, P, P))), expected[quantity].matrix.flat())).toBeLessThan(1e-4);
+    const png = await binary('image/png');
+    expect(png.status).toBe(200);
+    expect(png.headers['content-type']).toBe('image/png');
+    expect(png.body.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBe(true);
   });
 
   it.each(['hessian', 'ggn', 'fisher'])('the exact %s diagonal and trace match', async (matrix) => {

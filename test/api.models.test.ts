@@ -201,7 +201,9 @@ describe('requests naming a stored model: {"model": {"id"}} in /v1/hessian, /v1/
     const seen = await pollJob(t.http, job.body.id, (j) => isFinishedStatus(j.status));
     expect(seen[seen.length - 1].status).toBe('succeeded');
     const result = await t.http().get(`/v1/jobs/${job.body.id}/result`);
-    expect(result.body.hessian).toEqual(inline.body.hessian);
+    // A job runs on HESSIAN_BACKEND and this small request on SMALL_LANE_BACKEND: equal when the two are the same, else within the tolerance.
+    if (result.body.meta.backend === inline.body.meta.backend) expect(result.body.hessian).toEqual(inline.body.hessian);
+    expectJsonMatchesFixture({ ...result.body, parameters: softmax.expected.parameters }, softmax);
 
     const trace = await t.http().post('/v1/curvature').send({ model: { id }, loss: softmax.request.loss, data, quantity: 'trace' });
     expect(trace.status).toBe(200);

@@ -94,7 +94,17 @@ describe.each(cases)('$name', ({ name, request, expected }) => {
   }
 });
 
-describe('GGN and Fisher eigenvalues of a graph model by block Lanczos', () => {
+describe('exact diagonals with fewer directions per pass than logits or examples', () => {
+  const { request, expected } = cases.find((c) => c.name === 'global_max_pooling_relu_softmax_cce_probs')!; // 3 logits, batch 4
+  it.each(MATRICES)('the %s diagonal, 2 directions per pass', (matrix) =>
+    withGraph(request, (graph) => {
+      const diagonal = computeQuantity(graph, { quantity: 'diagonal', matrix }, 2).fields.diagonal as Float32Array;
+      expect(relativeError(diagonal, expected[matrix].diagonal)).toBeLessThan(TOLERANCE);
+    }),
+  );
+});
+
+describe('GGN and Fisher of a graph model through Krylov methods: eigenvalues, Hutchinson, density', () => {
   const { request, expected } = cases.find((c) => c.name === 'functional_conv_residual_block_batchnorm_relu')!;
   it.each(['ggn', 'fisher'] as const)('the 2 largest of the %s match a dense eigendecomposition', (matrix) =>
     withGraph(request, (graph) => {
@@ -102,6 +112,20 @@ describe('GGN and Fisher eigenvalues of a graph model by block Lanczos', () => {
       const { fields } = quantity(graph, { quantity: 'eigenvalues', matrix, k: 2, which: 'largest', vectors: false, tolerance: 1e-5, seed: 1 });
       expect(fields.converged).toBe(true);
       (fields.eigenvalues as number[]).forEach((value, i) => expect(Math.abs(value - all[i]) / all[0]).toBeLessThan(1e-3));
+    }),
+  );
+
+  it.each(['ggn', 'fisher'] as const)("the %s's Hutchinson trace is within 4 standard errors of the exact one; its density integrates to 1", (matrix) =>
+    withGraph(request, (graph) => {
+      const { fields } = quantity(graph, { quantity: 'trace', matrix, method: 'hutchinson', samples: 200, seed: 4 });
+      expect(fields.stdError as number).toBeGreaterThan(0);
+      expect(Math.abs((fields.trace as number) - expected[matrix].trace)).toBeLessThan(4 * (fields.stdError as number));
+      const density = quantity(graph, { quantity: 'density', matrix, runs: 3, steps: 15, gridPoints: 400, seed: 2 }).fields;
+      const grid = density.grid as number[];
+      const values = density.density as number[];
+      let integral = 0;
+      for (let i = 1; i < grid.length; i++) integral += ((grid[i] - grid[i - 1]) * (values[i] + values[i - 1])) / 2;
+      expect(Math.abs(integral - 1)).toBeLessThan(1e-3);
     }),
   );
 });

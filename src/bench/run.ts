@@ -180,13 +180,25 @@ function runPeer(peer: string, python: string, request: ValidatedRequest, runs: 
   return JSON.parse(run.stdout) as PeerResult;
 }
 
-/** The README's 2x2 request under autocannon on loopback: concurrency 10 for a bounded time. */
+/**
+ * The README's 2x2 request under autocannon on loopback: concurrency 10 for a bounded time; with the
+ * backend that computed it (the small lane's, SMALL_LANE_BACKEND, whatever the pool's).
+ */
 async function smallRequests(port: number, durationSeconds: number) {
   const body = JSON.stringify(EXAMPLE_REQUEST);
   const options = { url: `http://127.0.0.1:${port}/v1/hessian`, method: 'POST' as const, headers: { 'content-type': 'application/json' }, body, connections: 10 };
+  const answer = await fetch(options.url, { method: 'POST', headers: options.headers, body });
+  const { meta } = (await answer.json()) as { meta: { backend: string } };
   await autocannon({ ...options, duration: 1 }); // warm-up
   const result = await autocannon({ ...options, duration: durationSeconds });
-  return { requestsPerSecond: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx, total: result.requests.total };
+  return {
+    laneBackend: meta.backend,
+    requestsPerSecond: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.non2xx,
+    total: result.requests.total,
+  };
 }
 
 interface Row {
@@ -226,7 +238,7 @@ async function main() {
 
   const rows: Row[] = [];
   const rss: string[] = [];
-  let small: Awaited<ReturnType<typeof smallRequests>> | null = null;
+  const small = new Map<string, Awaited<ReturnType<typeof smallRequests>>>();
   for (const backend of options.backends) {
     const direct = await startChild('direct', backend);
     if (direct.first.kind !== 'ready' || direct.first.backend !== backend) {
@@ -264,10 +276,9 @@ async function main() {
       Object.assign(byCase.get(p)!, { http: time, trace });
       console.log(`P=${p} ${backend} HTTP, float32 answer: ${seconds(time)}   load ${load()}`);
     }
-    if (backend === options.backends[0]) {
-      small = await smallRequests(port, options.smallSeconds);
-      console.log(`2x2 request on ${backend}, concurrency 10: ${small.requestsPerSecond.toFixed(0)} req/s, p99 ${small.p99} ms   load ${load()}`);
-    }
+    const lane = await smallRequests(port, options.smallSeconds);
+    small.set(backend, lane);
+    console.log(`2x2 request, server on ${backend} (small lane on ${lane.laneBackend}), concurrency 10: ${lane.requestsPerSecond.toFixed(0)} req/s, p99 ${lane.p99} ms   load ${load()}`);
     rss.push(`${backend} HTTP server: ${((await ask(server.child, { kind: 'rss' })) as { maxRssMb: number }).maxRssMb.toFixed(0)} MB`);
     await stopChild(server.child);
   }
@@ -295,9 +306,9 @@ async function main() {
   );
   if (checks.length) console.log(`\nsame matrix (trace of H):\n${checks.join('\n')}`);
   console.log(`\npeak RSS: ${rss.join('; ')}`);
-  if (small) {
+  for (const [backend, lane] of small) {
     console.log(
-      `\n2x2 request (README), autocannon, concurrency 10, ${options.smallSeconds} s on ${options.backends[0]}: ${small.requestsPerSecond.toFixed(0)} req/s, p50 ${small.p50} ms, p99 ${small.p99} ms, ${small.total} requests, ${small.errors} errors or non-2xx`,
+      `\n2x2 request (README), autocannon, concurrency 10, ${options.smallSeconds} s, server on ${backend}, small lane on ${lane.laneBackend}: ${lane.requestsPerSecond.toFixed(0)} req/s, p50 ${lane.p50} ms, p99 ${lane.p99} ms, ${lane.total} requests, ${lane.errors} errors or non-2xx`,
     );
   }
   if (options.lenet) {

@@ -5,6 +5,7 @@ import {
   planRowBlocks,
   requestBytes,
   symmetricColumns,
+  type BackendName,
   type EngineRequest,
   type HessianMethod,
   type PlacedTensor,
@@ -14,9 +15,6 @@ import {
 import type { ComputePool } from './pool.js';
 import { isFailure, needsRequest, type Summary, type WorkerFailure } from './protocol.js';
 import { isFinished, matrixBytes, StorageError, type JobRecord, type ResultStore } from './store.js';
-
-/** Rows of a symmetric copy (JobManager.computeRows) between two turns of the event loop. */
-const FILL_ROWS = 1024;
 
 export class QueueFullError extends Error {
   constructor(readonly limit: number) {
@@ -81,10 +79,14 @@ export interface Job {
   method: HessianMethod;
   /** Rows [0, contiguousRows) are on disk: what a stream may send. */
   contiguousRows: number;
+  /** The backend the job's summary ran on (every block runs on it), once known: a stream's headers name it. */
+  backend?: BackendName;
   cancelled: boolean;
   /** Aborts the job's tasks in flight (piscina ends their threads and starts others). */
   abort: AbortController;
   listeners: Set<() => void>;
+  /** Called with each row block once it is on disk, whole (see onRows). */
+  rowListeners: Set<(firstRow: number, rows: Float32Array) => void>;
   /** The last write of job.json: writes of one job run one after another. */
   saved: Promise<void>;
   /** A synchronous request's job: never recorded in job.json, deleted once answered. */
@@ -142,7 +144,7 @@ export class JobManager {
     contiguousRows: number,
     ephemeral: boolean,
   ): Job {
-    return { record, request, parameters, blockSize, method, contiguousRows, cancelled: false, abort: new AbortController(), listeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
+    return { record, request, parameters, blockSize, method, contiguousRows, cancelled: false, abort: new AbortController(), listeners: new Set(), rowListeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
   }
 
   /** Bytes the queued requests hold (their tensors, as typed arrays). */
@@ -264,6 +266,15 @@ export class JobManager {
       };
       job.listeners.add(listener);
     });
+  }
+
+  /**
+   * Hands `listener` every row block of the job once it is on disk, whole (lower-layer columns filled),
+   * in the order blocks finish: a stream may send them without reading them back. Returns the unsubscribe.
+   */
+  onRows(job: Job, listener: (firstRow: number, rows: Float32Array) => void): () => void {
+    job.rowListeners.add(listener);
+    return () => job.rowListeners.delete(listener);
   }
 
   /** Resolves when the job has finished, whatever the outcome. */
@@ -393,6 +404,7 @@ export class JobManager {
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;
     const { loss, gradient, backend } = summary as Summary;
+    job.backend = backend.backend;
     const { parameters } = job;
     Object.assign(record, { loss, gradient });
     await this.store.createMatrix(record.id, record.size);
@@ -425,17 +437,11 @@ export class JobManager {
           if (isFailure(rows)) return fail(rows.error);
           while (pendingRows(spans) && !job.cancelled && !failure) await this.changed(job);
           if (job.cancelled || failure) return;
-          // The copy reads a strip per row, synchronously: in pieces, with the event loop let in between
-          // (a block of a large job can copy tens of thousands of rows).
           for (const span of spans) {
-            for (let first = span.offset; first < span.offset + span.count; first += FILL_ROWS) {
-              const count = Math.min(FILL_ROWS, span.offset + span.count - first);
-              this.store.copyTransposedStrip(record.id, record.size, first, count, block.row, block.count, rows as Float32Array);
-              await new Promise((resolve) => setImmediate(resolve));
-              if (job.cancelled || failure) return;
-            }
+            await this.store.copyTransposedStrip(record.id, record.size, span.offset, span.count, block.row, block.count, rows as Float32Array);
           }
           await this.store.writeRows(record.id, record.size, block.row, rows as Float32Array);
+          for (const listener of job.rowListeners) listener(block.row, rows as Float32Array);
         } catch (error) {
           // A worker that died or a write that failed (disk full): the job fails once every loop is back.
           return fail({ kind: 'internal', message: (error as Error).message });

@@ -42,11 +42,13 @@ export async function formatRows(values: Float32Array, size: number, count: numb
  * holds in memory per chunk. Responses are readables of one chunk at most (highWaterMark 1 byte) piped
  * with backpressure, so a client that reads nothing costs about two chunks, not the whole matrix.
  */
+/** Row blocks a binary row stream holds, handed over by the job, waiting to be sent (see rowStream). */
+const HELD_BLOCK_BYTES = 16 * 2 ** 20;
 const rowsPerRead = (size: number) => Math.max(1, Math.floor(65536 / Math.max(size, 1)));
 const fromChunks = (chunks: AsyncGenerator<string | Buffer>) => Readable.from(chunks, { objectMode: false, highWaterMark: 1 });
 
 /** Headers that describe the matrix in the binary forms, whose body holds nothing else. */
-export function matrixHeaders(record: Pick<JobRecord, 'size' | 'parameters' | 'loss' | 'meta'>): Record<string, string> {
+export function matrixHeaders(record: Pick<JobRecord, 'size' | 'parameters' | 'loss'> & { meta: { backend: string } | null }): Record<string, string> {
   return {
     'x-hessian-size': String(record.size),
     'x-hessian-parameters': JSON.stringify(record.parameters),
@@ -62,20 +64,30 @@ export const rowReader =
   async (first: number, count: number): Promise<Float32Array> =>
     matrix instanceof Float32Array ? matrix.subarray(first * record.size, (first + count) * record.size) : matrix.readRows(record.id, record.size, first, count);
 
+/** In-memory answers of at most this many values are formatted as one JSON string (no stream, one write). */
+const WHOLE_JSON_VALUES = VALUES_PER_TURN;
+
 /**
- * A finished result as a readable stream in the asked form: a job's read from disk, never whole in
- * memory, or a small synchronous answer's from the Float32Array it came back in (see the small lane).
+ * A finished result in the asked form: a job's as a stream read from disk, never whole in memory; a
+ * small synchronous answer's (the Float32Array it came back in, see the small lane) as one buffer, or
+ * one JSON string when it is small enough to format in one turn, so that it leaves in one write.
  */
-export function resultStream(matrix: ResultStore | Float32Array, record: JobRecord, format: Exclude<ResultFormat, 'png'>): { body: Readable; length?: number } {
+export async function resultBody(matrix: ResultStore | Float32Array, record: JobRecord, format: Exclude<ResultFormat, 'png'>): Promise<{ body: Readable | Buffer | string; length?: number }> {
   const header = ResultStore.headerLength(record.size);
   const matrixBytes = record.size * record.size * 4;
-  if (format !== 'json' && matrix instanceof Float32Array) {
+  if (matrix instanceof Float32Array) {
+    if (format === 'json' && matrix.length > WHOLE_JSON_VALUES) return { body: fromChunks(jsonDocument(record, rowReader(matrix, record))) };
+    if (format === 'json') {
+      let text = '';
+      for await (const chunk of jsonDocument(record, rowReader(matrix, record))) text += chunk;
+      return { body: text, length: Buffer.byteLength(text) };
+    }
     const bytes = Buffer.from(matrix.buffer, matrix.byteOffset, matrix.byteLength);
     const body = format === 'npy' ? Buffer.concat([npyHeader(record.size, record.size), bytes]) : bytes;
-    return { body: Readable.from([body]), length: body.length };
+    return { body, length: body.length };
   }
-  if (format === 'npy' && matrix instanceof ResultStore) return { body: matrix.readStream(record.id), length: header + matrixBytes };
-  if (format === 'binary' && matrix instanceof ResultStore) return { body: matrix.readStream(record.id, header), length: matrixBytes };
+  if (format === 'npy') return { body: matrix.readStream(record.id), length: header + matrixBytes };
+  if (format === 'binary') return { body: matrix.readStream(record.id, header), length: matrixBytes };
   return { body: fromChunks(jsonDocument(record, rowReader(matrix, record))) };
 }
 
@@ -94,32 +106,62 @@ async function* jsonDocument(record: JobRecord, readRows: (first: number, count:
 
 /**
  * The rows of a job in row order as they are computed, from the first row whenever the client
- * connects: NDJSON lines {"offset","rows"} or raw little-endian float32. A job that fails or is
- * cancelled midway ends an NDJSON stream with an {"error"} line and aborts a binary one.
+ * connects: NDJSON lines {"offset","rows"} or raw little-endian float32 (after `header`, if given: a
+ * synchronous .npy answer's). A job that fails or is cancelled midway ends an NDJSON stream with an
+ * {"error"} line and aborts a binary one.
  */
-export async function rowStream(manager: JobManager, store: ResultStore, job: Job, format: 'ndjson' | 'binary'): Promise<Readable> {
+export async function rowStream(manager: JobManager, store: ResultStore, job: Job, format: 'ndjson' | 'binary', header?: Buffer): Promise<Readable> {
+  const { size, id } = job.record;
+  let sent = 0;
+  // Binary: row blocks handed over as they are computed, sent as they are instead of read back from
+  // disk, up to HELD_BLOCK_BYTES waiting (a client slower than the computation gets the rest from disk).
+  const held = new Map<number, Float32Array>();
+  let heldBytes = 0;
+  const unsubscribe =
+    format === 'binary'
+      ? manager.onRows(job, (firstRow, values) => {
+          if (firstRow < sent || heldBytes + values.byteLength > HELD_BLOCK_BYTES) return;
+          held.set(firstRow, values);
+          heldBytes += values.byteLength;
+        })
+      : () => false;
   async function* rows(): AsyncGenerator<string | Buffer> {
-    const { size, id } = job.record;
-    let sent = 0;
-    while (sent < size) {
-      const status = job.record.status;
-      if (status === 'failed' || status === 'cancelled') {
-        const message = job.record.error?.message ?? `the job was ${status}`;
-        if (format === 'ndjson') {
-          yield `${JSON.stringify({ error: status, message })}\n`;
-          return;
+    try {
+      while (sent < size) {
+        const status = job.record.status;
+        if (status === 'failed' || status === 'cancelled') {
+          const message = job.record.error?.message ?? `the job was ${status}`;
+          if (format === 'ndjson') {
+            yield `${JSON.stringify({ error: status, message })}\n`;
+            return;
+          }
+          throw new Error(message);
         }
-        throw new Error(message);
+        if (job.contiguousRows <= sent) {
+          await manager.changed(job);
+          continue;
+        }
+        const block = held.get(sent);
+        if (block) {
+          held.delete(sent);
+          heldBytes -= block.byteLength;
+          sent += block.length / size;
+          yield Buffer.from(block.buffer, block.byteOffset, block.byteLength);
+          continue;
+        }
+        // From disk, up to the next block held (a block arrives only beyond the rows on disk so far).
+        let end = Math.min(job.contiguousRows, sent + rowsPerRead(size));
+        for (const firstRow of held.keys()) if (firstRow > sent && firstRow < end) end = firstRow;
+        const count = end - sent;
+        const values = await store.readRows(id, size, sent, count);
+        const at = sent;
+        sent += count;
+        if (format === 'binary') yield Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+        else yield `{"offset":${at},"rows":[${await formatRows(values, size, count)}]}\n`;
       }
-      if (job.contiguousRows <= sent) {
-        await manager.changed(job);
-        continue;
-      }
-      const count = Math.min(job.contiguousRows - sent, rowsPerRead(size));
-      const values = await store.readRows(id, size, sent, count);
-      if (format === 'binary') yield Buffer.from(values.buffer, values.byteOffset, values.byteLength);
-      else yield `{"offset":${sent},"rows":[${await formatRows(values, size, count)}]}\n`;
-      sent += count;
+    } finally {
+      unsubscribe();
+      held.clear();
     }
   }
   const chunks = rows();
@@ -128,8 +170,13 @@ export async function rowStream(manager: JobManager, store: ResultStore, job: Jo
   // fails before them gets its error status (a failure after that can only abort the stream).
   const first = await chunks.next();
   async function* primed(): AsyncGenerator<string | Buffer> {
-    if (!first.done) yield first.value;
-    yield* chunks;
+    try {
+      if (header) yield header;
+      if (!first.done) yield first.value;
+      yield* chunks;
+    } finally {
+      await chunks.return(undefined); // a stream ended before it got to `chunks` still lets go of the job's blocks
+    }
   }
   return fromChunks(primed());
 }

@@ -50,6 +50,9 @@ const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const DELETING = '.deleting';
 const TEMPORARY = /^job\.json\..*\.tmp$/;
 
+/** Synchronous reads of copyTransposedStrip between two turns of the event loop. */
+const READS_PER_TURN = 512;
+
 export const matrixBytes = (size: number) => ResultStore.headerLength(size) + size * size * 4;
 
 /**
@@ -219,15 +222,17 @@ export class ResultStore {
    * Copies, for each row r in [firstRow, firstRow + rowCount), the values at columns [column, column + count)
    * of the matrix being written, into rows [count x size] at column r: a transpose of a strip. Reads are
    * synchronous: the rows were just written and sit in the page cache, and one block needs at most P
-   * small reads.
+   * small reads, which let the event loop turn every READS_PER_TURN (thousands of reads at once held up
+   * /health and the streams for 100 ms on a loaded machine).
    */
-  copyTransposedStrip(id: string, size: number, firstRow: number, rowCount: number, column: number, count: number, rows: Float32Array): void {
-    const handle = this.open.get(id);
-    if (!handle) throw new Error(`matrix of job ${id} is not open`);
+  async copyTransposedStrip(id: string, size: number, firstRow: number, rowCount: number, column: number, count: number, rows: Float32Array): Promise<void> {
     const strip = new Float32Array(count);
     const bytes = Buffer.from(strip.buffer);
     const header = ResultStore.headerLength(size);
     for (let r = firstRow; r < firstRow + rowCount; r++) {
+      if ((r - firstRow) % READS_PER_TURN === READS_PER_TURN - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+      const handle = this.open.get(id);
+      if (!handle) throw new Error(`matrix of job ${id} is not open`);
       readSync(handle.fd, bytes, 0, bytes.length, header + (r * size + column) * 4);
       for (let d = 0; d < count; d++) rows[d * size + r] = strip[d];
     }

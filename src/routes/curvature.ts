@@ -1,7 +1,8 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { SpecError, type EngineRequest, type ProductMethod } from '../compute/index.js';
+import { SpecError, type EngineRequest } from '../compute/index.js';
+import { diagonalPlan, graphStructure } from '../compute/graph/index.js';
 import { eigenIterations, KRYLOV_BUDGET_BYTES, maxEigenBasis } from '../compute/quantities/index.js';
 import { npyHeader } from '../jobs/npy.js';
 import { densityPng, topNodes } from '../pictures/density.js';
@@ -121,8 +122,9 @@ function admitProducts(request: EngineRequest, body: CurvatureOptions, config: C
   const cost = admitWorkingSet(request, config);
   const { size } = cost;
   checkKrylovBudget(body, size);
-  const products = productCount(body, size, request, cost.method);
-  const flops = (cost.flops / size) * products;
+  const diagonal = cost.method === 'graph' && exactDiagonal(body) ? diagonalPlan(request, graphStructure(request), body.matrix ?? CURVATURE_DEFAULTS.matrix) : null;
+  const products = diagonal?.directions ?? productCount(body, size, request);
+  const flops = diagonal?.flops ?? (cost.flops / size) * products;
   if (flops > config.MAX_JOB_FLOPS) {
     throw new ApiError(
       'over_compute_budget',
@@ -132,19 +134,13 @@ function admitProducts(request: EngineRequest, body: CurvatureOptions, config: C
   return cost;
 }
 
-/**
- * Products a quantity runs. The exact diagonal: on a dense stack as many as the factors' widest block (the
- * widest layer); on a graph one per parameter (blocks of unit directions) for H and the GGN, one per
- * example (a backward pass of its gradient) for the Fisher.
- */
-function productCount(body: CurvatureOptions, size: number, request: EngineRequest, method: ProductMethod): number {
+/** Whether the quantity is an exact diagonal (or its sum): a graph model's is costed by its own plan (diagonalPlan). */
+const exactDiagonal = (body: CurvatureOptions) => body.quantity === 'diagonal' || (body.quantity === 'trace' && (body.method ?? CURVATURE_DEFAULTS.method) === 'exact');
+
+/** Products a quantity runs (a dense stack's exact diagonal: as many as the factors' widest block, the widest layer). */
+function productCount(body: CurvatureOptions, size: number, request: EngineRequest): number {
   const o = { ...CURVATURE_DEFAULTS, ...body };
-  const widest =
-    method !== 'graph'
-      ? Math.max(1, ...request.model.nodes.map((node) => ('units' in node.config ? node.config.units : 1)))
-      : o.matrix === 'fisher'
-        ? request.data.x.shape[0]
-        : size;
+  const widest = Math.max(1, ...request.model.nodes.map((node) => ('units' in node.config ? node.config.units : 1)));
   switch (body.quantity) {
     case 'hvp':
       return Array.isArray(body.vectors) ? body.vectors.length : 0;

@@ -6,13 +6,14 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
 import { QueueFullError, ShuttingDownError, type Job } from '../jobs/manager.js';
 import { isFailure, type HessianAnswer } from '../jobs/protocol.js';
-import type { ResultFormat } from '../jobs/results.js';
+import { npyHeader } from '../jobs/npy.js';
+import { matrixHeaders, RESULT_TYPES, rowStream, type ResultFormat } from '../jobs/results.js';
 import type { JobRecord } from '../jobs/store.js';
 import { takeDecodedBody } from '../plugins/body-decoders.js';
 import { importRequest, RequestBody } from '../schemas/import/index.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS } from './errors.js';
-import { resultFormat, resultResponse, sendResult } from './results.js';
+import { closeWhenStalled, resultFormat, resultResponse, sendResult } from './results.js';
 import { resolveModel } from './models.js';
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
@@ -153,6 +154,30 @@ async function answerSmall(ctx: ServiceContext, request: EngineRequest, plan: Re
   return sendResult(reply, hessian, record, format, ctx.config.STREAM_WRITE_TIMEOUT_SECONDS * 1000);
 }
 
+/**
+ * A synchronous binary answer (raw float32 or .npy) sent as its rows are computed, in row order, so
+ * that sending overlaps the computation. The status and headers (Content-Length the whole matrix) wait
+ * for the first rows, so that a job failing before them gets its error status; one failing after them
+ * can only end the body early: the connection closes short of Content-Length, which clients detect as
+ * an incomplete answer (README, "Errors after the first byte").
+ */
+async function sendRowsAsComputed(ctx: ServiceContext, job: Job, reply: FastifyReply, format: 'binary' | 'npy') {
+  const { size } = job.record;
+  const header = format === 'npy' ? npyHeader(size, size) : undefined;
+  let body;
+  try {
+    body = await rowStream(ctx.manager, ctx.store, job, 'binary', header);
+  } catch (error) {
+    if (job.record.status === 'failed' || job.record.status === 'cancelled') throw failureOf(job);
+    throw error;
+  }
+  closeWhenStalled(reply.raw, ctx.config.STREAM_WRITE_TIMEOUT_SECONDS * 1000);
+  reply.type(RESULT_TYPES[format]).headers(matrixHeaders({ ...job.record, meta: { backend: job.backend ?? '' } }));
+  reply.header('content-length', String((header?.length ?? 0) + size * size * 4));
+  if (format === 'npy') reply.header('content-disposition', `attachment; filename="hessian-${job.record.id}.npy"`);
+  return reply.send(body);
+}
+
 export const hessianRoutes =
   (ctx: ServiceContext): FastifyPluginAsync =>
   async (app) => {
@@ -163,7 +188,7 @@ export const hessianRoutes =
           operationId: 'computeHessian',
           summary: 'Compute a Hessian and answer with it',
           description:
-            'Computes loss, gradient and the full P x P Hessian over all trainable parameters (or the `wrt` tensors) in this request, on the worker pool. The model in our JSON, a TF.js model.json with weightData, or a Keras to_json with weights; without `loss`, the loss the model was compiled with. Any P up to MAX_PARAMETERS; for large P prefer a job.',
+            'Computes loss, gradient and the full P x P Hessian over all trainable parameters (or the `wrt` tensors) in this request, on the worker pool. The model in our JSON, a TF.js model.json with weightData, or a Keras to_json with weights; without `loss`, the loss the model was compiled with. Any P up to MAX_PARAMETERS; for large P prefer a job. A binary answer (octet-stream, .npy) beyond the small lane is sent as its rows are computed: a failure after its first byte closes the connection before Content-Length bytes (or the last compressed chunk), which the client must treat as a failed answer.',
           tags: ['hessian'],
           body: RequestBody,
           response: {
@@ -178,15 +203,16 @@ export const hessianRoutes =
         const cost = admit(body, ctx.config);
         if (takesSmallLane(cost, ctx.config)) return answerSmall(ctx, body, cost, reply, format);
         const job = ctx.manager.submit(body, cost, { ephemeral: true, submitter: request.client });
-        // The answer is the only use of this job: once the connection closes (answered, or the client
-        // gone mid-way) it is cancelled if still unfinished, and deleted when finished.
+        // The answer is the only use of this job: once the connection closes it is deleted when
+        // finished, and first cancelled if the client went away before the whole answer was sent.
         reply.raw.once('close', () => {
-          ctx.manager.cancel(job, 'disconnected');
+          if (!reply.raw.writableFinished) ctx.manager.cancel(job, 'disconnected');
           void ctx.manager
             .finished(job)
             .then(() => ctx.manager.forget(job))
             .catch((error) => request.log.error({ err: error, jobId: job.record.id }, 'could not delete a synchronous job'));
         });
+        if (format === 'binary' || format === 'npy') return sendRowsAsComputed(ctx, job, reply, format);
         const record = await ctx.manager.finished(job);
         if (record.status !== 'succeeded') throw failureOf(job);
         return sendResult(reply, ctx.store, record, format, ctx.config.STREAM_WRITE_TIMEOUT_SECONDS * 1000);

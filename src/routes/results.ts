@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { matrixHeaders, RESULT_TYPES, resultStream, rowReader, type ResultFormat } from '../jobs/results.js';
+import { matrixHeaders, RESULT_TYPES, resultBody, rowReader, type ResultFormat } from '../jobs/results.js';
 import type { JobRecord, ResultStore } from '../jobs/store.js';
 import { heatmapPng } from '../pictures/heatmap.js';
 import { HessianJson } from '../schemas/api.js';
@@ -54,7 +54,7 @@ export async function sendResult(reply: FastifyReply, matrix: ResultStore | Floa
     return reply.type(RESULT_TYPES.png).headers(matrixHeaders(record)).send(png);
   }
   closeWhenStalled(reply.raw, writeTimeoutMs);
-  const { body, length } = resultStream(matrix, record, format);
+  const { body, length } = await resultBody(matrix, record, format);
   reply.type(RESULT_TYPES[format]);
   if (format !== 'json') reply.headers(matrixHeaders(record));
   if (format === 'npy') reply.header('content-disposition', `attachment; filename="hessian-${record.id}.npy"`);

@@ -119,6 +119,13 @@ function flopsPerDirection(batch: number, work: NodeWork[], first: number): numb
   return flops;
 }
 
+/** Operations of one direction of a product as a function of its node (see flopsPerDirection): what the diagonal's plan compares. */
+export function directionFlops(request: EngineRequest, structure: GraphStructure): (first: number) => number {
+  const work = works(request, structure);
+  const batch = request.data.x.shape[0];
+  return (first) => flopsPerDirection(batch, work, first);
+}
+
 /**
  * The cost of a graph request's full Hessian (its `wrt` selection) and the directions per task that fit
  * `budgetBytes`, as compute/cost.ts gives it for dense stacks. Throws SpecError as PreparedGraph would.

@@ -5,3 +5,4 @@
 export { PreparedGraph } from './prepared.js';
 export { graphStructure, type GraphParameter, type GraphStructure } from './structure.js';
 export { graphCost } from './cost.js';
+export { diagonalPlan, type DiagonalMethod, type DiagonalPlan } from './diagonal.js';

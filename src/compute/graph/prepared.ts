@@ -8,6 +8,7 @@ import type { LossState } from '../losses/rule.js';
 import type { MatrixKind } from '../operators/operator.js';
 import type { EngineRequest, NodeSpec, WeightName } from '../spec.js';
 import { tf, type Tensor, type Tensor2D, type Tensor3D } from '../tf.js';
+import { diagonalPlan } from './diagonal.js';
 import { layerDefinition } from './layers/index.js';
 import { LayerError, markUnits, plus, product, secondOrderView, type PreparedLayer, type RForward, type SecondOrder, type WeightDirections } from './layers/layer.js';
 import { graphStructure, type GraphParameter, type GraphStructure } from './structure.js';
@@ -279,40 +280,69 @@ export class PreparedGraph {
   }
 
   /**
-   * The exact diagonal of M over the selected parameters, `blockSize` at a time. The Hessian's and the GGN's:
-   * M times blocks of unit directions, each product computing only its own tensor's columns (P / blockSize
-   * products, the backward pass stopping at that tensor's node). The Fisher's: (1/B) Σ_b g_b², from the
-   * per-example gradients (B / blockSize backward passes). Memory: blockSize x P floats besides the products'.
+   * The exact diagonal of M over the selected parameters, `blockSize` directions per pass, by the way
+   * diagonalPlan picks (see DiagonalMethod). Memory: max(blockSize, logits) x P floats besides one pass's tensors.
    */
   diagonal(kind: MatrixKind, blockSize: number): Float32Array {
+    const { method } = diagonalPlan(this.request, this.structure, kind);
     const out = new Float32Array(this.size);
-    if (kind === 'fisher') {
-      for (let first = 0; first < this.batch; first += blockSize) {
-        const count = Math.min(blockSize, this.batch - first);
-        const gradients = this.exampleGradients(first, count);
-        for (let i = 0; i < gradients.length; i++) out[i % this.size] += (gradients[i] * gradients[i]) / this.batch;
+    if (method === 'units') {
+      // Each product computes only its own tensor's columns: the backward pass stops at that tensor's node.
+      for (const block of planRowBlocks(this.parameters, blockSize)) {
+        const rows = this.unitProducts(block, [this.parameters[block.tensor]], kind);
+        for (let d = 0; d < block.count; d++) out[block.row + d] = rows[d * this.size + block.row + d];
       }
       return out;
     }
-    for (const block of planRowBlocks(this.parameters, blockSize)) {
-      const rows = this.unitProducts(block, [this.parameters[block.tensor]], kind);
-      for (let d = 0; d < block.count; d++) out[block.row + d] = rows[d * this.size + block.row + d];
+    const perLogit = method === 'logits';
+    const perExample = perLogit ? this.structure.units : 1;
+    const examples = Math.max(1, Math.floor(blockSize / perExample));
+    const curvature = perLogit ? this.logitCurvature() : null;
+    for (let first = 0; first < this.batch; first += examples) {
+      const count = Math.min(examples, this.batch - first);
+      // An example's m Jacobian rows are combined together, in passes of at most blockSize directions.
+      const rows = new Float32Array(count * perExample * this.size);
+      for (let from = 0; from < count * perExample; from += blockSize) {
+        rows.set(this.outputBackward(first, from, Math.min(from + blockSize, count * perExample), perLogit), from * this.size);
+      }
+      if (curvature) for (let e = 0; e < count; e++) addQuadraticDiagonal(out, rows, e * perExample, perExample, curvature, first + e, this.size);
+      else for (let i = 0; i < rows.length; i++) out[i % this.size] += (rows[i] * rows[i]) / this.batch;
+    }
+    if (curvature) {
+      for (const t of this.parameters) if (t.weight === 'kernel' && this.l2[t.layer]) for (let e = 0; e < t.size; e++) out[t.offset + e] += 2 * this.l2[t.layer];
     }
     return out;
   }
 
+  /** Λ_b [B, m, m] row-major (the 1/B included): the loss's curvature w.r.t. the output, along its unit directions. */
+  private logitCurvature(): Float32Array {
+    const { units } = this.structure;
+    return tf.tidy(() => this.lossState.hvp(tf.tile(tf.expandDims(tf.eye(units), 0), [this.batch, 1, 1]) as Tensor3D).dataSync() as Float32Array);
+  }
+
   /**
-   * g_b [count x P], the gradients of the losses of examples first..first+count-1 alone (no regularizer):
-   * one backward pass of `count` output gradients, the k-th B dL/d output on its example and 0 elsewhere.
+   * One backward pass (no regularizer, no second-order term) from the output, of directions from..to-1,
+   * returning their rows over the selected parameters. Without `perLogit`, direction d is example
+   * first + d: B dL/d output on it and 0 elsewhere, which gives g_b, the gradient of its loss alone. With
+   * `perLogit`, direction d is example first + d / m and unit vector e_j (j = d mod m) of its output,
+   * which gives J_bᵀ e_j, a row of its output's Jacobian.
    */
-  private exampleGradients(first: number, count: number): Float32Array {
+  private outputBackward(first: number, from: number, to: number, perLogit: boolean): Float32Array {
+    const { units } = this.structure;
+    const count = to - from;
     const rows = new Float32Array(count * this.size);
     tf.tidy(() => {
-      const pick = new Float32Array(count * this.batch);
-      for (let k = 0; k < count; k++) pick[k * this.batch + first + k] = this.batch;
-      const top = tf.mul(tf.tensor3d(pick, [count, this.batch, 1]), this.lossState.gradient);
+      const width = perLogit ? units : 1;
+      const top = new Float32Array(count * this.batch * width);
+      for (let d = from; d < to; d++) {
+        const example = first + Math.floor(d / width);
+        top[((d - from) * this.batch + example) * width + (d % width)] = perLogit ? 1 : this.batch;
+      }
+      const directions = tf.tensor3d(top, [count, this.batch, width]);
+      const rg = perLogit ? directions : tf.mul(directions, this.lossState.gradient);
       const nodes = this.structure.nodes;
-      this.rBackward(top, 'fisher', nodes.map(() => null), nodes.map(() => ({})), this.parameters, rows, count);
+      // The Fisher's pass is the plain one: no second-order term, no regularizer.
+      this.rBackward(rg, 'fisher', nodes.map(() => null), nodes.map(() => ({})), this.parameters, rows, count);
     });
     return rows;
   }
@@ -345,4 +375,23 @@ function initialWeights(node: NodeSpec, index: number, structure: GraphStructure
     } else out[name] = new Float32Array(product(shape)).fill(name === 'gamma' || name === 'moving_variance' ? 1 : 0);
   }
   return out;
+}
+
+/**
+ * out += Σ_jk Λ[j,k] a_j ⊙ a_k over example b's m Jacobian rows a_j = rows[start + j] (width `width`) and
+ * its Λ_b (curvature [B, m, m]): example b's share of diag(Jᵀ Λ J), in float64 per entry.
+ */
+function addQuadraticDiagonal(out: Float32Array, rows: Float32Array, start: number, m: number, curvature: Float32Array, b: number, width: number): void {
+  const lambda = curvature.subarray(b * m * m, (b + 1) * m * m);
+  for (let i = 0; i < width; i++) {
+    let sum = 0;
+    for (let j = 0; j < m; j++) {
+      const aj = rows[(start + j) * width + i];
+      if (aj === 0) continue;
+      let inner = 0;
+      for (let k = 0; k < m; k++) inner += lambda[j * m + k] * rows[(start + k) * width + i];
+      sum += aj * inner;
+    }
+    out[i] += sum;
+  }
 }

@@ -144,3 +144,37 @@ describe('ResultStore', () => {
     for (const name of foreign) expect(await readFile(join(dir, name, 'job.json'), 'utf8')).toBe('not json');
   });
 });
+
+describe('copyTransposedStrip (the symmetric fill)', () => {
+  /** Writes H[r][c] = r * size + c (every entry distinct), copies each block's strips, and checks them against that. */
+  async function checkStrips(size: number, lowers: number[][], blocks: number[][]) {
+    const store = new ResultStore(await dirFor());
+    const id = randomUUID();
+    await store.createMatrix(id, size);
+    await store.writeRows(id, size, 0, Float32Array.from({ length: size * size }, (_, i) => i));
+    for (const [lowerRow, lowerCount] of lowers) {
+      for (const [row, count] of blocks) {
+        const rows = new Float32Array(count * size).fill(-1);
+        await store.copyTransposedStrip(id, size, lowerRow, lowerCount, row, count, rows);
+        for (let d = 0; d < count; d++) {
+          for (let r = 0; r < size; r++) {
+            const expected = r >= lowerRow && r < lowerRow + lowerCount ? r * size + row + d : -1; // H[row + d][r] = H[r][row + d]
+            if (rows[d * size + r] !== expected) throw new Error(`block ${row}+${d}, column ${r}: ${rows[d * size + r]} instead of ${expected}`);
+          }
+        }
+      }
+    }
+    await store.closeMatrix(id);
+    await expect(store.copyTransposedStrip(id, size, 0, 1, size - 1, 1, new Float32Array(size))).rejects.toThrow(/not open/);
+  }
+
+  it('copies the transposed strip of rows on disk for every block, like a plain transpose', async () => {
+    // A "layer" from row 300 on with lower tensors [0, 300), [0, 12) and [12, 300); uneven blocks, one out of order (two workers).
+    await checkStrips(700, [[0, 300], [0, 12], [12, 288]], [[300, 7], [307, 64], [500, 100], [371, 129], [600, 100]]);
+  });
+
+  it('past the window it keeps (8 MiB of the lower rows), and before it, it reads the rows again', async () => {
+    // 1500 lower rows: a window of 1398 columns, [1500, 2898); the block at 2800 goes past it, the one at 2000 before the next.
+    await checkStrips(2900, [[0, 1500]], [[1500, 64], [2800, 100], [2000, 64]]);
+  });
+});

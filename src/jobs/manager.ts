@@ -12,9 +12,12 @@ import {
   type RequestPlan,
   type Span,
 } from '../compute/index.js';
+import { MessageChannel } from 'node:worker_threads';
+import type { CurvatureQuery } from '../compute/quantities/query.js';
+import { curvatureDocumentText, type CurvatureHead } from './curvature-results.js';
 import type { ComputePool } from './pool.js';
-import { isFailure, needsRequest, type Summary, type WorkerFailure } from './protocol.js';
-import { isFinished, matrixBytes, StorageError, type JobRecord, type ResultStore } from './store.js';
+import { isFailure, needsRequest, type CurvatureAnswer, type Summary, type WorkerFailure } from './protocol.js';
+import { isFinished, matrixBytes, resultBytes, StorageError, type JobRecord, type ResultStore } from './store.js';
 
 export class QueueFullError extends Error {
   constructor(readonly limit: number) {
@@ -66,6 +69,17 @@ const CANCEL_MESSAGES: Record<CancelReason, (started: boolean) => string> = {
   disconnected: () => 'cancelled: the client closed the connection before the answer was ready',
 };
 
+/** A curvature quantity run as a job (POST /v1/jobs with "quantity"), as its admission planned it. */
+export interface CurvatureWork {
+  query: CurvatureQuery;
+  /** The head of its JSON document (see curvatureDocument). */
+  head: CurvatureHead;
+  /** Operator products it runs at most (productBudget): what its progress counts towards. */
+  products: number;
+  /** Bytes its result takes on disk at most: the matrix, or an upper bound of its JSON document. */
+  resultBytes: number;
+}
+
 /** A job the manager knows: its persisted record plus what only lives while the server runs. */
 export interface Job {
   record: JobRecord;
@@ -93,6 +107,8 @@ export interface Job {
   ephemeral: boolean;
   /** Resolves once nothing of this job is in flight (blocks, matrix removal, finishing writes). */
   settled: Promise<void>;
+  /** A curvature job's work, while it is queued or running. */
+  curvature?: CurvatureWork;
 }
 
 export interface JobEvents {
@@ -103,7 +119,9 @@ export interface JobEvents {
 
 /**
  * Runs Hessian jobs first in, first out, one at a time, each spread over every worker of the pool
- * (row blocks are handed out as workers free up). Rows go to the result store as they arrive.
+ * (row blocks are handed out as workers free up). Rows go to the result store as they arrive. A
+ * curvature job runs whole in one task, which reports its progress over a MessagePort, and its result
+ * (a matrix, or a JSON document) is written once it is done.
  */
 export class JobManager {
   private readonly jobs = new Map<string, Job>();
@@ -160,7 +178,7 @@ export class JobManager {
     let total = 0;
     for (const { record, ephemeral } of this.jobs.values()) {
       const holds = ephemeral ? !isFinished(record.status) : record.status !== 'failed' && record.status !== 'cancelled';
-      if (holds) total += matrixBytes(record.size);
+      if (holds) total += resultBytes(record);
     }
     return total;
   }
@@ -171,8 +189,13 @@ export class JobManager {
    * its matrix would not fit in MAX_RESULTS_BYTES. `ephemeral`: a synchronous request's job, which is
    * not recorded on disk (see Job.ephemeral). `submitter`: who asks; ClientQueueFullError when it
    * already has `maxPerClient` jobs queued or running, and an owner, if any, alone may see the job.
+   * `curvature`: the job computes that quantity instead of the Hessian.
    */
-  submit(request: EngineRequest, cost?: RequestPlan, { ephemeral = false, submitter }: { ephemeral?: boolean; submitter?: Submitter } = {}): Job {
+  submit(
+    request: EngineRequest,
+    cost?: Pick<RequestPlan, 'parameters' | 'size' | 'blockSize' | 'method'>,
+    { ephemeral = false, submitter, curvature }: { ephemeral?: boolean; submitter?: Submitter; curvature?: CurvatureWork } = {},
+  ): Job {
     if (!this.accepting) throw new ShuttingDownError();
     if (this.queue.length >= this.options.maxQueued) throw new QueueFullError(this.options.maxQueued);
     const { maxPerClient } = this.options;
@@ -182,7 +205,7 @@ export class JobManager {
     if (this.queuedBytes + bytes > maxQueuedBytes) throw new QueuedBytesFullError(bytes, this.queuedBytes, maxQueuedBytes);
     const plan = cost ?? planRequest(request, this.options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
     const { parameters, size } = plan;
-    const needed = matrixBytes(size);
+    const needed = curvature ? curvature.resultBytes : matrixBytes(size);
     const limit = this.options.maxResultsBytes ?? Infinity;
     const used = this.resultsBytes + (this.options.otherStoredBytes?.() ?? 0);
     if (used + needed > limit) throw new ResultsQuotaError(needed, used, limit);
@@ -200,8 +223,9 @@ export class JobManager {
       gradient: null,
       meta: null,
       ...(submitter?.owner ? { owner: submitter.owner } : {}),
+      ...(curvature ? { curvature: { quantity: curvature.head.quantity, ...(curvature.head.matrix ? { matrix: curvature.head.matrix } : {}), progress: 0, resultBytes: needed } } : {}),
     };
-    const job: Job = { ...this.newJob(record, request, parameters, plan, 0, ephemeral), client: submitter?.id };
+    const job: Job = { ...this.newJob(record, request, parameters, plan, 0, ephemeral), client: submitter?.id, ...(curvature ? { curvature } : {}) };
     this.jobs.set(record.id, job);
     this.queue.push(job);
     this.pump();
@@ -213,8 +237,8 @@ export class JobManager {
    * stop a restart reports it, never a 404). If it cannot be written the job is dropped and a
    * StorageError thrown: a job the server cannot record would be lost by a restart.
    */
-  async submitRecorded(request: EngineRequest, cost?: RequestPlan, submitter?: Submitter): Promise<Job> {
-    const job = this.submit(request, cost, { submitter });
+  async submitRecorded(request: EngineRequest, cost?: Parameters<JobManager['submit']>[1], submitter?: Submitter, curvature?: CurvatureWork): Promise<Job> {
+    const job = this.submit(request, cost, { submitter, curvature });
     const failure = await this.persist(job);
     if (failure) {
       this.cancel(job, 'request');
@@ -389,10 +413,51 @@ export class JobManager {
         }, timeoutSeconds * 1000)
       : undefined;
     try {
-      await this.computeRows(job, started);
+      await (job.curvature ? this.computeCurvature(job, job.curvature) : this.computeRows(job, started));
     } finally {
       clearTimeout(timeout);
     }
+  }
+
+  /**
+   * A curvature quantity, whole in one task. Its progress comes over a MessagePort moved to the worker
+   * with the task (the count of each batch of operator products; piscina has no other channel from a
+   * running task), and its result is written once done: the matrix of ggn / fisher as a Hessian's, any
+   * other quantity's JSON document as POST /v1/curvature would send it.
+   */
+  private async computeCurvature(job: Job, work: CurvatureWork): Promise<void> {
+    const { record } = job;
+    const progress = record.curvature!;
+    const channel = new MessageChannel();
+    let done = 0;
+    channel.port1.on('message', (count: number) => {
+      done += count;
+      progress.progress = work.products ? Math.min(1, done / work.products) : 0;
+      this.notify(job);
+    });
+    let answer;
+    try {
+      const task = { kind: 'curvature' as const, request: job.request!, query: work.query, blockSize: job.blockSize, progress: channel.port2 };
+      answer = await this.pool.run(task, job.abort.signal, [channel.port2]);
+    } finally {
+      channel.port1.close();
+    }
+    if (isFailure(answer)) return this.finish(job, 'failed', answer.error);
+    if (job.cancelled) return;
+    const { loss, meta, fields, matrix } = answer as CurvatureAnswer;
+    Object.assign(record, { loss, meta });
+    if (matrix) {
+      await this.store.createMatrix(record.id, record.size);
+      await this.store.writeRows(record.id, record.size, 0, matrix);
+      await this.store.closeMatrix(record.id);
+    } else {
+      const document = await curvatureDocumentText(work.head, loss, fields, meta);
+      await this.store.writeDocument(record.id, document);
+      progress.resultBytes = Buffer.byteLength(document);
+    }
+    if (job.cancelled) return;
+    progress.progress = 1;
+    await this.finish(job, 'succeeded');
   }
 
   /** The summary, then every row block, spread over the pool's threads and written as they come back. */
@@ -472,6 +537,7 @@ export class JobManager {
       ...(error ? { error } : {}),
     });
     job.request = null;
+    job.curvature = undefined;
     try {
       // A running job's matrix is removed by pump() once its blocks in flight are back, so that no
       // write meets a closed file.

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { configureNativeRuntime, type BackendInfo } from '../compute/index.js';
 import { isFailure, type WorkerResult, type WorkerTask } from './protocol.js';
@@ -48,9 +49,12 @@ export class ComputePool {
     });
   }
 
-  /** Runs a task; aborting `signal` drops it from the queue, or ends the worker thread running it. */
-  run(task: WorkerTask, signal?: AbortSignal): Promise<WorkerResult> {
-    return this.piscina.run(task, signal ? { signal } : {});
+  /**
+   * Runs a task; aborting `signal` drops it from the queue, or ends the worker thread running it.
+   * transferList: objects the task holds that move to the thread (a MessagePort).
+   */
+  run(task: WorkerTask, signal?: AbortSignal, transferList?: MessagePort[]): Promise<WorkerResult> {
+    return this.piscina.run(task, { ...(signal ? { signal } : {}), ...(transferList ? { transferList } : {}) });
   }
 
   /** Tasks waiting for a thread. */

@@ -1,3 +1,4 @@
+import type { MessagePort } from 'node:worker_threads';
 import type { BackendInfo, BackendName, EngineRequest, HessianMethod, HessianResult, RowBlock } from '../compute/index.js';
 import type { CurvatureQuery, QuantityResult } from '../compute/quantities/index.js';
 
@@ -14,8 +15,12 @@ export type WorkerTask =
    * a job never mixes backends (e.g. a replacement worker that fell back from tensorflow to wasm).
    */
   | { kind: 'rows'; jobId: string; request?: EngineRequest; method: HessianMethod; block: RowBlock; upperOnly: boolean; backend: BackendName }
-  /** One curvature quantity (POST /v1/curvature), computed whole in one worker. */
-  | { kind: 'curvature'; request: EngineRequest; query: CurvatureQuery; blockSize: number }
+  /**
+   * One curvature quantity (POST /v1/curvature, or a curvature job), computed whole in one worker.
+   * progress: a job's port (transferred with the task), posted the count of each batch of operator
+   * products as it is done.
+   */
+  | { kind: 'curvature'; request: EngineRequest; query: CurvatureQuery; blockSize: number; progress?: MessagePort }
   /** A small synchronous request's whole answer, computed in the small lane's worker and kept in memory. */
   | { kind: 'hessian'; request: EngineRequest; blockSize: number; method: HessianMethod }
   /** /ready's check that a worker computes: a 2x2 matMul, compared with its known product. */

@@ -44,8 +44,8 @@ export async function formatRows(values: Float32Array, size: number, count: numb
  */
 /** Row blocks a binary row stream holds, handed over by the job, waiting to be sent (see rowStream). */
 const HELD_BLOCK_BYTES = 16 * 2 ** 20;
-const rowsPerRead = (size: number) => Math.max(1, Math.floor(65536 / Math.max(size, 1)));
-const fromChunks = (chunks: AsyncGenerator<string | Buffer>) => Readable.from(chunks, { objectMode: false, highWaterMark: 1 });
+export const rowsPerRead = (size: number) => Math.max(1, Math.floor(65536 / Math.max(size, 1)));
+export const fromChunks = (chunks: AsyncGenerator<string | Buffer>) => Readable.from(chunks, { objectMode: false, highWaterMark: 1 });
 
 /** Headers that describe the matrix in the binary forms, whose body holds nothing else. */
 export function matrixHeaders(record: Pick<JobRecord, 'size' | 'parameters' | 'loss'> & { meta: { backend: string } | null }): Record<string, string> {

@@ -3,6 +3,8 @@ import { createReadStream, readSync } from 'node:fs';
 import * as fsPromises from 'node:fs/promises';
 import { type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isMatrixQuantity, type Quantity } from '../compute/quantities/query.js';
+import type { MatrixKind } from '../compute/operators/index.js';
 import type { JobStatus, ParameterEntry, ResultMeta } from '../schemas/api.js';
 import { npyHeader } from './npy.js';
 
@@ -23,6 +25,18 @@ export interface JobRecord {
   error?: { kind: string; message: string };
   /** With API_KEYS: a digest of the key that created the job; only that key sees it. */
   owner?: string;
+  /** A curvature job's (POST /v1/jobs with "quantity"): what it computes, its progress and its result's size. */
+  curvature?: CurvatureRecord;
+}
+
+export interface CurvatureRecord {
+  quantity: Quantity;
+  /** The matrix of a quantity other than ggn / fisher. */
+  matrix?: MatrixKind;
+  /** Operator products done / the most the quantity runs; those made without products stay at 0 until done. */
+  progress: number;
+  /** Its result on disk: the matrix (ggn, fisher) or its JSON document; until written, an upper bound. */
+  resultBytes: number;
 }
 
 const FINISHED: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
@@ -48,12 +62,22 @@ const COMPLETE = 'complete.json';
 const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** A job directory being deleted is first renamed to this, so that a deletion is all or nothing. */
 const DELETING = '.deleting';
-const TEMPORARY = /^job\.json\..*\.tmp$/;
+const TEMPORARY = /^(job|result)\.json\..*\.tmp$/;
+/** A curvature job's answer other than a matrix: its JSON document, as POST /v1/curvature sends it. */
+const DOCUMENT = 'result.json';
 
 /** Synchronous reads of copyTransposedStrip between two turns of the event loop. */
 const READS_PER_TURN = 512;
+/** What copyTransposedStrip keeps of the rows of one lower tensor (a window of their columns). */
+const STRIP_WINDOW_BYTES = 8 * 2 ** 20;
 
 export const matrixBytes = (size: number) => ResultStore.headerLength(size) + size * size * 4;
+
+/** Whether the job's result is a JSON document (a curvature quantity other than a matrix) rather than a matrix file. */
+export const hasDocument = (record: JobRecord): boolean => record.curvature !== undefined && !isMatrixQuantity(record.curvature.quantity);
+
+/** Bytes the job's result takes, or will, on disk. */
+export const resultBytes = (record: JobRecord): number => record.curvature?.resultBytes ?? matrixBytes(record.size);
 
 /**
  * Results live on disk, not in the heap: RESULTS_DIR/<id>/hessian.npy (written row block by row block
@@ -63,6 +87,8 @@ export const matrixBytes = (size: number) => ResultStore.headerLength(size) + si
  */
 export class ResultStore {
   private readonly open = new Map<string, FileHandle>();
+  /** copyTransposedStrip's windows of rows being copied, by job, first row and row count. */
+  private readonly strips = new Map<string, { start: number; width: number; values: Float32Array }>();
   /** Job directories known to exist with their marker. */
   private readonly marked = new Set<string>();
 
@@ -73,6 +99,8 @@ export class ResultStore {
 
   private jobDir = (id: string) => join(this.dir, id);
   matrixPath = (id: string) => join(this.jobDir(id), 'hessian.npy');
+  documentPath = (id: string) => join(this.jobDir(id), DOCUMENT);
+  private resultPath = (record: JobRecord) => (hasDocument(record) ? this.documentPath(record.id) : this.matrixPath(record.id));
   static headerLength = (size: number) => npyHeader(size, size).length;
 
   /**
@@ -114,7 +142,7 @@ export class ResultStore {
             message: `the server stopped (killed or crashed) ${started ? 'before this job finished' : 'before this job started'}; submit it again`,
           },
         });
-        await this.fs.rm(this.matrixPath(id), { force: true });
+        await this.removeMatrix(id);
         await this.save(record);
       } else if (record.status === 'succeeded') {
         await this.save(record); // job.json agrees with complete.json again
@@ -125,12 +153,12 @@ export class ResultStore {
     return kept;
   }
 
-  /** The record of complete.json when the matrix it describes is on disk at full size. */
+  /** The record of complete.json when the result it describes (matrix or document) is on disk at full size. */
   private async completed(id: string): Promise<JobRecord | null> {
     const record = await this.readJson<JobRecord>(id, COMPLETE);
     if (record?.status !== 'succeeded') return null;
-    const stats = await this.fs.stat(this.matrixPath(id)).catch(() => null);
-    return stats?.size === matrixBytes(record.size) ? record : null;
+    const stats = await this.fs.stat(this.resultPath(record)).catch(() => null);
+    return stats?.size === resultBytes(record) ? record : null;
   }
 
   private async readJson<T>(id: string, name: string): Promise<T | null> {
@@ -153,16 +181,33 @@ export class ResultStore {
 
   /** Writes job.json atomically (write then rename), so a crash never leaves half a record, nor a temporary file. */
   async save(record: JobRecord): Promise<void> {
-    await this.prepare(record.id);
-    const path = join(this.jobDir(record.id), 'job.json');
+    await this.writeAtomically(record.id, 'job.json', JSON.stringify(record));
+  }
+
+  private async writeAtomically(id: string, name: string, text: string): Promise<void> {
+    await this.prepare(id);
+    const path = join(this.jobDir(id), name);
     const temporary = `${path}.${randomUUID()}.tmp`;
     try {
-      await this.fs.writeFile(temporary, JSON.stringify(record));
+      await this.fs.writeFile(temporary, text);
       await this.fs.rename(temporary, path);
     } catch (error) {
       await this.fs.rm(temporary, { force: true }).catch(() => undefined);
       throw error;
     }
+  }
+
+  /** Writes a curvature job's JSON document (atomically, as job.json). */
+  async writeDocument(id: string, text: string): Promise<void> {
+    await this.writeAtomically(id, DOCUMENT, text);
+  }
+
+  readDocument(id: string): Promise<string> {
+    return this.fs.readFile(this.documentPath(id), 'utf8');
+  }
+
+  documentStream(id: string) {
+    return createReadStream(this.documentPath(id), { highWaterMark: 1 << 20 });
   }
 
   /**
@@ -196,6 +241,7 @@ export class ResultStore {
   }
 
   async closeMatrix(id: string): Promise<void> {
+    for (const key of this.strips.keys()) if (key.startsWith(`${id}/`)) this.strips.delete(key);
     const handle = this.open.get(id);
     this.open.delete(id);
     await handle?.close();
@@ -220,27 +266,41 @@ export class ResultStore {
 
   /**
    * Copies, for each row r in [firstRow, firstRow + rowCount), the values at columns [column, column + count)
-   * of the matrix being written, into rows [count x size] at column r: a transpose of a strip. Reads are
-   * synchronous: the rows were just written and sit in the page cache, and one block needs at most P
-   * small reads, which let the event loop turn every READS_PER_TURN (thousands of reads at once held up
-   * /health and the streams for 100 ms on a loaded machine).
+   * of the matrix being written, into rows [count x size] at column r: a transpose of a strip. The rows
+   * were just written and sit in the page cache; they are read synchronously, each a window of columns
+   * wider than the strip (up to STRIP_WINDOW_BYTES for all of them), kept for the next blocks, whose
+   * strips mostly lie in it: one read per row and window instead of one per row and block. The event
+   * loop turns every READS_PER_TURN reads (thousands at once held up /health and the streams for 100 ms
+   * on a loaded machine). The caller guarantees those rows are final (lower layers' blocks are done).
    */
   async copyTransposedStrip(id: string, size: number, firstRow: number, rowCount: number, column: number, count: number, rows: Float32Array): Promise<void> {
-    const strip = new Float32Array(count);
-    const bytes = Buffer.from(strip.buffer);
-    const header = ResultStore.headerLength(size);
-    for (let r = firstRow; r < firstRow + rowCount; r++) {
-      if ((r - firstRow) % READS_PER_TURN === READS_PER_TURN - 1) await new Promise<void>((resolve) => setImmediate(resolve));
-      const handle = this.open.get(id);
-      if (!handle) throw new Error(`matrix of job ${id} is not open`);
-      readSync(handle.fd, bytes, 0, bytes.length, header + (r * size + column) * 4);
-      for (let d = 0; d < count; d++) rows[d * size + r] = strip[d];
+    const key = `${id}/${firstRow}/${rowCount}`;
+    let window = this.strips.get(key);
+    if (!window || column < window.start || column + count > window.start + window.width) {
+      const width = Math.min(size - column, Math.max(count, Math.floor(STRIP_WINDOW_BYTES / 4 / rowCount)));
+      const values = new Float32Array(rowCount * width);
+      const header = ResultStore.headerLength(size);
+      for (let i = 0; i < rowCount; i++) {
+        if (i % READS_PER_TURN === READS_PER_TURN - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+        const handle = this.open.get(id);
+        if (!handle) throw new Error(`matrix of job ${id} is not open`);
+        readSync(handle.fd, new Uint8Array(values.buffer, i * width * 4, width * 4), 0, width * 4, header + ((firstRow + i) * size + column) * 4);
+      }
+      window = { start: column, width, values };
+      this.strips.set(key, window);
+    }
+    const { start, width, values } = window;
+    for (let i = 0; i < rowCount; i++) {
+      const from = i * width + column - start;
+      for (let d = 0; d < count; d++) rows[d * size + firstRow + i] = values[from + d];
     }
   }
 
+  /** Removes a result that will not be served (failed, cancelled, interrupted): the matrix, or a curvature job's document. */
   async removeMatrix(id: string): Promise<void> {
     await this.closeMatrix(id);
     await this.fs.rm(this.matrixPath(id), { force: true });
+    await this.fs.rm(this.documentPath(id), { force: true });
   }
 
   /**

@@ -40,7 +40,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
         if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };
         return move(preparedFor(task.jobId, task.request, task.method).rows(task.block, task.upperOnly)) as Float32Array;
       case 'curvature':
-        return curvature(task.request, task.query, task.blockSize, backend);
+        return curvature(task, backend);
       case 'hessian':
         return (await hessianOf(task.request, { blockSize: task.blockSize, method: task.method })) as HessianAnswer;
       case 'probe':
@@ -77,14 +77,15 @@ function endThread(error: unknown): Promise<never> {
   });
 }
 
-/** A curvature quantity on its own prepared model (a request, not a job: nothing to cache). */
-function curvature(request: EngineRequest, query: CurvatureQuery, blockSize: number, backend: BackendInfo): CurvatureAnswer {
+/** A curvature quantity on its own prepared model (computed in one task: nothing to cache), its products counted on the task's port. */
+function curvature({ request, query, blockSize, progress }: Extract<WorkerTask, { kind: 'curvature' }>, backend: BackendInfo): CurvatureAnswer {
   const started = performance.now();
   const prepared = prepareRequest(request, 'rOperator');
   try {
-    const result = computeQuantity(prepared.model, query, blockSize);
+    const result = computeQuantity(prepared.model, query, blockSize, progress && ((count) => progress.postMessage(count)));
     return { ...result, loss: prepared.summary.loss, meta: { ...backend, elapsedMs: performance.now() - started } };
   } finally {
     prepared.dispose();
+    progress?.close();
   }
 }

@@ -3,6 +3,7 @@ import type { ZodType } from 'zod';
 import type { EngineRequest } from '../compute/spec.js';
 import { importRequest, RequestBody } from '../schemas/import/index.js';
 import { curvatureBody, CurvatureRequest, type CurvatureOptions } from '../schemas/curvature.js';
+import { isCurvatureBody, JobRequest } from '../schemas/jobs.js';
 import { namesStoredModel, type StoredModelRequest } from '../schemas/models.js';
 
 /**
@@ -22,17 +23,28 @@ export const BODY_DECODERS = {
   /** A request with a model in any format: the importers validate it; one naming a stored model waits for the route to resolve it. */
   hessianRequest: {
     schema: RequestBody,
-    decode: (body: unknown): EngineRequest | StoredModelRequest => (namesStoredModel(body) ? { storedModelBody: body } : importRequest(body)),
+    decode: decodeHessian,
   },
   /** A curvature request: its request fields as above, and the quantity's options. */
-  curvatureRequest: {
-    schema: CurvatureRequest,
-    decode: (body: unknown): ({ engine: EngineRequest } | StoredModelRequest) & { options: CurvatureOptions } => {
-      const { fields, options } = curvatureBody(body);
-      return namesStoredModel(fields) ? { storedModelBody: fields, options } : { engine: importRequest(fields), options };
-    },
+  curvatureRequest: { schema: CurvatureRequest, decode: decodeCurvature },
+  /** A job: a curvature request when the body names a quantity, else a Hessian request. */
+  jobRequest: {
+    schema: JobRequest,
+    decode: (body: unknown): { curvature: CurvatureBody } | { hessian: EngineRequest | StoredModelRequest } =>
+      isCurvatureBody(body) ? { curvature: decodeCurvature(body) } : { hessian: decodeHessian(body) },
   },
 } satisfies Record<string, BodyDecoder<unknown>>;
+
+export type CurvatureBody = ({ engine: EngineRequest } | StoredModelRequest) & { options: CurvatureOptions };
+
+function decodeHessian(body: unknown): EngineRequest | StoredModelRequest {
+  return namesStoredModel(body) ? { storedModelBody: body } : importRequest(body);
+}
+
+function decodeCurvature(body: unknown): CurvatureBody {
+  const { fields, options } = curvatureBody(body);
+  return namesStoredModel(fields) ? { storedModelBody: fields, options } : { engine: importRequest(fields), options };
+}
 
 export type BodyDecoderName = keyof typeof BODY_DECODERS;
 type Compacted<Name extends BodyDecoderName> = ReturnType<(typeof BODY_DECODERS)[Name]['decode']>;

@@ -3,7 +3,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { FastifyPluginAsync } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
-import { REQUEST_EXAMPLES } from '../schemas/examples.js';
+import { JOB_EXAMPLES, REQUEST_EXAMPLES } from '../schemas/examples.js';
 import { MULTIPART_UPLOAD } from '../schemas/models.js';
 
 export const API_DESCRIPTION = `Exact Hessian of a model's loss with respect to all its parameters flattened into one vector,
@@ -77,6 +77,7 @@ export const docsPlugin = (options: { keysRequired: boolean; protectOperations: 
             operation.security = securityOf(path, options.keysRequired, options.protectOperations);
             const json = operation.requestBody?.content?.['application/json'];
             if (json?.schema?.$ref === '#/components/schemas/ModelRequestInput') json.examples = structuredClone(REQUEST_EXAMPLES);
+            if (json?.schema?.$ref === '#/components/schemas/JobRequestInput') json.examples = structuredClone(JOB_EXAMPLES);
             // The multipart form of a model upload is read by its handler, not by a body schema.
             if (json?.schema?.$ref === '#/components/schemas/ModelUploadInput') (operation.requestBody!.content as Record<string, unknown>)['multipart/form-data'] = structuredClone(MULTIPART_UPLOAD);
           }

@@ -1,27 +1,57 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { SpecError, type EngineRequest } from '../compute/index.js';
+import { SpecError, type EngineRequest, type PlacedTensor } from '../compute/index.js';
 import { diagonalPlan, graphStructure } from '../compute/graph/index.js';
-import { eigenIterations, KRYLOV_BUDGET_BYTES, maxEigenBasis } from '../compute/quantities/index.js';
+import { isMatrixQuantity, KRYLOV_BUDGET_BYTES, maxEigenBasis, productBudget, type CurvatureQuery } from '../compute/quantities/index.js';
 import { npyHeader } from '../jobs/npy.js';
-import { densityPng, topNodes } from '../pictures/density.js';
-import { heatmapPng } from '../pictures/heatmap.js';
 import { isFailure, type CurvatureAnswer } from '../jobs/protocol.js';
-import { formatRows, matrixHeaders, RESULT_TYPES } from '../jobs/results.js';
+import { curvatureDocumentText, curvatureForms, curvaturePicture, type CurvatureHead } from '../jobs/curvature-results.js';
+import { matrixHeaders, RESULT_TYPES } from '../jobs/results.js';
 import { CURVATURE_DEFAULTS, CurvatureJson, CurvatureOptions, CurvatureRequest, curvatureQuery, vectorsIssue } from '../schemas/curvature.js';
 import { importRequest } from '../schemas/import/index.js';
 import { resolveModel } from './models.js';
 import type { Config } from '../config.js';
 import type { ServiceContext } from './context.js';
-import { QueueFullError, ShuttingDownError } from '../jobs/manager.js';
+import { QueueFullError, ShuttingDownError, type Submitter } from '../jobs/manager.js';
 import { ApiError, BODY_ERRORS, errorResponses, V1_ERRORS } from './errors.js';
 import { admit, admitWorkingSet, computeFailure } from './hessian.js';
-import { takeDecodedBody } from '../plugins/body-decoders.js';
+import { takeDecodedBody, type CurvatureBody } from '../plugins/body-decoders.js';
 import { negotiate } from './results.js';
 
 const binary = z.string().meta({ format: 'binary' });
-const MATRIX_QUANTITIES = new Set(['ggn', 'fisher']);
+
+/** A curvature request admitted: its engine request and query, the tensors and P, and the directions per product. */
+export interface CurvaturePlan {
+  engine: EngineRequest;
+  query: CurvatureQuery;
+  parameters: PlacedTensor[];
+  size: number;
+  blockSize: number;
+  /** The head of its answer (see curvatureDocument). */
+  head: CurvatureHead;
+}
+
+/**
+ * A decoded curvature body (a stored model resolved for the caller, 404 otherwise) admitted before
+ * anything is allocated: the quantities the model offers, the matrix limit (ggn, fisher) or the
+ * products' cost, and the hvp vectors' length.
+ */
+export async function admitCurvature(ctx: ServiceContext, decoded: CurvatureBody, client: Submitter): Promise<CurvaturePlan> {
+  const body = decoded.options;
+  const engine =
+    'storedModelBody' in decoded ? importRequest(decoded.storedModelBody, (await resolveModel(ctx, decoded.storedModelBody.model, client)) ?? undefined) : decoded.engine;
+  const { parameters, size, blockSize } = isMatrixQuantity(body.quantity) ? admit(engine, ctx.config) : admitProducts(engine, body, ctx.config);
+  const badVectors = vectorsIssue(body, size, engine.wrt !== undefined);
+  if (badVectors) throw new SpecError([badVectors]);
+  const head: CurvatureHead = {
+    parameters: parameters.map(({ name, shape, offset, size: n }) => ({ name, shape, offset, size: n })),
+    size,
+    quantity: body.quantity,
+    ...(isMatrixQuantity(body.quantity) ? {} : { matrix: body.matrix ?? CURVATURE_DEFAULTS.matrix }),
+  };
+  return { engine, query: curvatureQuery(body), parameters, size, blockSize, head };
+}
 
 /**
  * POST /v1/curvature: one quantity computed whole in one worker of the pool. The dense matrices (ggn,
@@ -65,26 +95,12 @@ export const curvatureRoutes =
       },
       async (request, reply) => {
         const decoded = takeDecodedBody(request, 'curvatureRequest');
-        const body = decoded.options;
-        const isMatrix = MATRIX_QUANTITIES.has(body.quantity);
-        const offered: Partial<typeof RESULT_TYPES> = isMatrix
-          ? RESULT_TYPES
-          : body.quantity === 'density'
-            ? { json: RESULT_TYPES.json, png: RESULT_TYPES.png }
-            : { json: RESULT_TYPES.json };
-        const format = negotiate(request, offered);
-        const engine =
-          'storedModelBody' in decoded
-            ? importRequest(decoded.storedModelBody, (await resolveModel(ctx, decoded.storedModelBody.model, request.client)) ?? undefined)
-            : decoded.engine;
-        const cost = isMatrix ? admit(engine, ctx.config) : admitProducts(engine, body, ctx.config);
-        const { parameters, size } = cost;
-        const badVectors = vectorsIssue(body, size, engine.wrt !== undefined);
-        if (badVectors) throw new SpecError([badVectors]);
+        const format = negotiate(request, curvatureForms(decoded.options.quantity));
+        const { engine, query, blockSize, head } = await admitCurvature(ctx, decoded, request.client);
 
         if (closing) throw new ShuttingDownError();
         if (running.size >= ctx.config.MAX_QUEUED_JOBS) throw new QueueFullError(ctx.config.MAX_QUEUED_JOBS);
-        const task = { kind: 'curvature' as const, request: engine, query: curvatureQuery(body), blockSize: cost.blockSize };
+        const task = { kind: 'curvature' as const, request: engine, query, blockSize };
         const controller = new AbortController();
         running.add(controller);
         // A client that leaves before its answer frees the worker (the thread is replaced); after the
@@ -103,12 +119,12 @@ export const curvatureRoutes =
         }
         if (isFailure(answer)) throw computeFailure(answer.error);
         const result = answer as CurvatureAnswer;
-        const summary = { parameters: parameters.map(({ name, shape, offset, size: n }) => ({ name, shape, offset, size: n })), size };
-        if (format === 'png') return sendPicture(reply, await picture(body, result, summary));
-        if (format !== 'json') return sendMatrix(reply, format, result, summary);
-        const matrix = isMatrix ? undefined : (body.matrix ?? CURVATURE_DEFAULTS.matrix);
+        const { matrix } = result;
+        const readRows = matrix ? async (first: number, count: number) => matrix.subarray(first * head.size, (first + count) * head.size) : undefined;
+        if (format === 'png') return sendPicture(reply, await curvaturePicture(head, result.fields, readRows));
+        if (format !== 'json') return sendMatrix(reply, format, result, head);
         reply.type('application/json');
-        return reply.send(await curvatureDocument(body.quantity, matrix, summary, result));
+        return reply.send(await curvatureDocumentText(head, result.loss, result.fields, result.meta, readRows));
       },
     );
   };
@@ -137,22 +153,10 @@ function admitProducts(request: EngineRequest, body: CurvatureOptions, config: C
 /** Whether the quantity is an exact diagonal (or its sum): a graph model's is costed by its own plan (diagonalPlan). */
 const exactDiagonal = (body: CurvatureOptions) => body.quantity === 'diagonal' || (body.quantity === 'trace' && (body.method ?? CURVATURE_DEFAULTS.method) === 'exact');
 
-/** Products a quantity runs (a dense stack's exact diagonal: as many as the factors' widest block, the widest layer). */
+/** Products a quantity runs (productBudget); a dense stack's exact diagonal as many as the factors' widest block, the widest layer. */
 function productCount(body: CurvatureOptions, size: number, request: EngineRequest): number {
-  const o = { ...CURVATURE_DEFAULTS, ...body };
   const widest = Math.max(1, ...request.model.nodes.map((node) => ('units' in node.config ? node.config.units : 1)));
-  switch (body.quantity) {
-    case 'hvp':
-      return Array.isArray(body.vectors) ? body.vectors.length : 0;
-    case 'eigenvalues':
-      return eigenIterations(size, o.k, body.maxIterations) * o.k + o.k;
-    case 'trace':
-      return o.method === 'exact' ? widest : o.samples;
-    case 'density':
-      return o.runs * Math.min(o.steps, size);
-    default:
-      return widest;
-  }
+  return productBudget(curvatureQuery(body), size) || widest;
 }
 
 /** 400 when the Krylov bases would outgrow their memory budget, naming the fields to lower. */
@@ -175,51 +179,13 @@ function checkKrylovBudget(body: CurvatureOptions, size: number): void {
   }
 }
 
-/** The heatmap of a ggn / fisher matrix, or the plot of a density with its top Ritz values. */
-async function picture(body: CurvatureOptions, result: CurvatureAnswer, summary: Summary): Promise<Buffer> {
-  if (body.quantity === 'density') {
-    const nodes = result.fields.nodes as number[][];
-    const title = `Spectral density of the ${body.matrix ?? CURVATURE_DEFAULTS.matrix} (log scale), P = ${summary.size}`;
-    return densityPng(title, result.fields.grid as number[], result.fields.density as number[], topNodes(nodes, 3));
-  }
-  const matrix = result.matrix!;
-  const size = summary.size;
-  const title = body.quantity === 'ggn' ? 'Generalized Gauss-Newton' : 'Empirical Fisher';
-  return heatmapPng(title, size, summary.parameters, async (first, count) => matrix.subarray(first * size, (first + count) * size));
-}
-
-interface Summary {
-  parameters: { name: string; shape: number[]; offset: number; size: number }[];
-  size: number;
-}
-
 // The 200 schema is JSON's; a picture or binary body bypasses its serializer, as sendResult's do.
 const sendPicture = (reply: FastifyReply, png: Buffer) => reply.type(RESULT_TYPES.png).send(png);
 
-function sendMatrix(reply: FastifyReply, format: string, result: CurvatureAnswer, summary: Summary) {
+function sendMatrix(reply: FastifyReply, format: string, result: CurvatureAnswer, head: CurvatureHead) {
   const matrix = result.matrix!;
   const bytes = Buffer.from(matrix.buffer, matrix.byteOffset, matrix.byteLength);
   reply.type(RESULT_TYPES[format as keyof typeof RESULT_TYPES]);
-  reply.headers(matrixHeaders({ ...summary, loss: result.loss, meta: result.meta }));
-  return reply.send(format === 'npy' ? Buffer.concat([npyHeader(summary.size, summary.size), bytes]) : bytes);
-}
-
-/** The JSON answer; float32 values in their shortest form, as /v1/hessian writes them. */
-async function curvatureDocument(quantity: string, matrix: string | undefined, summary: Summary, result: CurvatureAnswer): Promise<string> {
-  const parts = [`"parameters":${JSON.stringify(summary.parameters)}`, `"size":${summary.size}`, `"quantity":"${quantity}"`];
-  if (matrix) parts.push(`"matrix":"${matrix}"`);
-  parts.push(`"loss":${JSON.stringify(result.loss)}`);
-  if (result.matrix) parts.push(`"${quantity}":[${await formatRows(result.matrix, summary.size, summary.size)}]`);
-  for (const [key, value] of Object.entries(result.fields)) parts.push(`"${key}":${await jsonValue(value)}`);
-  parts.push(`"meta":${JSON.stringify(result.meta)}`);
-  return `{${parts.join(',')}}`;
-}
-
-async function jsonValue(value: CurvatureAnswer['fields'][string]): Promise<string> {
-  if (value instanceof Float32Array) return formatRows(value, value.length, 1);
-  if (Array.isArray(value) && value[0] instanceof Float32Array) {
-    const rows = await Promise.all((value as Float32Array[]).map((v) => formatRows(v, v.length, 1)));
-    return `[${rows.join(',')}]`;
-  }
-  return JSON.stringify(value);
+  reply.headers(matrixHeaders({ ...head, loss: result.loss, meta: result.meta }));
+  return reply.send(format === 'npy' ? Buffer.concat([npyHeader(head.size, head.size), bytes]) : bytes);
 }

@@ -55,6 +55,11 @@ export const ERRORS = {
   not_finished: { status: 409, when: 'a result asked for before the job finished', example: 'job 2b7c1f5e-0d7a-4a53-9a4e-6b7c2f1d9e21 is running; progress 0.420' },
   job_failed: { status: 409, when: "a result or stream of a job that failed", example: 'job 2b7c1f5e-0d7a-4a53-9a4e-6b7c2f1d9e21 is failed: the loss is not finite' },
   job_cancelled: { status: 409, when: 'a result or stream of a job that was cancelled', example: 'job 2b7c1f5e-0d7a-4a53-9a4e-6b7c2f1d9e21 is cancelled' },
+  not_streamable: {
+    status: 409,
+    when: "the stream of a curvature job: its answer is computed whole, not in rows; GET the job's /result",
+    example: "job 2b7c1f5e-0d7a-4a53-9a4e-6b7c2f1d9e21 computes the eigenvalues, which come whole: GET /v1/jobs/2b7c1f5e-0d7a-4a53-9a4e-6b7c2f1d9e21/result once it has finished",
+  },
   payload_too_large: {
     status: 413,
     when: 'body over `MAX_BODY_BYTES`; for a compressed body, its decompressed size counts',

@@ -4,13 +4,14 @@ import { planRequest, productCost, type CostEstimate, type EngineRequest, type P
 import type { Config } from '../config.js';
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
-import { QueueFullError, ShuttingDownError, type Job } from '../jobs/manager.js';
+import { QueueFullError, ShuttingDownError, type Job, type Submitter } from '../jobs/manager.js';
 import { isFailure, type HessianAnswer } from '../jobs/protocol.js';
 import { npyHeader } from '../jobs/npy.js';
 import { matrixHeaders, RESULT_TYPES, rowStream, type ResultFormat } from '../jobs/results.js';
 import type { JobRecord } from '../jobs/store.js';
 import { takeDecodedBody } from '../plugins/body-decoders.js';
 import { importRequest, RequestBody } from '../schemas/import/index.js';
+import type { StoredModelRequest } from '../schemas/models.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS } from './errors.js';
 import { closeWhenStalled, resultFormat, resultResponse, sendResult } from './results.js';
@@ -84,10 +85,14 @@ export function admitWorkingSet(request: EngineRequest, config: Config): CostEst
  * (404 otherwise): nothing of the model is imported again.
  */
 export async function takeEngineRequest(ctx: ServiceContext, request: FastifyRequest): Promise<EngineRequest> {
-  const decoded = takeDecodedBody(request, 'hessianRequest');
+  return resolveEngineRequest(ctx, takeDecodedBody(request, 'hessianRequest'), request.client);
+}
+
+/** A decoded Hessian body as the engine's request, a stored model it names imported as the caller may see it (404 otherwise). */
+export async function resolveEngineRequest(ctx: ServiceContext, decoded: EngineRequest | StoredModelRequest, client: Submitter): Promise<EngineRequest> {
   if (!('storedModelBody' in decoded)) return decoded;
   const { storedModelBody: body } = decoded;
-  return importRequest(body, (await resolveModel(ctx, body.model, request.client)) ?? undefined);
+  return importRequest(body, (await resolveModel(ctx, body.model, client)) ?? undefined);
 }
 
 /**

@@ -1,26 +1,33 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { FastifyReply } from 'fastify';
+import { isMatrixQuantity, productBudget } from '../compute/quantities/index.js';
+import { curvatureDocument, curvatureForms, curvaturePicture, documentBytesBound, type CurvatureHead } from '../jobs/curvature-results.js';
 import type { Job as ManagedJob, Submitter } from '../jobs/manager.js';
-import { rowStream } from '../jobs/results.js';
-import { isFinished, type JobRecord } from '../jobs/store.js';
+import { fromChunks, RESULT_TYPES, rowReader, rowStream, type ResultFormat } from '../jobs/results.js';
+import { hasDocument, isFinished, matrixBytes, type JobRecord, type ResultStore } from '../jobs/store.js';
+import { takeDecodedBody } from '../plugins/body-decoders.js';
 import { Job, JobId } from '../schemas/api.js';
-import { RequestBody } from '../schemas/import/index.js';
+import { CurvatureJson } from '../schemas/curvature.js';
+import { JobRequest } from '../schemas/jobs.js';
 import type { ServiceContext } from './context.js';
+import { admitCurvature, type CurvaturePlan } from './curvature.js';
 import { ApiError, errorResponses, SUBMIT_ERRORS, V1_ERRORS, type ErrorCode } from './errors.js';
-import { admit, failureOf, takeEngineRequest } from './hessian.js';
-import { closeWhenStalled, negotiate, resultFormat, resultResponse, sendResult } from './results.js';
+import { admit, failureOf, resolveEngineRequest } from './hessian.js';
+import { closeWhenStalled, negotiate, resultResponse, sendResult } from './results.js';
 
 const STREAM_TYPES = { ndjson: 'application/x-ndjson', binary: 'application/octet-stream' };
 
 /** The public view of a job. */
 function describe(job: ManagedJob): Job {
-  const { id, status, size, rowsDone, createdAt, startedAt, finishedAt, expiresAt, error } = job.record;
+  const { id, status, size, rowsDone, createdAt, startedAt, finishedAt, expiresAt, error, curvature } = job.record;
   const self = `/v1/jobs/${id}`;
   return {
     id,
     status,
-    progress: size ? rowsDone / size : 1,
+    ...(curvature ? { quantity: curvature.quantity, ...(curvature.matrix ? { matrix: curvature.matrix } : {}) } : {}),
+    progress: curvature ? curvature.progress : size ? rowsDone / size : 1,
     size,
     createdAt,
     startedAt,
@@ -49,10 +56,11 @@ export const jobRoutes =
       {
         schema: {
           operationId: 'createJob',
-          summary: 'Queue a Hessian job',
-          description: 'Same body as POST /v1/hessian. Answers at once with the job; follow links.self for progress.',
+          summary: 'Queue a Hessian or curvature job',
+          description:
+            'The body of POST /v1/hessian, or with "quantity" the body of POST /v1/curvature. Answers at once with the job; follow links.self for progress, links.result for the answer (as that endpoint would have given it).',
           tags: ['jobs'],
-          body: RequestBody,
+          body: JobRequest,
           response: {
             202: Job,
             ...errorResponses(...SUBMIT_ERRORS, ...V1_ERRORS),
@@ -60,9 +68,15 @@ export const jobRoutes =
         },
       },
       async (request, reply) => {
-        const body = await takeEngineRequest(ctx, request);
-        const cost = admit(body, ctx.config);
-        const job = await ctx.manager.submitRecorded(body, cost, request.client);
+        const decoded = takeDecodedBody(request, 'jobRequest');
+        let job;
+        if ('curvature' in decoded) {
+          const plan = await admitCurvature(ctx, decoded.curvature, request.client);
+          job = await ctx.manager.submitRecorded(plan.engine, { ...plan, method: 'rOperator' }, request.client, curvatureWork(plan));
+        } else {
+          const body = await resolveEngineRequest(ctx, decoded.hessian, request.client);
+          job = await ctx.manager.submitRecorded(body, admit(body, ctx.config), request.client);
+        }
         return reply.code(202).header('location', `/v1/jobs/${job.record.id}`).send(describe(job));
       },
     );
@@ -78,22 +92,30 @@ export const jobRoutes =
       {
         schema: {
           operationId: 'getJobResult',
-          summary: "A finished job's Hessian",
+          summary: "A finished job's Hessian, or its curvature answer",
+          description:
+            "A Hessian job's matrix in the forms POST /v1/hessian gives; a curvature job's answer exactly as POST /v1/curvature gives it (JSON; ggn and fisher also float32, .npy and a heatmap; density also a plot).",
           tags: ['jobs'],
           params: JobId,
-          response: { 200: resultResponse, ...errorResponses(...JOB_ERRORS, 'not_acceptable', 'not_finished', 'job_failed', 'job_cancelled') },
+          response: {
+            200: { ...resultResponse, content: { ...resultResponse.content, 'application/json': { schema: z.union([resultResponse.content['application/json'].schema, CurvatureJson]) } } },
+            ...errorResponses(...JOB_ERRORS, 'not_acceptable', 'not_finished', 'job_failed', 'job_cancelled'),
+          },
         },
       },
       async (request, reply) => {
-        const format = resultFormat(request);
         const job = find(request.params.id, request.client);
-        const { status } = job.record;
-        if (status === 'queued' || status === 'running') throw new ApiError('not_finished', `job ${job.record.id} is ${status}; progress ${describe(job).progress.toFixed(3)}`);
+        const { record } = job;
+        const format = negotiate(request, record.curvature ? curvatureForms(record.curvature.quantity) : RESULT_TYPES);
+        const { status } = record;
+        if (status === 'queued' || status === 'running') throw new ApiError('not_finished', `job ${record.id} is ${status}; progress ${describe(job).progress.toFixed(3)}`);
         if (status !== 'succeeded') {
           const cause = failureOf(job);
-          throw new ApiError(`job_${status}`, `job ${job.record.id} is ${status}: ${cause.message}`);
+          throw new ApiError(`job_${status}`, `job ${record.id} is ${status}: ${cause.message}`);
         }
-        return sendResult(reply, ctx.store, job.record, format, ctx.config.STREAM_WRITE_TIMEOUT_SECONDS * 1000);
+        const writeTimeoutMs = ctx.config.STREAM_WRITE_TIMEOUT_SECONDS * 1000;
+        if (record.curvature) return sendCurvatureResult(reply, ctx.store, record, format, writeTimeoutMs);
+        return sendResult(reply, ctx.store, record, format, writeTimeoutMs);
       },
     );
 
@@ -104,7 +126,7 @@ export const jobRoutes =
           operationId: 'streamJob',
           summary: "Stream a job's rows as they are computed",
           description:
-            'From the first row, in row order, whenever you connect; ends after the last row. NDJSON lines {"offset": firstRow, "rows": [[...], ...]} by default, or raw little-endian float32 rows with Accept: application/octet-stream. A job that fails midway ends NDJSON with an {"error"} line.',
+            'From the first row, in row order, whenever you connect; ends after the last row. NDJSON lines {"offset": firstRow, "rows": [[...], ...]} by default, or raw little-endian float32 rows with Accept: application/octet-stream. A job that fails midway ends NDJSON with an {"error"} line. A curvature job is computed whole, not in rows: 409 not_streamable (GET its /result).',
           tags: ['jobs'],
           params: JobId,
           response: {
@@ -112,13 +134,17 @@ export const jobRoutes =
               description: 'Rows in order',
               content: { 'application/x-ndjson': { schema: z.string() }, 'application/octet-stream': { schema: z.string().meta({ format: 'binary' }) } },
             },
-            ...errorResponses(...JOB_ERRORS, 'not_acceptable', 'job_failed', 'job_cancelled'),
+            ...errorResponses(...JOB_ERRORS, 'not_acceptable', 'job_failed', 'job_cancelled', 'not_streamable'),
           },
         },
       },
       async (request, reply) => {
         const format = negotiate(request, STREAM_TYPES);
         const job = find(request.params.id, request.client);
+        if (job.record.curvature) {
+          const { id, curvature } = job.record;
+          throw new ApiError('not_streamable', `job ${id} computes the ${curvature.quantity}, which comes whole, not in rows: GET /v1/jobs/${id}/result once it has finished`);
+        }
         if (job.record.status === 'failed' || job.record.status === 'cancelled') {
           throw new ApiError(`job_${job.record.status}`, `job ${job.record.id} is ${job.record.status}`);
         }
@@ -160,3 +186,30 @@ export const jobRoutes =
       },
     );
   };
+
+/** What the manager runs for an admitted curvature request: its query, the products its progress counts and its result's size. */
+function curvatureWork(plan: CurvaturePlan) {
+  const { query, head, size } = plan;
+  const resultBytes = isMatrixQuantity(head.quantity) ? matrixBytes(size) : documentBytesBound(query, head);
+  return { query, head, products: productBudget(query, size), resultBytes };
+}
+
+/**
+ * A curvature job's answer in the negotiated form: its JSON document from disk (a matrix quantity's
+ * written around its rows, read from the matrix file a few at a time), the matrix's binary forms as a
+ * Hessian's, or its picture.
+ */
+async function sendCurvatureResult(reply: FastifyReply, store: ResultStore, record: JobRecord, format: ResultFormat, writeTimeoutMs: number) {
+  const { parameters, size, curvature } = record;
+  const head: CurvatureHead = { parameters, size, quantity: curvature!.quantity, ...(curvature!.matrix ? { matrix: curvature!.matrix } : {}) };
+  const readRows = hasDocument(record) ? undefined : rowReader(store, record);
+  if (format === 'png') {
+    const fields = readRows ? {} : JSON.parse(await store.readDocument(record.id));
+    return reply.type(RESULT_TYPES.png).send(await curvaturePicture(head, fields, readRows));
+  }
+  if (format !== 'json') return sendResult(reply, store, record, format, writeTimeoutMs);
+  closeWhenStalled(reply.raw, writeTimeoutMs);
+  reply.type(RESULT_TYPES.json);
+  if (readRows) return reply.send(fromChunks(curvatureDocument(head, record.loss!, {}, record.meta!, readRows)));
+  return reply.header('content-length', String(curvature!.resultBytes)).send(store.documentStream(record.id));
+}

@@ -46,7 +46,15 @@ export const JobStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'ca
 export const Job = z.object({
   id: z.string(),
   status: JobStatus,
-  progress: z.number().min(0).max(1).describe('Rows done / P'),
+  quantity: z.string().optional().describe('A curvature job: the quantity it computes (absent for a Hessian job)'),
+  matrix: z.string().optional().describe("A curvature job: the matrix of its quantity, unless it is 'ggn' or 'fisher'"),
+  progress: z
+    .number()
+    .min(0)
+    .max(1)
+    .describe(
+      'A Hessian job: rows done / P. A curvature job: operator products done / the most it runs (Lanczos steps within the iteration budget, Hutchinson samples, quadrature steps of all runs, ggn / fisher columns, hvp vectors); it jumps to 1 when it ends earlier (eigenvalues that converged), and stays 0 until done for the exact diagonal and trace, made without products',
+    ),
   size: z.number().int().describe('P'),
   createdAt: z.string(),
   startedAt: z.string().nullable(),

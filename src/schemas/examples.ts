@@ -66,3 +66,12 @@ export const REQUEST_EXAMPLES = {
     },
   },
 };
+
+/** POST /v1/jobs's named examples: every Hessian request above, and a curvature job. */
+export const JOB_EXAMPLES = {
+  ...REQUEST_EXAMPLES,
+  eigenvalues: {
+    summary: "A curvature job: the 2 largest eigenvalues of the seed case's Hessian (both 3.4533589: H = A ⊗ I₂)",
+    value: { ...EXAMPLE_REQUEST, quantity: 'eigenvalues', k: 2 },
+  },
+};

@@ -1,5 +1,5 @@
 import { applyInBlocks, type LinearOperator } from '../operators/index.js';
-import { dot, orthogonalize, subtractScaled, symmetricEigen, type Vector } from './linalg.js';
+import { combineUnit, dot, orthogonalize, orthogonalizeBlock, subtractScaled, symmetricEigen, type Vector } from './linalg.js';
 
 export type Which = 'largest' | 'smallest' | 'largestMagnitude';
 
@@ -31,6 +31,9 @@ export interface EigenResult {
 /**
  * Block Lanczos with full reorthogonalisation and thick restarts: the Krylov basis Q grows a block at a
  * time, every new block orthogonalised (twice) against all of Q, which also gives T = Q^T M Q exactly.
+ * That host-side work is done as blocked matrix products (orthogonalizeBlock, combineUnit): at P in the
+ * millions the basis does not fit any cache, and reading it once per block instead of once per vector
+ * is what keeps it from costing as much as the products themselves.
  * Ritz pairs of T (Rayleigh-Ritz) approximate M's extreme eigenpairs; the residual of a Ritz pair is
  * ||R y_last|| with R the new block before normalisation, so convergence is checked without extra
  * products. When the basis is full (memory, not convergence, ended it: P in the millions leaves room
@@ -57,7 +60,7 @@ export function lanczosEigen(operator: LinearOperator, options: EigenOptions): E
     const products = applyAll(operator, current);
     const start = basis.length;
     basis.push(...current);
-    for (const w of products) projections.push(orthogonalize(w, basis));
+    projections.push(...orthogonalizeBlock(products, basis));
     const full = maxBasis - basis.length < Math.min(block, size - basis.length);
     const last = iterations >= options.maxIterations;
     if (full || last || basis.length >= lastChecked * 1.2 + block || basis.length >= size) {
@@ -71,7 +74,7 @@ export function lanczosEigen(operator: LinearOperator, options: EigenOptions): E
     if (last || basis.length >= size || (full && kept < k)) break;
     if (full) {
       const restart = rayleighRitz(projections, basis.length, [], basis.length, kept, options.which);
-      basis = restart.coefficients.map((y) => combine(basis, y, size));
+      basis = combineUnit(basis, restart.coefficients, size);
       projections = restart.values.map((value, c) => Float64Array.from({ length: c + 1 }, (_, i) => (i === c ? value : 0)));
       lastChecked = basis.length;
       ritz = null;
@@ -84,7 +87,7 @@ export function lanczosEigen(operator: LinearOperator, options: EigenOptions): E
     ritz = rayleighRitz(projections, basis.length, [], basis.length, k, options.which);
     converged = true;
   }
-  const eigenvectors = ritz.coefficients.map((y) => combine(basis, y, size));
+  const eigenvectors = combineUnit(basis, ritz.coefficients, size);
   const products = applyAll(operator, eigenvectors);
   const residuals = eigenvectors.map((x, i) => residualNorm(products[i], x, ritz!.values[i]));
   return { eigenvalues: ritz.values, eigenvectors, residuals, iterations, converged };
@@ -160,17 +163,6 @@ function applyAll(operator: LinearOperator, vectors: readonly Float32Array[]): F
   vectors.forEach((v, d) => packed.set(v, d * size));
   const products = applyInBlocks(operator, packed, vectors.length);
   return vectors.map((_, d) => products.slice(d * size, (d + 1) * size));
-}
-
-/** x = Q y, normalised. */
-function combine(basis: readonly Float32Array[], y: Float64Array, size: number): Float32Array {
-  const x = new Float64Array(size);
-  basis.forEach((q, i) => {
-    const c = y[i];
-    for (let j = 0; j < size; j++) x[j] += c * q[j];
-  });
-  const norm = Math.sqrt(dot(x, x)) || 1;
-  return Float32Array.from(x, (v) => v / norm);
 }
 
 function residualNorm(product: Float32Array, x: Float32Array, value: number): number {

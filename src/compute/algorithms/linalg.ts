@@ -14,20 +14,137 @@ export function subtractScaled(y: Vector, c: number, x: Vector): void {
 }
 
 /**
- * Removes from w its components along the orthonormal `basis`, twice (classical Gram-Schmidt run twice
- * is orthogonal to working precision, which float32 products need: one pass lets Lanczos lose
- * orthogonality and report ghost copies of converged eigenvalues). Returns the coefficients removed.
+ * Elements of P per chunk: the block's chunks and a few basis vectors' chunks stay in the L1/L2 cache
+ * while every basis vector passes over them, so that the basis, which is far larger than any cache
+ * (64 vectors of P = 1.86 M floats is 480 MB), streams from memory a few times per block, not a few
+ * times per vector of the block.
  */
-export function orthogonalize(w: Vector, basis: readonly Vector[]): Float64Array {
-  const removed = new Float64Array(basis.length);
-  for (let pass = 0; pass < 2; pass++) {
-    for (let i = 0; i < basis.length; i++) {
-      const c = dot(basis[i], w);
-      removed[i] += c;
-      subtractScaled(w, c, basis[i]);
+const CHUNK = 1024;
+
+/**
+ * Removes from every w of `block` its components along the orthonormal `basis`, in place, and returns
+ * per w the coefficients removed. Classical Gram-Schmidt twice (CGS2): orthogonal to working precision,
+ * which float32 products need (one pass lets Lanczos lose orthogonality and report ghost copies of
+ * converged eigenvalues). As matrix products over chunks of P, with float64 sums: C1 = Qᵀ W, then per
+ * chunk W -= Q C1 followed at once by that chunk's share of C2 = Qᵀ W, then W -= Q C2. The basis is
+ * read three times for the whole block, where one vector at a time read it four times per vector.
+ */
+export function orthogonalizeBlock(block: readonly Vector[], basis: readonly Vector[]): Float64Array[] {
+  const m = basis.length;
+  const removed = block.map(() => new Float64Array(m));
+  if (!m || !block.length) return removed;
+  const size = block[0].length;
+  const second = block.map(() => new Float64Array(m));
+  for (let from = 0; from < size; from += CHUNK) {
+    const to = Math.min(size, from + CHUNK);
+    addProjections(removed, block, basis, from, to);
+  }
+  for (let from = 0; from < size; from += CHUNK) {
+    const to = Math.min(size, from + CHUNK);
+    subtractCombinations(block, basis, removed, from, to);
+    addProjections(second, block, basis, from, to);
+  }
+  for (let from = 0; from < size; from += CHUNK) subtractCombinations(block, basis, second, from, Math.min(size, from + CHUNK));
+  removed.forEach((c, d) => {
+    for (let i = 0; i < m; i++) c[i] += second[d][i];
+  });
+  return removed;
+}
+
+/**
+ * coefficients[d][i] += <basis[i], block[d]> over elements [from, to). Four basis vectors per sweep of
+ * the chunk: each element of w is loaded once for four products (the loop is bound by loads, not sums).
+ */
+function addProjections(coefficients: Float64Array[], block: readonly Vector[], basis: readonly Vector[], from: number, to: number): void {
+  const m = basis.length;
+  for (let d = 0; d < block.length; d++) {
+    const w = block[d];
+    const c = coefficients[d];
+    let i = 0;
+    for (; i + 4 <= m; i += 4) {
+      const q0 = basis[i];
+      const q1 = basis[i + 1];
+      const q2 = basis[i + 2];
+      const q3 = basis[i + 3];
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let j = from; j < to; j++) {
+        const x = w[j];
+        s0 += q0[j] * x;
+        s1 += q1[j] * x;
+        s2 += q2[j] * x;
+        s3 += q3[j] * x;
+      }
+      c[i] += s0;
+      c[i + 1] += s1;
+      c[i + 2] += s2;
+      c[i + 3] += s3;
+    }
+    for (; i < m; i++) {
+      const q = basis[i];
+      let s = 0;
+      for (let j = from; j < to; j++) s += q[j] * w[j];
+      c[i] += s;
     }
   }
-  return removed;
+}
+
+/** block[d] -= Σ_i coefficients[d][i] basis[i] over elements [from, to), four basis vectors per store of w. */
+function subtractCombinations(block: readonly Vector[], basis: readonly Vector[], coefficients: Float64Array[], from: number, to: number): void {
+  const m = basis.length;
+  for (let d = 0; d < block.length; d++) {
+    const w = block[d];
+    const c = coefficients[d];
+    let i = 0;
+    for (; i + 4 <= m; i += 4) {
+      const q0 = basis[i];
+      const q1 = basis[i + 1];
+      const q2 = basis[i + 2];
+      const q3 = basis[i + 3];
+      const c0 = c[i];
+      const c1 = c[i + 1];
+      const c2 = c[i + 2];
+      const c3 = c[i + 3];
+      for (let j = from; j < to; j++) w[j] -= c0 * q0[j] + c1 * q1[j] + c2 * q2[j] + c3 * q3[j];
+    }
+    for (; i < m; i++) {
+      const q = basis[i];
+      const ci = c[i];
+      for (let j = from; j < to; j++) w[j] -= ci * q[j];
+    }
+  }
+}
+
+/** orthogonalizeBlock for one vector. */
+export const orthogonalize = (w: Vector, basis: readonly Vector[]): Float64Array => orthogonalizeBlock([w], basis)[0];
+
+/**
+ * x_r = Q y_r for each of `coefficients` (float64 sums, chunk by chunk as orthogonalizeBlock reads the
+ * basis once for all of them), each normalised to unit length.
+ */
+export function combineUnit(basis: readonly Vector[], coefficients: readonly Float64Array[], size: number): Float32Array[] {
+  const out = coefficients.map(() => new Float32Array(size));
+  const sums = coefficients.map(() => new Float64Array(CHUNK));
+  for (let from = 0; from < size; from += CHUNK) {
+    const to = Math.min(size, from + CHUNK);
+    for (const sum of sums) sum.fill(0);
+    for (let i = 0; i < basis.length; i++) {
+      const q = basis[i];
+      for (let r = 0; r < coefficients.length; r++) {
+        const c = coefficients[r][i];
+        const sum = sums[r];
+        for (let j = from; j < to; j++) sum[j - from] += c * q[j];
+      }
+    }
+    sums.forEach((sum, r) => out[r].set(sum.subarray(0, to - from), from));
+  }
+  for (const x of out) {
+    const norm = Math.sqrt(dot(x, x)) || 1;
+    for (let j = 0; j < size; j++) x[j] /= norm;
+  }
+  return out;
 }
 
 /** Random signs ±1: Hutchinson's and the quadrature's probe vectors. */

@@ -6,7 +6,7 @@ import { ggnOperator } from './ggn.js';
 import { hessianOperator } from './hessian.js';
 import { productOperator, type CurvatureProducts, type LinearOperator, type MatrixKind } from './operator.js';
 
-export { applyInBlocks, operatorBlockSize, type CurvatureProducts, type LinearOperator, type MatrixKind } from './operator.js';
+export { applyInBlocks, countingProducts, operatorBlockSize, type CurvatureProducts, type LinearOperator, type MatrixKind } from './operator.js';
 
 /** One recipe per matrix; adding a matrix is adding its file and a line here. */
 const OPERATORS: Record<MatrixKind, (model: PreparedModel, engineBlock: number) => LinearOperator> = {

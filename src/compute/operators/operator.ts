@@ -51,3 +51,16 @@ export function applyInBlocks(operator: LinearOperator, vectors: Float32Array, c
   }
   return out;
 }
+
+/** The operator, telling `onProducts` the count of every batch of products it has done. */
+export const countingProducts = (operator: LinearOperator, onProducts?: (count: number) => void): LinearOperator =>
+  onProducts
+    ? {
+        ...operator,
+        apply(vectors, count) {
+          const products = operator.apply(vectors, count);
+          onProducts(count);
+          return products;
+        },
+      }
+    : operator;

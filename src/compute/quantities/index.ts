@@ -4,14 +4,20 @@ import { lanczosQuadrature } from '../algorithms/quadrature.js';
 import { NumericalError } from '../errors.js';
 import { mulberry32 } from '../initializers.js';
 import { PreparedModel } from '../model.js';
-import { applyInBlocks, curvatureOperator, operatorBlockSize, requiredBlock, type CurvatureProducts, type LinearOperator, type MatrixKind } from '../operators/index.js';
+import { applyInBlocks, countingProducts, curvatureOperator, operatorBlockSize, requiredBlock, type CurvatureProducts, type LinearOperator, type MatrixKind } from '../operators/index.js';
 import { exactDiagonal } from './diagonal.js';
 import { eigenIterations, maxEigenBasis, type CurvatureQuery, type Quantity, type QuantityResult } from './query.js';
 
 export { exactDiagonal } from './diagonal.js';
-export { eigenIterations, KRYLOV_BUDGET_BYTES, maxEigenBasis, type CurvatureQuery, type Quantity, type QuantityResult } from './query.js';
+export { eigenIterations, isMatrixQuantity, KRYLOV_BUDGET_BYTES, maxEigenBasis, productBudget, type CurvatureQuery, type Quantity, type QuantityResult } from './query.js';
 
-type Rule<Q extends Quantity> = (model: PreparedModel | CurvatureProducts, query: Extract<CurvatureQuery, { quantity: Q }>, engineBlock?: number) => QuantityResult;
+/** operator: M's operator for the model, its products counted (see computeQuantity); engineBlock: see curvatureOperator. */
+type Rule<Q extends Quantity> = (
+  model: PreparedModel | CurvatureProducts,
+  query: Extract<CurvatureQuery, { quantity: Q }>,
+  operator: (kind: MatrixKind) => LinearOperator,
+  engineBlock?: number,
+) => QuantityResult;
 
 /**
  * The exact diagonal: the dense path's factor propagation, or the products' own (the graph engine's
@@ -24,18 +30,17 @@ function diagonalOf(model: PreparedModel | CurvatureProducts, matrix: MatrixKind
 
 /** One entry per quantity; each is written against the operator of the matrix asked for. */
 const QUANTITIES: { [Q in Quantity]: Rule<Q> } = {
-  hvp(model, { matrix, vectors }, engineBlock) {
+  hvp(model, { matrix, vectors }, operator) {
     const packed = new Float32Array(vectors.length * model.size);
     vectors.forEach((v, d) => packed.set(v, d * model.size));
-    const products = applyInBlocks(curvatureOperator(model, matrix, engineBlock), packed, vectors.length);
+    const products = applyInBlocks(operator(matrix), packed, vectors.length);
     return { fields: { products: vectors.map((_, d) => products.subarray(d * model.size, (d + 1) * model.size)) } };
   },
-  ggn: (model, _query, engineBlock) => ({ fields: {}, matrix: denseMatrix(curvatureOperator(model, 'ggn', engineBlock)) }),
-  fisher: (model, _query, engineBlock) => ({ fields: {}, matrix: denseMatrix(curvatureOperator(model, 'fisher', engineBlock)) }),
-  diagonal: (model, { matrix }, engineBlock) => ({ fields: { diagonal: diagonalOf(model, matrix, engineBlock) } }),
-  eigenvalues(model, query, engineBlock) {
-    const operator = curvatureOperator(model, query.matrix, engineBlock);
-    const result = lanczosEigen(operator, {
+  ggn: (_model, _query, operator) => ({ fields: {}, matrix: denseMatrix(operator('ggn')) }),
+  fisher: (_model, _query, operator) => ({ fields: {}, matrix: denseMatrix(operator('fisher')) }),
+  diagonal: (model, { matrix }, _operator, engineBlock) => ({ fields: { diagonal: diagonalOf(model, matrix, engineBlock) } }),
+  eigenvalues(model, query, operator) {
+    const result = lanczosEigen(operator(query.matrix), {
       k: query.k,
       which: query.which,
       tolerance: query.tolerance,
@@ -54,20 +59,25 @@ const QUANTITIES: { [Q in Quantity]: Rule<Q> } = {
       },
     };
   },
-  trace(model, { matrix, method, samples, seed }, engineBlock) {
+  trace(model, { matrix, method, samples, seed }, operator, engineBlock) {
     if (method === 'exact') return { fields: { trace: diagonalOf(model, matrix, engineBlock).reduce((a, b) => a + b, 0), stdError: 0, samples: null } };
-    const { trace, stdError } = hutchinsonTrace(curvatureOperator(model, matrix, engineBlock), samples, mulberry32(seed));
+    const { trace, stdError } = hutchinsonTrace(operator(matrix), samples, mulberry32(seed));
     return { fields: { trace, stdError, samples } };
   },
-  density(model, { matrix, runs, steps, gridPoints, seed }, engineBlock) {
-    const { nodes, weights, grid, density, sigma } = lanczosQuadrature(curvatureOperator(model, matrix, engineBlock), runs, steps, gridPoints, mulberry32(seed));
+  density(_model, { matrix, runs, steps, gridPoints, seed }, operator) {
+    const { nodes, weights, grid, density, sigma } = lanczosQuadrature(operator(matrix), runs, steps, gridPoints, mulberry32(seed));
     return { fields: { nodes, weights, grid, density, sigma } };
   },
 };
 
-/** Computes one quantity on a prepared model (the dense path's, or one known by its products); engineBlock: see curvatureOperator. */
-export function computeQuantity(model: PreparedModel | CurvatureProducts, query: CurvatureQuery, engineBlock?: number): QuantityResult {
-  const result = (QUANTITIES[query.quantity] as Rule<Quantity>)(model, query as never, engineBlock);
+/**
+ * Computes one quantity on a prepared model (the dense path's, or one known by its products);
+ * engineBlock: see curvatureOperator. onProducts: told the count of every batch of operator products
+ * done (a job's progress; productBudget is the most there will be).
+ */
+export function computeQuantity(model: PreparedModel | CurvatureProducts, query: CurvatureQuery, engineBlock?: number, onProducts?: (count: number) => void): QuantityResult {
+  const operator = (kind: MatrixKind) => countingProducts(curvatureOperator(model, kind, engineBlock), onProducts);
+  const result = (QUANTITIES[query.quantity] as Rule<Quantity>)(model, query as never, operator, engineBlock);
   const bad = Object.entries({ ...result.fields, matrix: result.matrix ?? null }).find(([, value]) => !allFinite(value));
   if (bad) throw new NumericalError(`the ${query.quantity} (${bad[0]}) is not finite on this data`);
   return result;

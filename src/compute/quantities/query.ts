@@ -12,6 +12,9 @@ export type CurvatureQuery =
 
 export type Quantity = CurvatureQuery['quantity'];
 
+/** The quantities whose answer is a P x P matrix (QuantityResult.matrix). */
+export const isMatrixQuantity = (quantity: Quantity): quantity is 'ggn' | 'fisher' => quantity === 'ggn' || quantity === 'fisher';
+
 /** A quantity's answer: plain fields, float32 arrays (served as JSON numbers) and, for matrices, P x P. */
 export interface QuantityResult {
   fields: Record<string, number | boolean | number[] | number[][] | Float32Array | Float32Array[] | null>;
@@ -31,3 +34,25 @@ const EIGEN_FILLINGS = 5;
 /** Block Lanczos steps of an eigenvalue request: its maxIterations, else EIGEN_FILLINGS fillings of the basis. */
 export const eigenIterations = (size: number, k: number, maxIterations?: number): number =>
   maxIterations ?? EIGEN_FILLINGS * Math.max(1, Math.ceil(maxEigenBasis(size) / k));
+
+/**
+ * The most operator products a quantity runs: what a job's progress counts towards. 0 for those made
+ * without products (the exact diagonal, and the exact trace which sums it).
+ */
+export function productBudget(query: CurvatureQuery, size: number): number {
+  switch (query.quantity) {
+    case 'hvp':
+      return query.vectors.length;
+    case 'ggn':
+    case 'fisher':
+      return size; // one product per unit vector
+    case 'diagonal':
+      return 0;
+    case 'eigenvalues':
+      return eigenIterations(size, query.k, query.maxIterations) * query.k + query.k; // the last k: the residuals
+    case 'trace':
+      return query.method === 'exact' ? 0 : query.samples;
+    case 'density':
+      return query.runs * Math.min(query.steps, size);
+  }
+}

@@ -108,6 +108,8 @@ export function requestBytes(request: EngineRequest): number {
 export interface Span {
   offset: number;
   count: number;
+  /** A part of a tensor's rows that grows block by block (the structured path's own-layer columns), not a whole tensor. */
+  partial?: boolean;
 }
 
 /**
@@ -118,10 +120,10 @@ export interface Span {
  */
 export function symmetricColumns(parameters: readonly PlacedTensor[], block: RowBlock, method: HessianMethod): Span[] {
   const layer = parameters[block.tensor].layer;
-  const spans = parameters.filter((t) => t.layer < layer).map((t) => ({ offset: t.offset, count: t.size }));
+  const spans: Span[] = parameters.filter((t) => t.layer < layer).map((t) => ({ offset: t.offset, count: t.size }));
   const kernel = method === 'structured' ? parameters.find((t) => t.layer === layer && t.kind === 'kernel') : undefined;
   const ownRows = kernel ? firstOwnRow(parameters, block) : 0;
-  if (kernel && ownRows > 0) spans.push({ offset: kernel.offset, count: ownRows * kernel.shape[1] });
+  if (kernel && ownRows > 0) spans.push({ offset: kernel.offset, count: ownRows * kernel.shape[1], partial: true });
   return spans;
 }
 

@@ -503,7 +503,7 @@ export class JobManager {
           while (pendingRows(spans) && !job.cancelled && !failure) await this.changed(job);
           if (job.cancelled || failure) return;
           for (const span of spans) {
-            await this.store.copyTransposedStrip(record.id, record.size, span.offset, span.count, block.row, block.count, rows as Float32Array);
+            await this.store.copyTransposedStrip(record.id, record.size, span.offset, span.count, block.row, block.count, rows as Float32Array, !span.partial);
           }
           await this.store.writeRows(record.id, record.size, block.row, rows as Float32Array);
           for (const listener of job.rowListeners) listener(block.row, rows as Float32Array);

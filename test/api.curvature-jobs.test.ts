@@ -203,6 +203,45 @@ describe('a long curvature job', () => {
     expect((await app.http().get(`/v1/jobs/${job.id}/result`)).body.error).toBe('job_failed');
   });
 
+  it("counts under MAX_RESULTS_BYTES: a document's upper bound until written, then its size; past the quota a 507", async () => {
+    const app = await startApp({ MAX_RESULTS_BYTES: 30_000 });
+    apps.push(app);
+    dirs.push(app.dir);
+    const { request, expected } = threeLayers;
+    const units = (count: number) => Array.from({ length: count }, (_, i) => Array.from({ length: expected.size }, (_, j) => (i === j ? 1 : 0)));
+    // 20 products of P = 59: an upper bound of 8 KB + 20 x 59 x 25 bytes, past the quota alone.
+    const refused = await app.http().post('/v1/jobs').send({ ...request, quantity: 'hvp', vectors: units(20) });
+    expect(refused.status).toBe(507);
+    expect(refused.body.error).toBe('insufficient_storage');
+    expect(refused.body.message).toContain('MAX_RESULTS_BYTES quota of 30000 bytes');
+    // 5 fit (about 16 KB bound); written, the result holds its real size (a few KB), so 5 more fit beside it,
+    // which two bounds would not.
+    const first = await runJob(app, { ...request, quantity: 'hvp', vectors: units(5) });
+    expect(first.job.status).toBe('succeeded');
+    const second = await runJob(app, { ...request, quantity: 'hvp', vectors: units(5) });
+    expect(second.job.status).toBe('succeeded');
+    const products = (await app.http().get(`/v1/jobs/${second.job.id}/result`)).body.products;
+    // H e_i is row i of H.
+    expect(relativeError(products.flat(), expected.hessian.matrix.slice(0, 5).flat())).toBeLessThan(1e-4);
+  });
+
+  it("another API key's curvature job is a 404, as any job", async () => {
+    const [keyA, keyB] = ['key-a-0123456789', 'key-b-9876543210'];
+    const app = await startApp({ API_KEYS: `${keyA},${keyB}` });
+    apps.push(app);
+    dirs.push(app.dir);
+    const created = await app.http().post('/v1/jobs').set('authorization', `Bearer ${keyA}`).send({ ...threeLayers.request, quantity: 'diagonal' });
+    expect(created.status).toBe(202);
+    const id = created.body.id;
+    for (const path of [`/v1/jobs/${id}`, `/v1/jobs/${id}/result`, `/v1/jobs/${id}/stream`]) {
+      const res = await app.http().get(path).set('authorization', `Bearer ${keyB}`);
+      expect(res.status, path).toBe(404);
+      expect(res.body.error).toBe('not_found');
+    }
+    expect((await app.http().delete(`/v1/jobs/${id}`).set('authorization', `Bearer ${keyB}`)).status).toBe(404);
+    expect((await app.http().get(`/v1/jobs/${id}`).set('authorization', `Bearer ${keyA}`)).status).toBe(200);
+  });
+
   it('a restart keeps succeeded curvature jobs, their answers unchanged', async () => {
     const dir = await freshDir();
     dirs.push(dir);

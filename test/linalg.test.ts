@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { combineUnit, orthogonalizeBlock } from '../src/compute/algorithms/linalg.js';
+import { combineUnit, orthogonalizeBlock, tridiagonalEigen } from '../src/compute/algorithms/linalg.js';
 import { mulberry32 } from '../src/compute/initializers.js';
 
 /** Float64 references written here, sharing nothing with linalg.ts: plain loops over whole vectors. */
@@ -65,5 +65,27 @@ describe.each([
       expect(Math.abs(Math.sqrt(dot64(x, x)) - 1)).toBeLessThan(1e-6);
       for (let e = 0; e < size; e++) expect(Math.abs(x[e] - reference[e] / norm)).toBeLessThan(1e-6);
     });
+  });
+});
+
+describe('tridiagonal eigen-decomposition (the Gauss quadrature of stochastic Lanczos)', () => {
+  it.each([1, 2, 7, 60])('n = %i: ascending eigenvalues whose squared first components reproduce the moments e1ᵀ Tᵏ e1', (n) => {
+    const random = mulberry32(n);
+    const d = Array.from({ length: n }, () => 4 * random() - 2);
+    // One coupling of zero (n = 60): T splits, and the block without e1 gets weight 0.
+    const e = Array.from({ length: n - 1 }, (_, i) => (i === 40 ? 0 : random() + 0.05));
+    const { values, firstComponents } = tridiagonalEigen(d, e);
+    for (let j = 1; j < n; j++) expect(values[j]).toBeGreaterThanOrEqual(values[j - 1]);
+    const sum = (f: (j: number) => number) => Array.from({ length: n }, (_, j) => f(j)).reduce((a, b) => a + b, 0);
+    expect(sum((j) => values[j])).toBeCloseTo(d.reduce((a, b) => a + b, 0), 10); // the trace
+    expect(sum((j) => values[j] ** 2)).toBeCloseTo(sum((j) => d[j] ** 2) + 2 * e.reduce((a, b) => a + b * b, 0), 9); // ‖T‖²
+    // Gauss quadrature with n nodes is exact for polynomials of degree < 2n: Σ_j z_j² λ_j^k = e1ᵀ Tᵏ e1.
+    let v = Float64Array.from({ length: n }, (_, i) => (i === 0 ? 1 : 0));
+    for (let k = 0; k < Math.min(2 * n, 12); k++) {
+      const moment = v[0];
+      const quadrature = sum((j) => firstComponents[j] ** 2 * values[j] ** k);
+      expect(Math.abs(quadrature - moment)).toBeLessThan(1e-10 * Math.max(1, Math.abs(moment)) * 3 ** k);
+      v = Float64Array.from(v, (_, i) => d[i] * v[i] + (i > 0 ? e[i - 1] * v[i - 1] : 0) + (i < n - 1 ? e[i] * v[i + 1] : 0));
+    }
   });
 });

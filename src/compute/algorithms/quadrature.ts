@@ -1,5 +1,5 @@
 import { applyInBlocks, type LinearOperator } from '../operators/index.js';
-import { dot, orthogonalize, rademacher, subtractScaled, symmetricEigen } from './linalg.js';
+import { dot, orthogonalize, rademacher, subtractScaled, tridiagonalEigen } from './linalg.js';
 
 export interface SpectralDensity {
   /** Per run: the Ritz values of its Lanczos tridiagonal (the quadrature nodes). */
@@ -54,15 +54,9 @@ export function lanczosQuadrature(operator: LinearOperator, runs: number, steps:
   const nodes: number[][] = [];
   const weights: number[][] = [];
   alphas.forEach((alpha, r) => {
-    const n = alpha.length;
-    const t = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) {
-      t[i * n + i] = alpha[i];
-      if (i + 1 < n) t[i * n + i + 1] = t[(i + 1) * n + i] = betas[r][i];
-    }
-    const { values, vectors } = symmetricEigen(t, n);
+    const { values, firstComponents } = tridiagonalEigen(alpha, betas[r]);
     nodes.push(Array.from(values));
-    weights.push(Array.from({ length: n }, (_, j) => vectors[j] * vectors[j]));
+    weights.push(Array.from(firstComponents, (z) => z * z));
   });
   return { nodes, weights, ...smoothedDensity(nodes, weights, gridPoints) };
 }

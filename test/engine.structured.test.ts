@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ACTIVATIONS } from '../src/compute/activations/index.js';
-import { costShape, DEFAULT_MEMORY_BUDGET_BYTES, initBackend, planHessian, planRowBlocks, PreparedModel, rowSource } from '../src/compute/index.js';
+import { costShape, DEFAULT_MEMORY_BUDGET_BYTES, initBackend, NumericalError, planHessian, planRowBlocks, PreparedModel, rowSource, symmetricColumns, type RowBlock } from '../src/compute/index.js';
 import { computeHessian, parseRequest } from '../src/hessian.js';
 import { allParameters } from '../src/compute/parameters.js';
 import { fixtures, relativeError } from './helpers.js';
@@ -109,21 +109,55 @@ describe.each(cases)('structured vs R-operator: $name', ({ request }) => {
     expect(relativeError(structured.hessian!, rOperator.hessian!)).toBeLessThan(TOLERANCE);
   });
 
-  it('gives the same upper-layer rows in blocks of any size (the workers compute these)', () => {
+  it('gives the same matrix from upper-only rows in blocks of any size, filled by symmetry as the jobs do', () => {
     const model = new PreparedModel(parseRequest(request));
     const structured = rowSource(model, 'structured');
     const rOperator = rowSource(model, 'rOperator');
+    const size = model.size;
     try {
+      const reference = new Float32Array(size * size);
+      for (const block of planRowBlocks(model.parameters, size, false)) reference.set(rOperator.rows(block, false), block.row * size);
       for (const [blockSize, wholeRows] of [[1, false], [3, false], [7, false], [4, true], [9, true]] as const) {
-        for (const block of planRowBlocks(model.parameters, blockSize, wholeRows)) {
-          const a = structured.rows(block, true);
-          const b = rOperator.rows(block, true);
-          expect(relativeError(a, b)).toBeLessThan(TOLERANCE);
+        for (const method of ['structured', 'rOperator'] as const) {
+          const source = method === 'structured' ? structured : rOperator;
+          // As JobManager.computeRows: layer by layer, each block's left-out columns copied from the rows before it.
+          const blocks = planRowBlocks(model.parameters, blockSize, wholeRows);
+          const layerOf = (b: RowBlock) => model.parameters[b.tensor].layer;
+          const matrix = new Float32Array(size * size).fill(NaN);
+          for (const block of [...blocks].sort((a, b) => layerOf(a) - layerOf(b) || a.row - b.row)) {
+            const rows = source.rows(block, true);
+            for (const span of symmetricColumns(model.parameters, block, method)) {
+              for (let column = span.offset; column < span.offset + span.count; column++) {
+                for (let d = 0; d < block.count; d++) rows[d * size + column] = matrix[column * size + block.row + d]; // NaN if not yet computed
+              }
+            }
+            matrix.set(rows, block.row * size);
+          }
+          expect(relativeError(matrix, reference)).toBeLessThan(TOLERANCE);
         }
       }
     } finally {
       structured.dispose();
       rOperator.dispose();
+      model.dispose();
+    }
+  });
+
+  it('leaves at 0 exactly the columns symmetricColumns names, for the caller to fill', () => {
+    const model = new PreparedModel(parseRequest(request));
+    const structured = rowSource(model, 'structured');
+    const size = model.size;
+    try {
+      for (const block of planRowBlocks(model.parameters, 4, true)) {
+        const rows = structured.rows(block, true);
+        const spans = symmetricColumns(model.parameters, block, 'structured');
+        for (let column = 0; column < size; column++) {
+          if (!spans.some((s) => column >= s.offset && column < s.offset + s.count)) continue;
+          for (let d = 0; d < block.count; d++) expect(rows[d * size + column]).toBe(0);
+        }
+      }
+    } finally {
+      structured.dispose();
       model.dispose();
     }
   });
@@ -165,5 +199,25 @@ describe('path planning from sizes (planHessian)', () => {
     expect(planHessian(wide, budget).method).toBe('rOperator');
     expect(planHessian(wide, budget, 'structured').method).toBe('structured');
     expect(planHessian(shape([20, 64, 64, 10], 256), budget, 'rOperator').method).toBe('rOperator');
+  });
+});
+
+describe('finiteness of the structured rows', () => {
+  /** One linear unit without bias, MSE, zero kernel and target: loss 0, gradient 0, H = 2 x x^T. */
+  const outerProduct = (value: number) => ({
+    model: { inputShape: [20], layers: [{ type: 'dense', units: 1, useBias: false, activation: 'linear', kernel: Array.from({ length: 20 }, () => [0]) }] },
+    loss: 'meanSquaredError',
+    data: { x: [new Array(20).fill(value)], y: [[0]] },
+  });
+
+  it('gives the matrix when its values are finite but their float32 sum is not', async () => {
+    const result = await computeHessian(outerProduct(1.5e18), { method: 'structured' });
+    // every entry 2 * (1.5e18)^2 = 4.5e36; the 400 of them sum to 1.8e39, beyond float32
+    expect(relativeError(result.hessian!, new Float32Array(400).fill(4.5e36))).toBeLessThan(TOLERANCE);
+  });
+
+  it('is a NumericalError when a value overflows float32', async () => {
+    await expect(computeHessian(outerProduct(1e20), { method: 'structured' })).rejects.toBeInstanceOf(NumericalError);
+    await expect(computeHessian(outerProduct(1e20), { method: 'rOperator' })).rejects.toBeInstanceOf(NumericalError);
   });
 });

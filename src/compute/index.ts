@@ -25,6 +25,7 @@ export {
   productCost,
   requestBytes,
   rowSource,
+  symmetricColumns,
   type ComputeOptions,
   type HessianMethod,
   type HessianPlan,
@@ -35,6 +36,7 @@ export {
   type ProductMethod,
   type RequestPlan,
   type RowSource,
+  type Span,
 } from './pipeline.js';
 
 /** A zod failure as a SpecError whose issues name their fields ("model.layers[1].kernel"). */

@@ -6,9 +6,9 @@
  */
 import { activeBackend, initBackend, type BackendInfo } from './backend.js';
 import { structuredCost } from './assembly/cost.js';
-import { StructuredAssembly } from './assembly/index.js';
+import { firstOwnRow, StructuredAssembly } from './assembly/index.js';
 import { estimateCost, layerShapes, type CostEstimate, type CostShape } from './cost.js';
-import { finiteRows, hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
+import { hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
 import { denseStack, type DenseRequest } from './dense/request.js';
 import { graphCost, graphStructure, PreparedGraph } from './graph/index.js';
 import { PreparedModel } from './model.js';
@@ -104,10 +104,33 @@ export function requestBytes(request: EngineRequest): number {
   return bytes;
 }
 
+/** A range of the flat parameter vector: columns, or the rows of the same indices. */
+export interface Span {
+  offset: number;
+  count: number;
+  /** A part of a tensor's rows that grows block by block (the structured path's own-layer columns), not a whole tensor. */
+  partial?: boolean;
+}
+
+/**
+ * The columns that rows computed with upperOnly leave at 0, for the caller to copy by symmetry from the
+ * rows of the same indices, which come before the block in layer-then-row order (the jobs' order): the
+ * tensors of lower layers, and on the structured path also its own layer's kernel rows before the
+ * block's (see firstOwnRow).
+ */
+export function symmetricColumns(parameters: readonly PlacedTensor[], block: RowBlock, method: HessianMethod): Span[] {
+  const layer = parameters[block.tensor].layer;
+  const spans: Span[] = parameters.filter((t) => t.layer < layer).map((t) => ({ offset: t.offset, count: t.size }));
+  const kernel = method === 'structured' ? parameters.find((t) => t.layer === layer && t.kind === 'kernel') : undefined;
+  const ownRows = kernel ? firstOwnRow(parameters, block) : 0;
+  if (kernel && ownRows > 0) spans.push({ offset: kernel.offset, count: ownRows * kernel.shape[1], partial: true });
+  return spans;
+}
+
 /** Computes row blocks of one prepared model by one method; holds that method's state until dispose(). */
 export interface RowSource {
   readonly method: HessianMethod;
-  /** Rows [block.count x P]; with upperOnly only the columns of the block's layer and above. */
+  /** Rows [block.count x P]; with upperOnly the columns symmetricColumns names stay 0. */
   rows(block: RowBlock, upperOnly: boolean): Float32Array;
   dispose(): void;
 }
@@ -115,7 +138,7 @@ export interface RowSource {
 export function rowSource(model: PreparedModel, method: DenseMethod): RowSource {
   if (method === 'rOperator') return { method, rows: (block, upperOnly) => hessianRows(model, block, upperOnly), dispose: () => {} };
   const assembly = new StructuredAssembly(model);
-  return { method, rows: (block, upperOnly) => finiteRows(assembly.rows(block, upperOnly), block), dispose: () => assembly.dispose() };
+  return { method, rows: (block, upperOnly) => assembly.rows(block, upperOnly), dispose: () => assembly.dispose() }; // rows() checks finiteness
 }
 
 export interface HessianSummary {
@@ -182,11 +205,25 @@ export async function hessianOf(request: EngineRequest, options: ComputeOptions 
   const prepared = prepareRequest(request, plan.method);
   try {
     const { parameters, size } = prepared.summary;
-    const hessian = options.onRows ? undefined : new Float32Array(size * size);
-    for (const block of planRowBlocks(parameters, options.blockSize ?? plan.blockSize, plan.method === 'structured')) {
-      const rows = prepared.rows(block, false);
-      if (hessian) hessian.set(rows, block.row * size);
-      else options.onRows!(block.row, block.count, rows);
+    const blocks = planRowBlocks(parameters, options.blockSize ?? plan.blockSize, plan.method === 'structured');
+    let hessian: Float32Array | undefined;
+    if (options.onRows) {
+      for (const block of blocks) options.onRows(block.row, block.count, prepared.rows(block, false));
+    } else {
+      // As a job computes it (JobManager.computeRows), so that both give the same matrix to the bit: upper-only
+      // rows layer by layer, the columns symmetricColumns names copied from the rows computed before.
+      hessian = new Float32Array(size * size);
+      const layerOf = (block: RowBlock) => parameters[block.tensor].layer;
+      for (const block of [...blocks].sort((a, b) => layerOf(a) - layerOf(b) || a.row - b.row)) {
+        const rows = prepared.rows(block, true);
+        for (const span of symmetricColumns(parameters, block, prepared.method)) {
+          for (let column = span.offset; column < span.offset + span.count; column++) {
+            const from = column * size + block.row;
+            for (let d = 0; d < block.count; d++) rows[d * size + column] = hessian[from + d];
+          }
+        }
+        hessian.set(rows, block.row * size);
+      }
     }
     const meta = { ...backend, elapsedMs: performance.now() - started, method: prepared.method };
     return { ...prepared.summary, hessian, meta };

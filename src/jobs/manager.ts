@@ -4,11 +4,13 @@ import {
   planRequest,
   planRowBlocks,
   requestBytes,
+  symmetricColumns,
   type BackendName,
   type EngineRequest,
   type HessianMethod,
   type PlacedTensor,
   type RequestPlan,
+  type Span,
 } from '../compute/index.js';
 import { MessageChannel } from 'node:worker_threads';
 import type { CurvatureQuery } from '../compute/quantities/query.js';
@@ -474,11 +476,12 @@ export class JobManager {
 
     const blocks = planRowBlocks(parameters, job.blockSize, job.method === 'structured'); // in row order, as streams send them
     const layerOf = (index: number) => parameters[blocks[index].tensor].layer;
-    // Computed from the lowest layer up, so that a block's columns of lower layers can be copied, by
-    // symmetry, from rows already on disk instead of computed (see hessianRows' upperOnly).
+    // Computed from the lowest layer up, so that a block's columns of lower layers (and on the structured
+    // path of its own layer's earlier rows) can be copied, by symmetry, from rows already on disk instead
+    // of computed (see symmetricColumns).
     const order = blocks.map((_, i) => i).sort((a, b) => layerOf(a) - layerOf(b) || a - b);
     const done = new Array<boolean>(blocks.length).fill(false);
-    const pendingBelow = (layer: number) => blocks.some((_, i) => !done[i] && layerOf(i) < layer);
+    const pendingRows = (spans: Span[]) => blocks.some((b, i) => !done[i] && spans.some((s) => b.row < s.offset + s.count && s.offset < b.row + b.count));
     let next = 0;
     let firstPending = 0;
     let failure: WorkerFailure['error'] | null = null;
@@ -490,17 +493,17 @@ export class JobManager {
       while (next < order.length && !job.cancelled && !failure) {
         const index = order[next++];
         const block = blocks[index];
-        const layer = layerOf(index);
+        const spans = symmetricColumns(parameters, block, job.method);
         try {
           const task = { kind: 'rows' as const, jobId: record.id, method: job.method, block, upperOnly: true, backend: backend.backend };
           let rows = await this.pool.run(task, signal);
           if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request }, signal);
           if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request
           if (isFailure(rows)) return fail(rows.error);
-          while (pendingBelow(layer) && !job.cancelled && !failure) await this.changed(job);
+          while (pendingRows(spans) && !job.cancelled && !failure) await this.changed(job);
           if (job.cancelled || failure) return;
-          for (const lower of parameters.filter((t) => t.layer < layer)) {
-            await this.store.copyTransposedStrip(record.id, record.size, lower.offset, lower.size, block.row, block.count, rows as Float32Array);
+          for (const span of spans) {
+            await this.store.copyTransposedStrip(record.id, record.size, span.offset, span.count, block.row, block.count, rows as Float32Array, !span.partial);
           }
           await this.store.writeRows(record.id, record.size, block.row, rows as Float32Array);
           for (const listener of job.rowListeners) listener(block.row, rows as Float32Array);

@@ -8,7 +8,7 @@ export type WorkerTask =
   /** method: the path the admission planned (planHessian), which the block size is for. */
   | { kind: 'summary'; jobId: string; request: EngineRequest; method: HessianMethod }
   /**
-   * upperOnly: see hessianRows; the manager fills the lower-layer columns from rows on disk.
+   * upperOnly: the manager fills the columns symmetricColumns names from rows on disk.
    * request: sent only when the worker answered NeedsRequest, i.e. once per worker and job, since
    * copying a large batch to a worker for every block would cost more than the block.
    * backend: the one the job's summary ran on; a worker on another one refuses the block, so that

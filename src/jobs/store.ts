@@ -273,11 +273,12 @@ export class ResultStore {
    * loop turns every READS_PER_TURN reads (thousands at once held up /health and the streams for 100 ms
    * on a loaded machine). The caller guarantees those rows are final (lower layers' blocks are done).
    */
-  async copyTransposedStrip(id: string, size: number, firstRow: number, rowCount: number, column: number, count: number, rows: Float32Array): Promise<void> {
+  async copyTransposedStrip(id: string, size: number, firstRow: number, rowCount: number, column: number, count: number, rows: Float32Array, keepWindow = true): Promise<void> {
     const key = `${id}/${firstRow}/${rowCount}`;
-    let window = this.strips.get(key);
+    let window = keepWindow ? this.strips.get(key) : undefined;
     if (!window || column < window.start || column + count > window.start + window.width) {
-      const width = Math.min(size - column, Math.max(count, Math.floor(STRIP_WINDOW_BYTES / 4 / rowCount)));
+      // keepWindow false: rows no later block asks for again as such (a span that grows block by block): the strip alone.
+      const width = keepWindow ? Math.min(size - column, Math.max(count, Math.floor(STRIP_WINDOW_BYTES / 4 / rowCount))) : count;
       const values = new Float32Array(rowCount * width);
       const header = ResultStore.headerLength(size);
       for (let i = 0; i < rowCount; i++) {
@@ -287,7 +288,7 @@ export class ResultStore {
         readSync(handle.fd, new Uint8Array(values.buffer, i * width * 4, width * 4), 0, width * 4, header + ((firstRow + i) * size + column) * 4);
       }
       window = { start: column, width, values };
-      this.strips.set(key, window);
+      if (keepWindow) this.strips.set(key, window);
     }
     const { start, width, values } = window;
     for (let i = 0; i < rowCount; i++) {

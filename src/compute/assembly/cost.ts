@@ -40,8 +40,9 @@ export function structuredCost(shape: CostShape, budgetBytes: number, force = fa
       flops += ELEMENTWISE_FLOPS_PER_UNIT * batch * units(lo) * units(k);
       if (k > lo) flops += 3 * 2 * batch * units(lo) * layers[k].inputs * units(k); // R(z) forward, R(g) backward, E
     }
-    // The GEMMs of the upper blocks (the manager copies the lower ones by symmetry): one term on the diagonal, two above.
-    for (const hi of chosen) if (hi >= lo) flops += (hi > lo ? 2 : 1) * 2 * batch * columnsOf(lo) * columnsOf(hi);
+    // The GEMMs of the upper blocks (the manager copies the lower ones by symmetry): two terms above the
+    // diagonal; on it one, over about half the layer's own columns (see firstOwnRow).
+    for (const hi of chosen) if (hi >= lo) flops += hi > lo ? 2 * 2 * batch * columnsOf(lo) * columnsOf(hi) : batch * columnsOf(lo) ** 2;
   }
 
   const widest = Math.max(...chosen.map(units));

@@ -1,4 +1,4 @@
-import type { RowBlock } from '../curvature.js';
+import { finiteRows, type RowBlock } from '../curvature.js';
 import type { DenseLayer } from '../layers/dense.js';
 import type { PreparedModel } from '../model.js';
 import type { ParameterTensor } from '../parameters.js';
@@ -31,6 +31,19 @@ function selectedRows(parameters: readonly ParameterTensor[], layer: number, inp
   return { first, count: (kinds.includes('bias') ? inputs + 1 : inputs) - first };
 }
 
+/**
+ * The first augmented-kernel row p of the block's own layer whose columns (p, q) its upper-only rows
+ * compute. The layer's columns of earlier kernel rows are the transposes of rows computed before this
+ * block (earlier whole kernel rows, or the whole kernel when it precedes the bias in the flat vector),
+ * which the caller copies (pipeline.ts's symmetricColumns): the layer's own pair then costs about half.
+ */
+export function firstOwnRow(parameters: readonly (Pick<ParameterTensor, 'layer' | 'shape' | 'offset'> & { kind?: string })[], block: RowBlock): number {
+  const tensor = parameters[block.tensor];
+  if (tensor.kind === 'kernel') return Math.floor(block.start / tensor.shape[1]);
+  const kernel = parameters.find((t) => t.layer === tensor.layer && t.kind === 'kernel');
+  return kernel && kernel.offset < tensor.offset ? kernel.shape[0] : 0;
+}
+
 /** The factors of one prepared model, kept until dispose(); rows() then assembles any row block. */
 export class StructuredAssembly {
   private readonly factors: Map<string, PairFactors>;
@@ -52,7 +65,7 @@ export class StructuredAssembly {
 
   /**
    * Rows [block.count x P] of the Hessian; with `upperOnly`, only the columns of the block's layer
-   * and above (the rest stay 0, as hessianRows).
+   * and above, and of its own layer only from kernel row firstOwnRow() on (the rest stay 0).
    */
   rows(block: RowBlock, upperOnly = false): Float32Array {
     const { model } = this;
@@ -66,24 +79,43 @@ export class StructuredAssembly {
     const c = Math.floor((first + block.count - 1) / rowLayer.units) - i0 + 1;
     const skip = first - i0 * rowLayer.units;
     const columnLayers = selectedLayers(model.parameters).filter((l) => !upperOnly || l >= tensor.layer);
+    // Whether every value is finite, checked cheaply per pair (a float32 sum in TF.js is finite when they
+    // all are, and rarely not when they are: then finiteRows decides).
+    let finite = true;
     for (const columnLayer of columnLayers) {
       const columns = model.layers[columnLayer];
-      const range = selectedRows(model.parameters, columnLayer, columns.inputs);
-      const { block: blockTensor, diagonal } = tf.tidy(() => this.pairBlock(tensor.layer, columnLayer, i0, c, range));
-      const values = blockTensor.dataSync() as Float32Array;
-      const stride = range.count * columns.units;
-      if (diagonal) this.addDiagonalTerm(values, stride, diagonal.dataSync() as Float32Array, tensor.layer, columnLayer, i0, c, range);
-      tf.dispose([blockTensor, diagonal]);
-      for (const t of model.parameters) {
-        if (t.layer !== columnLayer) continue;
-        const from = ((t.kind === 'bias' ? columns.inputs : 0) - range.first) * columns.units;
-        for (let d = 0; d < block.count; d++) {
-          const src = (skip + d) * stride + from;
-          out.set(values.subarray(src, src + t.size), d * width + t.offset);
+      const selected = selectedRows(model.parameters, columnLayer, columns.inputs);
+      const own = upperOnly && columnLayer === tensor.layer ? Math.max(selected.first, firstOwnRow(model.parameters, block)) : selected.first;
+      const range = { first: own, count: selected.first + selected.count - own };
+      const { block: blockTensor, diagonal, sum } = tf.tidy(() => {
+        const pair = this.pairBlock(tensor.layer, columnLayer, i0, c, range);
+        return { ...pair, sum: tf.sum(pair.block) };
+      });
+      try {
+        finite &&= Number.isFinite(sum.dataSync()[0]);
+        // Read right away: a wasm heap view is valid until the next TF.js op.
+        const values = hostValues(blockTensor);
+        const stride = range.count * columns.units;
+        if (diagonal) finite = this.addDiagonalTerm(values, stride, hostValues(diagonal), tensor.layer, columnLayer, i0, c, range) && finite;
+        for (const t of model.parameters) {
+          if (t.layer !== columnLayer) continue;
+          // The tensor's kernel rows [p0, p1) within the range: its kernel rows, or the bias row.
+          const tensorFirst = t.kind === 'bias' ? columns.inputs : 0;
+          const p0 = Math.max(tensorFirst, range.first);
+          const p1 = Math.min(tensorFirst + (t.kind === 'bias' ? 1 : columns.inputs), range.first + range.count);
+          if (p0 >= p1) continue;
+          const [from, to, length] = [(p0 - range.first) * columns.units, t.offset + (p0 - tensorFirst) * columns.units, (p1 - p0) * columns.units];
+          for (let d = 0; d < block.count; d++) {
+            const src = (skip + d) * stride + from;
+            out.set(values.subarray(src, src + length), d * width + to);
+          }
         }
+      } finally {
+        tf.dispose(diagonal ? [blockTensor, diagonal, sum] : [blockTensor, sum]);
       }
     }
-    addRegularizer(out, width, tensor, block, model.parameters, rowLayer);
+    finite = addRegularizer(out, width, tensor, block, model.parameters, rowLayer) && finite;
+    if (!finite) finiteRows(out, block); // throws the NumericalError unless the sums overflowed on finite values
     return out;
   }
 
@@ -104,7 +136,9 @@ export class StructuredAssembly {
     const columnInputs = tf.slice(layers[h].inputAugT, [range.first, 0], [np, batch]); // [np, B]
     /** E^{lo,hi} [B, m_lo, n_aug_hi] restricted to the hi-layer rows [first, first + count). */
     const jacobian = (first: number, count: number) =>
-      tf.reshape(tf.slice(tf.reshape(inputJacobian!, [batch, low.units, high.inputsAug]), [0, 0, first], [batch, low.units, count]), [batch, low.units * count]);
+      count === high.inputsAug
+        ? inputJacobian!
+        : tf.reshape(tf.slice(tf.reshape(inputJacobian!, [batch, low.units, high.inputsAug]), [0, 0, first], [batch, low.units, count]), [batch, low.units * count]);
     if (r <= h) {
       // [(i, p), B] @ [B, (j, q)] -> (i, p, j, q) -> (i, j, p, q)
       let block = tf.transpose(tf.reshape(tf.matMul(khatriRao(picked, columnInputs), curvature), [c, np, low.units, high.units]), [0, 2, 1, 3]);
@@ -132,28 +166,37 @@ export class StructuredAssembly {
    * Adds the E-term of adjacent layers under an element-wise activation, where E = diag(f'), so that
    * it lives on p = j only: `diagonal` holds sum_b a_lo[b,i] g_hi[b,q] f'_lo[b,j] as (i, q, j) above the
    * diagonal (rows in lo) and as (q, i, j) below it (rows in hi); `values` is pairBlock's block.
+   * Returns whether every sum it made is finite.
    */
-  private addDiagonalTerm(values: Float32Array, stride: number, diagonal: Float32Array, r: number, h: number, i0: number, c: number, range: { first: number; count: number }): void {
+  private addDiagonalTerm(values: Float32Array, stride: number, diagonal: Float32Array, r: number, h: number, i0: number, c: number, range: { first: number; count: number }): boolean {
     const low = this.model.layers[Math.min(r, h)];
     const mHi = this.model.layers[Math.max(r, h)].units;
     const mLo = low.units;
+    let check = 0; // the sum (in float64) of the values changed: finite exactly when they all are
     if (r < h) {
       // rows (i, j), columns (p, q) with p = j in the column range
       for (let j = range.first; j < Math.min(range.first + range.count, mLo); j++) {
         for (let i = 0; i < c; i++) {
           const row = (i * mLo + j) * stride + (j - range.first) * mHi;
-          for (let q = 0; q < mHi; q++) values[row + q] += diagonal[(i * mHi + q) * mLo + j];
+          for (let q = 0; q < mHi; q++) {
+            values[row + q] += diagonal[(i * mHi + q) * mLo + j];
+            check += values[row + q]; // the stored float32, which may have overflowed
+          }
         }
       }
-      return;
+      return Number.isFinite(check);
     }
     // rows (p, q) with p in [i0, i0 + c), columns (i, j) with j = p
     for (let p = i0; p < Math.min(i0 + c, mLo); p++) {
       for (let q = 0; q < mHi; q++) {
         const row = ((p - i0) * mHi + q) * stride + p;
-        for (let i = 0; i < range.count; i++) values[row + i * mLo] += diagonal[(q * range.count + i) * mLo + p];
+        for (let i = 0; i < range.count; i++) {
+          values[row + i * mLo] += diagonal[(q * range.count + i) * mLo + p];
+          check += values[row + i * mLo];
+        }
       }
     }
+    return Number.isFinite(check);
   }
 
   dispose(): void {
@@ -168,8 +211,23 @@ const khatriRao = (u: Tensor2D, v: Tensor2D): Tensor2D => {
   return tf.reshape(tf.mul(tf.expandDims(u, 1), tf.expandDims(v, 0)), [a * v.shape[0], batch]);
 };
 
-/** The l2 term 2 l2 on the diagonal of a regularized kernel's own columns. */
-function addRegularizer(out: Float32Array, width: number, tensor: ParameterTensor, block: RowBlock, columns: readonly ParameterTensor[], layer: DenseLayer): void {
-  if (!layer.l2 || tensor.kind !== 'kernel' || !columns.some((t) => t.name === tensor.name)) return;
-  for (let d = 0; d < block.count; d++) out[d * width + tensor.offset + block.start + d] += 2 * layer.l2;
+/** The l2 term 2 l2 on the diagonal of a regularized kernel's own columns; whether the sums are finite. */
+function addRegularizer(out: Float32Array, width: number, tensor: ParameterTensor, block: RowBlock, columns: readonly ParameterTensor[], layer: DenseLayer): boolean {
+  if (!layer.l2 || tensor.kind !== 'kernel' || !columns.some((t) => t.name === tensor.name)) return true;
+  let check = 0;
+  for (let d = 0; d < block.count; d++) {
+    const at = d * width + tensor.offset + block.start + d;
+    out[at] += 2 * layer.l2;
+    check += out[at];
+  }
+  return Number.isFinite(check);
+}
+
+/**
+ * A tensor's values for reading on the host right away (before the next TF.js op): a view into the wasm
+ * heap where the backend offers one (a copy saved), a copy elsewhere (dataSync).
+ */
+function hostValues(t: Tensor): Float32Array {
+  const backend = tf.backend() as unknown as { typedArrayFromHeap?: (t: Tensor) => Float32Array };
+  return typeof backend.typedArrayFromHeap === 'function' ? backend.typedArrayFromHeap(t) : (t.dataSync() as Float32Array);
 }

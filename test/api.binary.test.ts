@@ -95,7 +95,25 @@ describe('MAX_QUEUED_BYTES', () => {
     expect(second.status).toBe(429);
     expect(second.body.error).toBe('queue_full');
     expect(second.body.message).toMatch(/the queued requests hold 36\d\d\d bytes; this one needs 36\d\d\d more and MAX_QUEUED_BYTES is 65536/);
-    expect((await t.http().post('/v1/jobs').send(seed.request)).status).toBe(202); // small enough
+    const third = await t.http().post('/v1/jobs').send(seed.request);
+    expect(third.status).toBe(202); // small enough
+    for (const job of [third, first, running]) await t.http().delete(`/v1/jobs/${job.body.id}`);
+  });
+
+  it("a curvature job's hvp directions count too", async () => {
+    const running = await t.http().post('/v1/jobs').send(mlpRequest(LARGE.sizes, LARGE.batch));
+    expect(running.status).toBe(202);
+    await pollJob(t.http, running.body.id, (job) => job.status === 'running');
+    const small = mlpRequest([2, 3, 2], 4); // P = 17; its tensors take a few hundred bytes
+    const hvp = (count: number) => ({ ...small, quantity: 'hvp', vectors: Array.from({ length: count }, (_, d) => Array.from({ length: 17 }, (_, i) => (i === d % 17 ? 1 : 0))) });
+    // 600 directions of 17 numbers, 8 bytes each as JS numbers: 81600 bytes, over 64 KiB alone.
+    const over = await t.http().post('/v1/jobs').send(hvp(600));
+    expect(over.status).toBe(429);
+    expect(over.body.error).toBe('queue_full');
+    expect(over.body.message).toMatch(/the queued requests hold 0 bytes; this one needs 816\d\d more and MAX_QUEUED_BYTES is 65536/);
+    const fits = await t.http().post('/v1/jobs').send(hvp(50));
+    expect(fits.status).toBe(202);
+    await t.http().delete(`/v1/jobs/${fits.body.id}`);
     await t.http().delete(`/v1/jobs/${running.body.id}`);
   });
 });

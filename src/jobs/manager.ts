@@ -13,7 +13,7 @@ import {
   type Span,
 } from '../compute/index.js';
 import { MessageChannel } from 'node:worker_threads';
-import type { CurvatureQuery } from '../compute/quantities/query.js';
+import { queryBytes, type CurvatureQuery } from '../compute/quantities/query.js';
 import { curvatureDocumentText, type CurvatureHead } from './curvature-results.js';
 import type { ComputePool } from './pool.js';
 import { isFailure, needsRequest, type CurvatureAnswer, type Summary, type WorkerFailure } from './protocol.js';
@@ -167,7 +167,7 @@ export class JobManager {
 
   /** Bytes the queued requests hold (their tensors, as typed arrays). */
   get queuedBytes(): number {
-    return this.queue.reduce((n, job) => n + (job.request ? requestBytes(job.request) : 0), 0);
+    return this.queue.reduce((n, job) => n + (job.request ? heldBytes(job.request, job.curvature) : 0), 0);
   }
 
   /**
@@ -200,7 +200,7 @@ export class JobManager {
     if (this.queue.length >= this.options.maxQueued) throw new QueueFullError(this.options.maxQueued);
     const { maxPerClient } = this.options;
     if (submitter && maxPerClient && this.unfinishedOf(submitter.id) >= maxPerClient) throw new ClientQueueFullError(maxPerClient);
-    const bytes = requestBytes(request);
+    const bytes = heldBytes(request, curvature);
     const maxQueuedBytes = this.options.maxQueuedBytes ?? Infinity;
     if (this.queuedBytes + bytes > maxQueuedBytes) throw new QueuedBytesFullError(bytes, this.queuedBytes, maxQueuedBytes);
     const plan = cost ?? planRequest(request, this.options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
@@ -556,4 +556,9 @@ export class JobManager {
   private notify(job: Job): void {
     for (const listener of [...job.listeners]) listener();
   }
+}
+
+/** Bytes a queued job holds: its request's tensors and, for a curvature job, its query's (hvp's directions). */
+function heldBytes(request: EngineRequest, curvature: CurvatureWork | undefined): number {
+  return requestBytes(request) + (curvature ? queryBytes(curvature.query) : 0);
 }

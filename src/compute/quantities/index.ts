@@ -9,7 +9,7 @@ import { exactDiagonal } from './diagonal.js';
 import { eigenIterations, maxEigenBasis, type CurvatureQuery, type Quantity, type QuantityResult } from './query.js';
 
 export { exactDiagonal } from './diagonal.js';
-export { eigenIterations, isMatrixQuantity, KRYLOV_BUDGET_BYTES, maxEigenBasis, productBudget, type CurvatureQuery, type Quantity, type QuantityResult } from './query.js';
+export { eigenIterations, isMatrixQuantity, KRYLOV_BUDGET_BYTES, maxEigenBasis, productBudget, queryBytes, type CurvatureQuery, type Quantity, type QuantityResult } from './query.js';
 
 /** operator: M's operator for the model, its products counted (see computeQuantity); engineBlock: see curvatureOperator. */
 type Rule<Q extends Quantity> = (

@@ -15,6 +15,9 @@ export type Quantity = CurvatureQuery['quantity'];
 /** The quantities whose answer is a P x P matrix (QuantityResult.matrix). */
 export const isMatrixQuantity = (quantity: Quantity): quantity is 'ggn' | 'fisher' => quantity === 'ggn' || quantity === 'fisher';
 
+/** Bytes a query holds while it waits (hvp's directions, kept as JS numbers: 8 bytes each); what MAX_QUEUED_BYTES counts beside the request's tensors. */
+export const queryBytes = (query: CurvatureQuery): number => (query.quantity === 'hvp' ? query.vectors.reduce((n, v) => n + 8 * v.length, 0) : 0);
+
 /** A quantity's answer: plain fields, float32 arrays (served as JSON numbers) and, for matrices, P x P. */
 export interface QuantityResult {
   fields: Record<string, number | boolean | number[] | number[][] | Float32Array | Float32Array[] | null>;

@@ -5,12 +5,12 @@
  * overflows float32 is a 422, never Infinity in JSON; every benchmark case is admitted.
  */
 import { describe, expect, it } from 'vitest';
-import { costShape, estimateCost } from '../src/compute/index.js';
-import { parseEngineRequest, parseRequest } from '../src/hessian.js';
+import { costShape, estimateCost, planHessian } from '../src/compute/index.js';
+import { computeHessian, parseEngineRequest, parseRequest } from '../src/hessian.js';
 import { loadConfig } from '../src/config.js';
 import { admit } from '../src/routes/hessian.js';
-import { decodeFloat32LE, expectJsonMatchesFixture, mlpRequest, rawBody, rng, useApp } from './api-helpers.js';
-import { fixtures } from './helpers.js';
+import { decodeFloat32LE, expectJsonMatchesFixture, finishedJob, mlpRequest, rawBody, rng, useApp } from './api-helpers.js';
+import { fixtures, relativeError } from './helpers.js';
 
 const seed = fixtures().find((c) => c.name === 'seed_2x2_linear_mse')!;
 const t = useApp();
@@ -109,6 +109,25 @@ describe('computed within the budget', () => {
     let worst = 0;
     for (let j = 0; j < m; j++) for (let k = 0; k < m; k++) worst = Math.max(worst, Math.abs(values[j * m + k] - (j === k ? 2 / m : 0)));
     expect(worst).toBeLessThan(1e-4 * (2 / m));
+  });
+});
+
+describe('a batch whose structured factors do not fit at once', () => {
+  const small = useApp({ MAX_WORKER_MEMORY_MB: 64 });
+  it('a job computes them over chunks of the batch, within MAX_WORKER_MEMORY_MB, and its matrix is the whole batch\'s', async () => {
+    const body = mlpRequest([4, 50, 50, 3], 800);
+    const budget = small.config.MAX_WORKER_MEMORY_MB * 2 ** 20;
+    const plan = planHessian(costShape(parseRequest(body)), budget);
+    expect(plan.method).toBe('structured');
+    expect(plan.batchChunk).toBeLessThan(800);
+    expect(plan.peakBytes).toBeLessThanOrEqual(budget);
+    expect(planHessian(costShape(parseRequest(body)), Infinity).peakBytes).toBeGreaterThan(budget); // the whole batch's factors
+    const job = await finishedJob(small, body);
+    expect(job.status).toBe('succeeded');
+    const result = await small.http().get(`/v1/jobs/${job.id}/result`).set('accept', 'application/octet-stream').buffer(true).parse(rawBody);
+    expect(result.status).toBe(200);
+    const reference = await computeHessian(body, { method: 'structured' }); // the whole batch at once, in this process
+    expect(relativeError(decodeFloat32LE(result.body), reference.hessian!)).toBeLessThan(1e-4);
   });
 });
 

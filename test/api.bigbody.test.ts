@@ -44,7 +44,15 @@ it('/health answers within 100 ms (p99) while a 32 MiB body is handled; queued b
 
   // Big bodies queued behind a long job (minutes of work; cancelled at the end).
   const long = await (await fetch(`${server.base}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(mlpRequest(LARGE.sizes, 8 * LARGE.batch)) })).json();
-  await sleep(2000); // its workers reach their working size
+  // Its workers reach their working size: wait for its first rows (a loaded machine may take longer than
+  // a fixed pause, and growth after \`before\` is counted against the queued bodies), then a moment more.
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    const job = await (await fetch(`${server.base}/v1/jobs/${long.id}`)).json();
+    if (job.progress > 0) break;
+    await sleep(100);
+  }
+  await sleep(1000);
   const before = memoryMiB(server.child.pid!);
   const answers = [];
   for (let i = 0; i < 3; i++) answers.push(await post());

@@ -9,6 +9,7 @@ import { costShape, DEFAULT_MEMORY_BUDGET_BYTES, initBackend, NumericalError, pl
 import { computeHessian, parseRequest } from '../src/hessian.js';
 import { allParameters } from '../src/compute/parameters.js';
 import { fixtures, relativeError } from './helpers.js';
+import { tf } from '../src/compute/tf.js';
 
 const TOLERANCE = 1e-4;
 
@@ -143,6 +144,26 @@ describe.each(cases)('structured vs R-operator: $name', ({ request }) => {
     }
   });
 
+  it('gives the same matrix over batch chunks (3, 3 and 1 of the 7 examples), full rows and upper-only', () => {
+    const model = new PreparedModel(parseRequest(request));
+    const chunked = rowSource(model, 'structured', 3);
+    const rOperator = rowSource(model, 'rOperator');
+    try {
+      for (const block of planRowBlocks(model.parameters, 4, true)) {
+        expect(relativeError(chunked.rows(block, false), rOperator.rows(block, false))).toBeLessThan(TOLERANCE);
+        const upper = chunked.rows(block, true);
+        const reference = rOperator.rows(block, false);
+        const spans = symmetricColumns(model.parameters, block, 'structured');
+        for (const span of spans) for (let c = span.offset; c < span.offset + span.count; c++) for (let d = 0; d < block.count; d++) reference[d * model.size + c] = 0;
+        expect(relativeError(upper, reference)).toBeLessThan(TOLERANCE);
+      }
+    } finally {
+      chunked.dispose();
+      rOperator.dispose();
+      model.dispose();
+    }
+  });
+
   it('leaves at 0 exactly the columns symmetricColumns names, for the caller to fill', () => {
     const model = new PreparedModel(parseRequest(request));
     const structured = rowSource(model, 'structured');
@@ -193,12 +214,55 @@ describe('path planning from sizes (planHessian)', () => {
     }
   });
 
-  it('falls back to the R-operator when the per-example factors do not fit, and can be forced either way', () => {
-    const wide = shape([8, 1500, 4], 512); // factors of about B * 1500 * (1500 + ...) floats
+  it('falls back to the R-operator when even one example\'s factors do not fit, and can be forced either way', () => {
+    const wide = shape([8, 3000, 4], 512); // a sweep of one example alone holds about 10 * 3000 * 6000 floats
     const budget = 256 * 2 ** 20;
     expect(planHessian(wide, budget).method).toBe('rOperator');
     expect(planHessian(wide, budget, 'structured').method).toBe('structured');
     expect(planHessian(shape([20, 64, 64, 10], 256), budget, 'rOperator').method).toBe('rOperator');
+  });
+
+  it('computes the factors over chunks of the batch when the whole batch\'s do not fit', () => {
+    const wide = shape([8, 200, 4], 2048); // factors of about B * 200 * (200 + ...) floats, 330 MB for the whole batch
+    const budget = 256 * 2 ** 20;
+    const plan = planHessian(wide, budget);
+    expect(plan.method).toBe('structured');
+    expect(plan.batchChunk).toBeLessThan(2048);
+    expect(plan.peakBytes).toBeLessThanOrEqual(budget);
+    expect(planHessian(shape([20, 64, 64, 10], 256), DEFAULT_MEMORY_BUDGET_BYTES).batchChunk).toBeUndefined();
+  });
+
+  it('over batch chunks, its memory estimate bounds the measured peak of a task (within a factor of 4) and the matrix is the whole batch\'s', async () => {
+    const random = generator(7);
+    const sizes = [6, 40, 30, 5];
+    const request = parseRequest({
+      model: { inputShape: [sizes[0]], seed: 3, layers: sizes.slice(1).map((units, l) => ({ type: 'dense', units, activation: l < 2 ? 'tanh' : 'linear' })) },
+      loss: { type: 'categoricalCrossentropy', fromLogits: true },
+      data: { x: Array.from({ length: 300 }, () => Array.from({ length: sizes[0] }, random)), y: Array.from({ length: 300 }, (_, b) => Array.from({ length: 5 }, (_, c) => (c === b % 5 ? 1 : 0))) },
+    });
+    const whole = planHessian(costShape(request), DEFAULT_MEMORY_BUDGET_BYTES);
+    const budget = Math.floor(whole.peakBytes / 2);
+    const plan = planHessian(costShape(request), budget);
+    expect(plan.method).toBe('structured');
+    expect(plan.batchChunk).toBeLessThan(300);
+    let model: PreparedModel | null = null;
+    let chunked: ReturnType<typeof rowSource> | null = null;
+    let worst = (await tf.profile(() => void (chunked = rowSource((model = new PreparedModel(request)), 'structured', plan.batchChunk)))).peakBytes;
+    const reference = rowSource(model!, 'structured');
+    try {
+      for (const block of planRowBlocks(model!.parameters, plan.blockSize, true)) {
+        let rows: Float32Array = new Float32Array(0);
+        const info = await tf.profile(() => void (rows = chunked!.rows(block, true)));
+        worst = Math.max(worst, info.peakBytes + rows.byteLength);
+        expect(relativeError(rows, reference.rows(block, true))).toBeLessThan(TOLERANCE);
+      }
+    } finally {
+      chunked!.dispose();
+      reference.dispose();
+      model!.dispose();
+    }
+    expect(plan.peakBytes).toBeGreaterThanOrEqual(worst);
+    expect(plan.peakBytes).toBeLessThan(4 * worst);
   });
 });
 

@@ -6,6 +6,7 @@
  */
 import { activeBackend, initBackend, type BackendInfo } from './backend.js';
 import { structuredCost } from './assembly/cost.js';
+import { ChunkedAssembly } from './assembly/chunked.js';
 import { firstOwnRow, StructuredAssembly } from './assembly/index.js';
 import { estimateCost, layerShapes, type CostEstimate, type CostShape } from './cost.js';
 import { hessianRows, planRowBlocks, type RowBlock } from './curvature.js';
@@ -23,8 +24,8 @@ import type { EngineRequest } from './spec.js';
 export type HessianMethod = 'structured' | 'rOperator' | 'graph';
 type DenseMethod = Exclude<HessianMethod, 'graph'>;
 
-/** A cost estimate together with the path it is for. */
-export type HessianPlan = CostEstimate & { method: HessianMethod };
+/** A cost estimate together with the path it is for (and on the structured path, any batch chunk of its factors). */
+export type HessianPlan = CostEstimate & { method: HessianMethod; batchChunk?: number };
 
 /** One parameter tensor placed in the result's flat vector (after any `wrt` selection), whichever path computes it. */
 export interface PlacedTensor {
@@ -135,9 +136,10 @@ export interface RowSource {
   dispose(): void;
 }
 
-export function rowSource(model: PreparedModel, method: DenseMethod): RowSource {
+/** `batchChunk` (structured): computes the factors over chunks of that many examples (see planHessian). */
+export function rowSource(model: PreparedModel, method: DenseMethod, batchChunk?: number): RowSource {
   if (method === 'rOperator') return { method, rows: (block, upperOnly) => hessianRows(model, block, upperOnly), dispose: () => {} };
-  const assembly = new StructuredAssembly(model);
+  const assembly = batchChunk && batchChunk < model.batch ? new ChunkedAssembly(model.request, batchChunk) : new StructuredAssembly(model);
   return { method, rows: (block, upperOnly) => assembly.rows(block, upperOnly), dispose: () => assembly.dispose() }; // rows() checks finiteness
 }
 
@@ -155,8 +157,11 @@ export interface PreparedRequest extends RowSource {
   readonly summary: HessianSummary;
 }
 
-/** Prepares a request for the path its plan chose (the model's forward and backward pass, and the path's state). */
-export function prepareRequest(request: EngineRequest, method: HessianMethod): PreparedRequest {
+/**
+ * Prepares a request for the path its plan chose (the model's forward and backward pass, and the path's
+ * state); `batchChunk`: the plan's, on the structured path.
+ */
+export function prepareRequest(request: EngineRequest, method: HessianMethod, batchChunk?: number): PreparedRequest {
   const dense = method === 'graph' ? null : denseStack(request);
   if (!dense) {
     const graph = new PreparedGraph(request);
@@ -165,7 +170,7 @@ export function prepareRequest(request: EngineRequest, method: HessianMethod): P
   }
   const model = new PreparedModel(dense);
   try {
-    const source = rowSource(model, method as DenseMethod);
+    const source = rowSource(model, method as DenseMethod, batchChunk);
     const { parameters, size, loss, gradient } = model;
     return {
       model,
@@ -202,7 +207,7 @@ export async function hessianOf(request: EngineRequest, options: ComputeOptions 
   const started = performance.now();
   const backend = activeBackend() ?? (await initBackend());
   const plan = planRequest(request, DEFAULT_MEMORY_BUDGET_BYTES, options.method);
-  const prepared = prepareRequest(request, plan.method);
+  const prepared = prepareRequest(request, plan.method, plan.batchChunk);
   try {
     const { parameters, size } = prepared.summary;
     const blocks = planRowBlocks(parameters, options.blockSize ?? plan.blockSize, plan.method === 'structured');

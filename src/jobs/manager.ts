@@ -91,6 +91,8 @@ export interface Job {
   /** Rows per row block and the path: the admission's choice, so that a task fits MAX_WORKER_MEMORY_MB. */
   blockSize: number;
   method: HessianMethod;
+  /** On the structured path, the batch chunk of its factors when the whole batch's do not fit (planHessian). */
+  batchChunk?: number;
   /** Rows [0, contiguousRows) are on disk: what a stream may send. */
   contiguousRows: number;
   /** The backend the job's summary ran on (every block runs on it), once known: a stream's headers name it. */
@@ -158,11 +160,11 @@ export class JobManager {
     record: JobRecord,
     request: EngineRequest | null,
     parameters: PlacedTensor[],
-    { blockSize, method }: Pick<RequestPlan, 'blockSize' | 'method'>,
+    { blockSize, method, batchChunk }: Pick<RequestPlan, 'blockSize' | 'method' | 'batchChunk'>,
     contiguousRows: number,
     ephemeral: boolean,
   ): Job {
-    return { record, request, parameters, blockSize, method, contiguousRows, cancelled: false, abort: new AbortController(), listeners: new Set(), rowListeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
+    return { record, request, parameters, blockSize, method, batchChunk, contiguousRows, cancelled: false, abort: new AbortController(), listeners: new Set(), rowListeners: new Set(), saved: Promise.resolve(), ephemeral, settled: Promise.resolve() };
   }
 
   /** Bytes the queued requests hold (their tensors, as typed arrays). */
@@ -464,7 +466,7 @@ export class JobManager {
   private async computeRows(job: Job, started: number): Promise<void> {
     const { record } = job;
     const { signal } = job.abort;
-    const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request!, method: job.method }, signal);
+    const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request!, method: job.method, batchChunk: job.batchChunk }, signal);
     if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;
@@ -495,7 +497,7 @@ export class JobManager {
         const block = blocks[index];
         const spans = symmetricColumns(parameters, block, job.method);
         try {
-          const task = { kind: 'rows' as const, jobId: record.id, method: job.method, block, upperOnly: true, backend: backend.backend };
+          const task = { kind: 'rows' as const, jobId: record.id, method: job.method, batchChunk: job.batchChunk, block, upperOnly: true, backend: backend.backend };
           let rows = await this.pool.run(task, signal);
           if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request }, signal);
           if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request

@@ -5,8 +5,8 @@ import type { CurvatureQuery, QuantityResult } from '../compute/quantities/index
 /** Messages between the job manager (main thread) and the compute workers. */
 export type WorkerTask =
   | { kind: 'ping' }
-  /** method: the path the admission planned (planHessian), which the block size is for. */
-  | { kind: 'summary'; jobId: string; request: EngineRequest; method: HessianMethod }
+  /** method: the path the admission planned (planHessian), which the block size is for; batchChunk: its batch chunk, if any. */
+  | { kind: 'summary'; jobId: string; request: EngineRequest; method: HessianMethod; batchChunk?: number }
   /**
    * upperOnly: the manager fills the columns symmetricColumns names from rows on disk.
    * request: sent only when the worker answered NeedsRequest, i.e. once per worker and job, since
@@ -14,7 +14,7 @@ export type WorkerTask =
    * backend: the one the job's summary ran on; a worker on another one refuses the block, so that
    * a job never mixes backends (e.g. a replacement worker that fell back from tensorflow to wasm).
    */
-  | { kind: 'rows'; jobId: string; request?: EngineRequest; method: HessianMethod; block: RowBlock; upperOnly: boolean; backend: BackendName }
+  | { kind: 'rows'; jobId: string; request?: EngineRequest; method: HessianMethod; batchChunk?: number; block: RowBlock; upperOnly: boolean; backend: BackendName }
   /**
    * One curvature quantity (POST /v1/curvature, or a curvature job), computed whole in one worker.
    * progress: a job's port (transferred with the task), posted the count of each batch of operator

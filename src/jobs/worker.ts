@@ -16,11 +16,11 @@ const ready = initBackend(workerData?.backend ?? 'auto');
 let cached: { jobId: string; prepared: PreparedRequest } | null = null;
 
 /** `request` was validated on the main thread: it is used as it comes. */
-function preparedFor(jobId: string, request: EngineRequest | undefined, method: HessianMethod): PreparedRequest {
+function preparedFor(jobId: string, request: EngineRequest | undefined, method: HessianMethod, batchChunk?: number): PreparedRequest {
   if (cached?.jobId === jobId) return cached.prepared;
   cached?.prepared.dispose();
   cached = null;
-  cached = { jobId, prepared: prepareRequest(request!, method) };
+  cached = { jobId, prepared: prepareRequest(request!, method, batchChunk) };
   return cached.prepared;
 }
 
@@ -43,7 +43,7 @@ async function compute(task: WorkerTask): Promise<WorkerResult> {
       case 'ping':
         return backend;
       case 'summary': {
-        const { loss, gradient } = preparedFor(task.jobId, task.request, task.method).summary;
+        const { loss, gradient } = preparedFor(task.jobId, task.request, task.method, task.batchChunk).summary;
         return { loss, gradient: Array.from(gradient), backend };
       }
       case 'rows':
@@ -51,7 +51,7 @@ async function compute(task: WorkerTask): Promise<WorkerResult> {
           throw new Error(`this worker runs on ${backend.backend} but the job started on ${task.backend}; a job never mixes backends`);
         }
         if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };
-        return move(preparedFor(task.jobId, task.request, task.method).rows(task.block, task.upperOnly)) as Float32Array;
+        return move(preparedFor(task.jobId, task.request, task.method, task.batchChunk).rows(task.block, task.upperOnly)) as Float32Array;
       case 'curvature':
         return curvature(task, backend);
       case 'hessian':

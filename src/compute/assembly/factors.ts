@@ -29,17 +29,18 @@ function unitDirections(batch: number, m: number): Tensor3D {
 }
 
 /**
- * Computes the factors of every pair of the selected layers; `keep` marks what outlives the tidy.
+ * Computes the factors of every pair (lo, hi) of the selected layers with lo in `lows` (all by default);
+ * `keep` marks what outlives the tidy.
  * For each selected lower layer lo, one R-operator sweep (as curvature.ts, in plain 2-D matMuls
  * [B * m_lo, width]) of the m_lo unit directions of z_lo: forward, R(a_{hi-1}) = E^{lo,hi}; through
  * the loss's curvature; backward, R(g_hi) = S^{lo,hi} for every hi >= lo.
  */
-export function pairFactors(model: PreparedModel, selected: readonly number[], keep: <T extends Tensor>(t: T) => T): Map<string, PairFactors> {
+export function pairFactors(model: PreparedModel, selected: readonly number[], keep: <T extends Tensor>(t: T) => T, lows: readonly number[] = selected): Map<string, PairFactors> {
   const { layers, batch } = model;
   const top = layers.length - 1;
   const factors = new Map<string, PairFactors>();
-  // One tidy per lower layer: its sweep's intermediates go before the next sweep starts.
-  for (const lo of selected) tf.tidy(() => sweep(lo));
+  // One tidy per lower layer (those in `lows`): its sweep's intermediates go before the next sweep starts.
+  for (const lo of lows) tf.tidy(() => sweep(lo));
   return factors;
 
   function sweep(lo: number): Tensor[] {

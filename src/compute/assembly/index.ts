@@ -49,7 +49,11 @@ export class StructuredAssembly {
   private readonly factors: Map<string, PairFactors>;
   private readonly kept: Tensor[] = [];
 
-  constructor(private readonly model: PreparedModel) {
+  /** `lows`: the lower layers of the pairs to prepare (all by default; ChunkedAssembly asks for a block's). */
+  constructor(
+    private readonly model: PreparedModel,
+    lows?: readonly number[],
+  ) {
     const selected = selectedLayers(model.parameters);
     const keep = <T extends Tensor>(t: T) => {
       this.kept.push(t);
@@ -57,7 +61,7 @@ export class StructuredAssembly {
     };
     let factors = new Map<string, PairFactors>();
     tf.tidy(() => {
-      factors = pairFactors(model, selected, keep);
+      factors = pairFactors(model, selected, keep, lows ?? selected);
       return this.kept; // everything else the recursion made is freed here
     });
     this.factors = factors;

@@ -64,6 +64,12 @@ export const rowReader =
   async (first: number, count: number): Promise<Float32Array> =>
     matrix instanceof Float32Array ? matrix.subarray(first * record.size, (first + count) * record.size) : matrix.readRows(record.id, record.size, first, count);
 
+/** An in-memory P x P matrix as a binary answer's body: raw little-endian float32, or .npy with its header. */
+export function matrixBuffer(matrix: Float32Array, size: number, format: 'npy' | 'binary'): Buffer {
+  const bytes = Buffer.from(matrix.buffer, matrix.byteOffset, matrix.byteLength);
+  return format === 'npy' ? Buffer.concat([npyHeader(size, size), bytes]) : bytes;
+}
+
 /** In-memory answers of at most this many values are formatted as one JSON string (no stream, one write). */
 const WHOLE_JSON_VALUES = VALUES_PER_TURN;
 
@@ -82,8 +88,7 @@ export async function resultBody(matrix: ResultStore | Float32Array, record: Job
       for await (const chunk of jsonDocument(record, rowReader(matrix, record))) text += chunk;
       return { body: text, length: Buffer.byteLength(text) };
     }
-    const bytes = Buffer.from(matrix.buffer, matrix.byteOffset, matrix.byteLength);
-    const body = format === 'npy' ? Buffer.concat([npyHeader(record.size, record.size), bytes]) : bytes;
+    const body = matrixBuffer(matrix, record.size, format);
     return { body, length: body.length };
   }
   if (format === 'npy') return { body: matrix.readStream(record.id), length: header + matrixBytes };

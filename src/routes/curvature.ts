@@ -4,10 +4,9 @@ import { z } from 'zod';
 import { SpecError, type EngineRequest, type PlacedTensor } from '../compute/index.js';
 import { diagonalPlan, graphStructure } from '../compute/graph/index.js';
 import { isMatrixQuantity, KRYLOV_BUDGET_BYTES, maxEigenBasis, productBudget, type CurvatureQuery } from '../compute/quantities/index.js';
-import { npyHeader } from '../jobs/npy.js';
 import { isFailure, type CurvatureAnswer } from '../jobs/protocol.js';
 import { curvatureDocumentText, curvatureForms, curvaturePicture, type CurvatureHead } from '../jobs/curvature-results.js';
-import { matrixHeaders, RESULT_TYPES } from '../jobs/results.js';
+import { matrixBuffer, matrixHeaders, RESULT_TYPES } from '../jobs/results.js';
 import { CURVATURE_DEFAULTS, CurvatureJson, CurvatureOptions, CurvatureRequest, curvatureQuery, vectorsIssue } from '../schemas/curvature.js';
 import { importRequest } from '../schemas/import/index.js';
 import { resolveModel } from './models.js';
@@ -182,10 +181,8 @@ function checkKrylovBudget(body: CurvatureOptions, size: number): void {
 // The 200 schema is JSON's; a picture or binary body bypasses its serializer, as sendResult's do.
 const sendPicture = (reply: FastifyReply, png: Buffer) => reply.type(RESULT_TYPES.png).send(png);
 
-function sendMatrix(reply: FastifyReply, format: string, result: CurvatureAnswer, head: CurvatureHead) {
-  const matrix = result.matrix!;
-  const bytes = Buffer.from(matrix.buffer, matrix.byteOffset, matrix.byteLength);
-  reply.type(RESULT_TYPES[format as keyof typeof RESULT_TYPES]);
+function sendMatrix(reply: FastifyReply, format: 'npy' | 'binary', result: CurvatureAnswer, head: CurvatureHead) {
+  reply.type(RESULT_TYPES[format]);
   reply.headers(matrixHeaders({ ...head, loss: result.loss, meta: result.meta }));
-  return reply.send(format === 'npy' ? Buffer.concat([npyHeader(head.size, head.size), bytes]) : bytes);
+  return reply.send(matrixBuffer(result.matrix!, head.size, format));
 }

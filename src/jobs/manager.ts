@@ -10,7 +10,6 @@ import {
   type HessianMethod,
   type PlacedTensor,
   type RequestPlan,
-  type Span,
 } from '../compute/index.js';
 import { MessageChannel } from 'node:worker_threads';
 import { queryBytes, type CurvatureQuery } from '../compute/quantities/query.js';
@@ -18,6 +17,10 @@ import { curvatureDocumentText, type CurvatureHead } from './curvature-results.j
 import type { ComputePool } from './pool.js';
 import { isFailure, needsRequest, type CurvatureAnswer, type Summary, type WorkerFailure } from './protocol.js';
 import { isFinished, matrixBytes, resultBytes, StorageError, type JobRecord, type ResultStore } from './store.js';
+import { SymmetricFill } from './symmetric-fill.js';
+
+/** Memory the symmetric fill of the running job may hold when none is given (the service passes SYMMETRIC_FILL_MEMORY_MB). */
+export const DEFAULT_FILL_MEMORY_BYTES = 512 * 2 ** 20;
 
 export class QueueFullError extends Error {
   constructor(readonly limit: number) {
@@ -143,6 +146,8 @@ export class JobManager {
       maxQueuedBytes?: number;
       timeoutSeconds?: number;
       maxPerClient?: number;
+      /** Memory the running job's symmetric fill may hold (see SymmetricFill); 0: every value from the file. */
+      fillMemoryBytes?: number;
       /** Bytes held on disk under MAX_RESULTS_BYTES besides the results (the stored models). */
       otherStoredBytes?: () => number;
     },
@@ -466,7 +471,12 @@ export class JobManager {
   private async computeRows(job: Job, started: number): Promise<void> {
     const { record } = job;
     const { signal } = job.abort;
-    const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request!, method: job.method, batchChunk: job.batchChunk }, signal);
+    const blocks = planRowBlocks(job.parameters, job.blockSize, job.method === 'structured'); // in row order, as streams send them
+    // Every thread that will take blocks prepares the job at once (its forward and backward pass and its
+    // path's per-example factors), instead of the second one only after its first block was asked for.
+    const summaryTask = { kind: 'summary' as const, jobId: record.id, request: job.request!, method: job.method, batchChunk: job.batchChunk };
+    const summaries = await Promise.all(Array.from({ length: Math.min(this.pool.threads, blocks.length) || 1 }, () => this.pool.run(summaryTask, signal)));
+    const summary = summaries.find(isFailure) ?? summaries[0];
     if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;
@@ -476,14 +486,13 @@ export class JobManager {
     Object.assign(record, { loss, gradient });
     await this.store.createMatrix(record.id, record.size);
 
-    const blocks = planRowBlocks(parameters, job.blockSize, job.method === 'structured'); // in row order, as streams send them
     const layerOf = (index: number) => parameters[blocks[index].tensor].layer;
     // Computed from the lowest layer up, so that a block's columns of lower layers (and on the structured
     // path of its own layer's earlier rows) can be copied, by symmetry, from rows already on disk instead
     // of computed (see symmetricColumns).
     const order = blocks.map((_, i) => i).sort((a, b) => layerOf(a) - layerOf(b) || a - b);
     const done = new Array<boolean>(blocks.length).fill(false);
-    const pendingRows = (spans: Span[]) => blocks.some((b, i) => !done[i] && spans.some((s) => b.row < s.offset + s.count && s.offset < b.row + b.count));
+    const fill = new SymmetricFill(blocks, (block) => symmetricColumns(parameters, block, job.method), record.size, this.options.fillMemoryBytes ?? DEFAULT_FILL_MEMORY_BYTES);
     let next = 0;
     let firstPending = 0;
     let failure: WorkerFailure['error'] | null = null;
@@ -495,16 +504,17 @@ export class JobManager {
       while (next < order.length && !job.cancelled && !failure) {
         const index = order[next++];
         const block = blocks[index];
-        const spans = symmetricColumns(parameters, block, job.method);
         try {
           const task = { kind: 'rows' as const, jobId: record.id, method: job.method, batchChunk: job.batchChunk, block, upperOnly: true, backend: backend.backend };
           let rows = await this.pool.run(task, signal);
           if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request }, signal);
           if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request
           if (isFailure(rows)) return fail(rows.error);
-          while (pendingRows(spans) && !job.cancelled && !failure) await this.changed(job);
+          fill.keep(index, rows as Float32Array);
+          this.notify(job); // wakes loops waiting for these rows
+          while (!fill.ready(index, (source) => done[source]) && !job.cancelled && !failure) await this.changed(job);
           if (job.cancelled || failure) return;
-          for (const span of spans) {
+          for (const span of fill.fill(index, rows as Float32Array)) {
             await this.store.copyTransposedStrip(record.id, record.size, span.offset, span.count, block.row, block.count, rows as Float32Array, !span.partial);
           }
           await this.store.writeRows(record.id, record.size, block.row, rows as Float32Array);
@@ -520,7 +530,9 @@ export class JobManager {
         this.notify(job);
       }
     };
-    await Promise.all(Array.from({ length: this.pool.threads }, workerLoop));
+    // Two blocks asked for per thread, so that a thread finds its next block waiting in the pool's queue
+    // while the main thread fills and writes its last one.
+    await Promise.all(Array.from({ length: 2 * this.pool.threads }, workerLoop));
     await this.store.closeMatrix(record.id);
     if (job.cancelled) return;
     if (failure) return this.finish(job, 'failed', failure);

@@ -471,12 +471,7 @@ export class JobManager {
   private async computeRows(job: Job, started: number): Promise<void> {
     const { record } = job;
     const { signal } = job.abort;
-    const blocks = planRowBlocks(job.parameters, job.blockSize, job.method === 'structured'); // in row order, as streams send them
-    // Every thread that will take blocks prepares the job at once (its forward and backward pass and its
-    // path's per-example factors), instead of the second one only after its first block was asked for.
-    const summaryTask = { kind: 'summary' as const, jobId: record.id, request: job.request!, method: job.method, batchChunk: job.batchChunk };
-    const summaries = await Promise.all(Array.from({ length: Math.min(this.pool.threads, blocks.length) || 1 }, () => this.pool.run(summaryTask, signal)));
-    const summary = summaries.find(isFailure) ?? summaries[0];
+    const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request!, method: job.method, batchChunk: job.batchChunk }, signal);
     if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;
@@ -486,6 +481,7 @@ export class JobManager {
     Object.assign(record, { loss, gradient });
     await this.store.createMatrix(record.id, record.size);
 
+    const blocks = planRowBlocks(parameters, job.blockSize, job.method === 'structured'); // in row order, as streams send them
     const layerOf = (index: number) => parameters[blocks[index].tensor].layer;
     // Computed from the lowest layer up, so that a block's columns of lower layers (and on the structured
     // path of its own layer's earlier rows) can be copied, by symmetry, from rows already on disk instead
@@ -510,11 +506,11 @@ export class JobManager {
           if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request }, signal);
           if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request
           if (isFailure(rows)) return fail(rows.error);
-          fill.keep(index, rows as Float32Array);
+          await fill.keep(index, rows as Float32Array);
           this.notify(job); // wakes loops waiting for these rows
           while (!fill.ready(index, (source) => done[source]) && !job.cancelled && !failure) await this.changed(job);
           if (job.cancelled || failure) return;
-          for (const span of fill.fill(index, rows as Float32Array)) {
+          for (const span of await fill.fill(index, rows as Float32Array)) {
             await this.store.copyTransposedStrip(record.id, record.size, span.offset, span.count, block.row, block.count, rows as Float32Array, !span.partial);
           }
           await this.store.writeRows(record.id, record.size, block.row, rows as Float32Array);
@@ -530,9 +526,7 @@ export class JobManager {
         this.notify(job);
       }
     };
-    // Two blocks asked for per thread, so that a thread finds its next block waiting in the pool's queue
-    // while the main thread fills and writes its last one.
-    await Promise.all(Array.from({ length: 2 * this.pool.threads }, workerLoop));
+    await Promise.all(Array.from({ length: this.pool.threads }, workerLoop));
     await this.store.closeMatrix(record.id);
     if (job.cancelled) return;
     if (failure) return this.finish(job, 'failed', failure);

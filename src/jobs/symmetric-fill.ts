@@ -20,7 +20,11 @@ export class SymmetricFill {
   private readonly neededBy: { dest: number; need: Need }[][];
   /** tiles[dest] by source: the source's rows [from, to) at dest's columns, transposed: [dest.count x (to - from)]. */
   private readonly tiles: Map<number, Float32Array>[];
+  /** Bytes of the tiles waiting for their dest. */
   private heldBytes = 0;
+  /** Tiles already copied into their dest, by length, for reuse: allocating (and collecting) hundreds of MB of tiles cost the main thread about as much as copying them. */
+  private readonly spare = new Map<number, Float32Array[]>();
+  private spareBytes = 0;
 
   constructor(
     private readonly blocks: readonly RowBlock[],
@@ -42,20 +46,43 @@ export class SymmetricFill {
     this.tiles = blocks.map(() => new Map());
   }
 
-  /** Bytes of tiles held now. */
+  /** Bytes held now: tiles waiting, and tiles kept for reuse (at most budgetBytes together). */
   get bytes(): number {
-    return this.heldBytes;
+    return this.heldBytes + this.spareBytes;
   }
 
-  /** Keeps the transposes of a block's rows (just computed, upper-only) for the later blocks that need them, as far as the budget allows. */
-  keep(source: number, rows: Float32Array): void {
+  /** Whether no tile waits for its dest. */
+  get empty(): boolean {
+    return this.tiles.every((tiles) => tiles.size === 0);
+  }
+
+  /** A tile of `length` floats, reused or new, or null when it would pass the budget. */
+  private tile(length: number): Float32Array | null {
+    const reused = this.spare.get(length)?.pop();
+    if (reused) {
+      this.spareBytes -= reused.byteLength;
+      return reused;
+    }
+    if (this.heldBytes + this.spareBytes + 4 * length > this.budgetBytes) {
+      this.spare.clear(); // tiles of other lengths give their room
+      this.spareBytes = 0;
+    }
+    return this.heldBytes + 4 * length > this.budgetBytes ? null : new Float32Array(length);
+  }
+
+  /**
+   * Keeps the transposes of a block's rows (just computed, upper-only) for the later blocks that need
+   * them, as far as the budget allows; a tile is ready for ready() once whole.
+   */
+  async keep(source: number, rows: Float32Array): Promise<void> {
     const { size } = this;
     const first = this.blocks[source].row;
+    const pace = new Pace();
     for (const { dest, need } of this.neededBy[source]) {
       const { row, count } = this.blocks[dest];
       const width = need.to - need.from;
-      if (this.heldBytes + 4 * count * width > this.budgetBytes) continue;
-      const tile = new Float32Array(count * width);
+      const tile = this.tile(count * width);
+      if (!tile) continue;
       // In strips of TRANSPOSE_STRIP source rows: each tile row's piece of a strip is written whole
       // (one element at a time down a column was 6 ns an element, mostly cache misses).
       for (let s0 = 0; s0 < width; s0 += TRANSPOSE_STRIP) {
@@ -68,6 +95,7 @@ export class SymmetricFill {
       }
       this.tiles[dest].set(source, tile);
       this.heldBytes += tile.byteLength;
+      await pace.step(tile.length);
     }
   }
 
@@ -81,8 +109,9 @@ export class SymmetricFill {
    * tiles; returns the parts of the spans not kept, to be read from the file (a whole span when none of
    * it was kept, so that the file's strip windows are shared as before).
    */
-  fill(dest: number, rows: Float32Array): Span[] {
+  async fill(dest: number, rows: Float32Array): Promise<Span[]> {
     const { size } = this;
+    const pace = new Pace();
     const { count } = this.blocks[dest];
     const fromFile: (Span & { span: number })[] = [];
     for (const need of this.needs[dest]) {
@@ -96,9 +125,28 @@ export class SymmetricFill {
       const width = need.to - need.from;
       for (let c = 0; c < count; c++) rows.set(tile.subarray(c * width, (c + 1) * width), c * size + need.from);
       this.heldBytes -= tile.byteLength;
+      this.tiles[dest].delete(need.source);
+      const spares = this.spare.get(tile.length);
+      if (spares) spares.push(tile);
+      else this.spare.set(tile.length, [tile]);
+      this.spareBytes += tile.byteLength;
+      await pace.step(tile.length);
     }
-    this.tiles[dest].clear();
     return fromFile.map(({ offset, count, partial }) => ({ offset, count, partial }));
+  }
+}
+
+/** Floats keep() and fill() copy between two turns of the event loop (a few ms: /health and the streams answer meanwhile). */
+const FLOATS_PER_TURN = 1 << 16;
+
+/** Yields to the event loop once FLOATS_PER_TURN floats were copied since the last time. */
+class Pace {
+  private floats = 0;
+  async step(floats: number): Promise<void> {
+    this.floats += floats;
+    if (this.floats < FLOATS_PER_TURN) return;
+    this.floats = 0;
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
 

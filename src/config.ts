@@ -42,6 +42,12 @@ export const ConfigSchema = z.object({
   JOB_TIMEOUT_SECONDS: intFrom(3600, 1),
   /** Synchronous requests estimated at most this many operations (and P <= 1024) take the small lane; 0: none. */
   SMALL_JOB_FLOPS: z.coerce.number().min(0).default(1e8),
+  /**
+   * Small-lane requests whose inline estimate is at most this many operations are computed on the HTTP
+   * thread in plain JavaScript float64 (compute/inline; about 1 ns an operation, so the default holds the
+   * event loop some 0.1 ms at most); 0: never.
+   */
+  INLINE_MAX_FLOPS: z.coerce.number().min(0).default(1e5),
   HESSIAN_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   /**
    * The small lane's backend: wasm by default, whatever HESSIAN_BACKEND is, since its per-op overhead is

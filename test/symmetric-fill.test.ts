@@ -30,8 +30,8 @@ const LAYOUT: ModelLayout = { inputShape: [3], layers: [{ units: 4, useBias: tru
  * two at a time, the second sometimes first): each block's rows upper-only (the spans' columns 0), kept,
  * then filled once its sources are kept or written, the parts not kept copied from the rows written.
  */
-async function runFill(method: HessianMethod, wrt: string[] | undefined, blockSize: number, budgetBytes: number) {
-  const parameters = selectParameters(LAYOUT, wrt);
+async function runFill(method: HessianMethod, wrt: string[] | undefined, blockSize: number, budgetBytes: number, layout = LAYOUT) {
+  const parameters = selectParameters(layout, wrt);
   const size = parameters.reduce((n, t) => n + t.size, 0);
   const h = symmetricMatrix(size);
   const blocks = planRowBlocks(parameters, blockSize, method === 'structured');
@@ -102,6 +102,18 @@ describe('SymmetricFill', () => {
       });
     }
   }
+});
+
+it('SymmetricFill: a job of more than 512 blocks keeps no tiles and copies every span from the file', async () => {
+  const layout: ModelLayout = { inputShape: [20], layers: [{ units: 24, useBias: true }, { units: 3, useBias: true }] }; // P = 579
+  const run = await runFill('rOperator', undefined, 1, Infinity, layout);
+  expect(run.matrix).toEqual(run.h);
+  expect(run.peak).toBe(0);
+  expect(run.fromFile).toBe((await runFill('rOperator', undefined, 1, 0, layout)).fromFile);
+  // One block fewer than the limit's worth of rows a block: tiles again.
+  const tiled = await runFill('rOperator', undefined, 2, Infinity, layout);
+  expect(tiled.matrix).toEqual(tiled.h);
+  expect(tiled.fromFile).toBe(0);
 });
 
 describe('a job whose fill holds all, some or none of its tiles', () => {

@@ -1,5 +1,10 @@
 import type { RowBlock, Span } from '../compute/index.js';
 
+/** Jobs of more blocks keep no tiles (see SymmetricFill.tiled). */
+const MAX_TILED_BLOCKS = 512;
+/** Source rows transposed together (see keep). */
+const TRANSPOSE_STRIP = 16;
+
 /**
  * The symmetric fill of a running job from memory. A block's rows come back upper-only: the columns
  * its spans name (symmetricColumns) are 0 and equal, by symmetry, the same block's columns in rows
@@ -10,9 +15,6 @@ import type { RowBlock, Span } from '../compute/index.js';
  * done and the rows to come, about P²/4 floats (400 MB at P = 20000): within `budgetBytes` the tiles are
  * kept; a tile that would pass it is not, and its values are read from the file as before.
  */
-/** Source rows transposed together (see keep). */
-const TRANSPOSE_STRIP = 16;
-
 export class SymmetricFill {
   /** needs[dest]: the source blocks whose rows dest's spans name, each with the rows [from, to) of it in the span. */
   private readonly needs: Need[][];
@@ -26,24 +28,58 @@ export class SymmetricFill {
   private readonly spare = new Map<number, Float32Array[]>();
   private spareBytes = 0;
 
+  /** Each block's spans (symmetricColumns). */
+  private readonly spans: Span[][];
+  /** Block indices by first row. */
+  private readonly byRow: number[];
+  /**
+   * Whether tiles are kept at all: not without a budget, nor for jobs of very many small blocks (an
+   * R-operator job of a large batch may have one row a block), whose (source, dest) pairs would be
+   * too many to track; their spans come from the file, as before.
+   */
+  private readonly tiled: boolean;
+
   constructor(
     private readonly blocks: readonly RowBlock[],
     spansOf: (block: RowBlock) => Span[],
     private readonly size: number,
     private readonly budgetBytes: number,
   ) {
-    this.needs = blocks.map((block) =>
-      spansOf(block).flatMap((span, spanIndex) =>
-        blocks.flatMap((source, index) => {
-          const from = Math.max(source.row, span.offset);
-          const to = Math.min(source.row + source.count, span.offset + span.count);
-          return from < to ? [{ source: index, from, to, span: spanIndex, partial: span.partial ?? false }] : [];
-        }),
-      ),
+    this.spans = blocks.map(spansOf);
+    this.byRow = blocks.map((_, i) => i).sort((a, b) => blocks[a].row - blocks[b].row);
+    this.tiled = budgetBytes > 0 && blocks.length <= MAX_TILED_BLOCKS;
+    this.needs = blocks.map((_, dest) =>
+      !this.tiled
+        ? []
+        : this.spans[dest].flatMap((span, spanIndex) =>
+            this.overlapping(span).map((source) => ({
+              source,
+              from: Math.max(blocks[source].row, span.offset),
+              to: Math.min(blocks[source].row + blocks[source].count, span.offset + span.count),
+              span: spanIndex,
+              partial: span.partial ?? false,
+            })),
+          ),
     );
     this.neededBy = blocks.map(() => []);
     this.needs.forEach((needs, dest) => needs.forEach((need) => this.neededBy[need.source].push({ dest, need })));
     this.tiles = blocks.map(() => new Map());
+  }
+
+  /** The blocks whose rows overlap the span's (a binary search: blocks never overlap each other). */
+  private overlapping(span: Span): number[] {
+    const { blocks, byRow } = this;
+    let low = 0;
+    let high = byRow.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      const block = blocks[byRow[middle]];
+      if (block.row + block.count <= span.offset) low = middle + 1;
+      else high = middle;
+    }
+    const found: number[] = [];
+    for (let i = low; i < byRow.length && blocks[byRow[i]].row < span.offset + span.count; i++) found.push(byRow[i]);
+    return found;
   }
 
   /** Bytes held now: tiles waiting, and tiles kept for reuse (at most budgetBytes together). */
@@ -75,6 +111,7 @@ export class SymmetricFill {
    * them, as far as the budget allows; a tile is ready for ready() once whole.
    */
   async keep(source: number, rows: Float32Array): Promise<void> {
+    if (!this.tiled) return;
     const { size } = this;
     const first = this.blocks[source].row;
     const pace = new Pace();
@@ -101,6 +138,7 @@ export class SymmetricFill {
 
   /** Whether dest's spans can be filled now: each source is kept in memory for it, or `written` (its rows are in the file). */
   ready(dest: number, written: (source: number) => boolean): boolean {
+    if (!this.tiled) return this.spans[dest].every((span) => this.overlapping(span).every(written));
     return this.needs[dest].every((need) => this.tiles[dest].has(need.source) || written(need.source));
   }
 
@@ -110,6 +148,7 @@ export class SymmetricFill {
    * it was kept, so that the file's strip windows are shared as before).
    */
   async fill(dest: number, rows: Float32Array): Promise<Span[]> {
+    if (!this.tiled) return this.spans[dest];
     const { size } = this;
     const pace = new Pace();
     const { count } = this.blocks[dest];

@@ -34,6 +34,8 @@ export const ConfigSchema = z.object({
   /** Admission by cost: a job's estimated operations, and one worker task's estimated peak memory. */
   MAX_JOB_FLOPS: z.coerce.number().positive().default(1e13),
   MAX_WORKER_MEMORY_MB: intFrom(2048, 16),
+  /** Memory the running job's symmetric fill may hold on the main thread (transposes of rows computed, for the rows to come); 0: read back from the matrix file. */
+  SYMMETRIC_FILL_MEMORY_MB: intFrom(512, 0),
   /** A compute thread whose backend memory (the wasm heap) is larger after a task is replaced once idle; 0: never. */
   WORKER_RECYCLE_MB: intFrom(1024, 0),
   /** A running job is stopped (failed, error kind "timeout") after this long. */

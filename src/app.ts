@@ -80,6 +80,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       maxResultsBytes: config.MAX_RESULTS_BYTES,
       maxQueuedBytes: config.MAX_QUEUED_BYTES,
       maxPerClient: config.MAX_JOBS_PER_CLIENT,
+      fillMemoryBytes: config.SYMMETRIC_FILL_MEMORY_MB * 2 ** 20,
       otherStoredBytes: () => models.bytes,
     },
     {

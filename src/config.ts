@@ -34,12 +34,20 @@ export const ConfigSchema = z.object({
   /** Admission by cost: a job's estimated operations, and one worker task's estimated peak memory. */
   MAX_JOB_FLOPS: z.coerce.number().positive().default(1e13),
   MAX_WORKER_MEMORY_MB: intFrom(2048, 16),
+  /** Memory the running job's symmetric fill may hold on the main thread (transposes of rows computed, for the rows to come); 0: read back from the matrix file. */
+  SYMMETRIC_FILL_MEMORY_MB: intFrom(512, 0),
   /** A compute thread whose backend memory (the wasm heap) is larger after a task is replaced once idle; 0: never. */
   WORKER_RECYCLE_MB: intFrom(1024, 0),
   /** A running job is stopped (failed, error kind "timeout") after this long. */
   JOB_TIMEOUT_SECONDS: intFrom(3600, 1),
   /** Synchronous requests estimated at most this many operations (and P <= 1024) take the small lane; 0: none. */
   SMALL_JOB_FLOPS: z.coerce.number().min(0).default(1e8),
+  /**
+   * Small-lane requests whose inline estimate is at most this many operations are computed on the HTTP
+   * thread in plain JavaScript float64 (compute/inline; about 1 ns an operation, so the default holds the
+   * event loop some 0.1 ms at most); 0: never.
+   */
+  INLINE_MAX_FLOPS: z.coerce.number().min(0).default(1e5),
   HESSIAN_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   /**
    * The small lane's backend: wasm by default, whatever HESSIAN_BACKEND is, since its per-op overhead is

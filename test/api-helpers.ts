@@ -179,7 +179,7 @@ export function expectJsonMatchesFixture(body: any, fixture: FixtureCase): void 
   for (const row of body.hessian) expect(row).toHaveLength(P);
   expect(relativeError(body.hessian.flat(), expected.hessian.flat())).toBeLessThan(TOLERANCE);
   expect(body.meta.dtype).toBe('float32');
-  expect(['tensorflow', 'wasm', 'cpu']).toContain(body.meta.backend);
+  expect(['tensorflow', 'wasm', 'cpu', 'js']).toContain(body.meta.backend);
   expect(typeof body.meta.elapsedMs).toBe('number');
 }
 

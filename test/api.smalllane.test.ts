@@ -1,12 +1,12 @@
 /**
  * Small work is not stuck behind big work (issue 7 point 4, issue 10 point 5): a small synchronous
- * request is computed whole in the small lane's own thread and answered from memory, so a 2x2 request
- * answers, with correct values, while a long job holds the pool; it leaves nothing on disk. /ready
- * probes compute through that lane.
+ * request is computed whole, on the HTTP thread when tiny (the inline path, INLINE_MAX_FLOPS) or in the
+ * small lane's own thread, and answered from memory, so a 2x2 request answers, with correct values,
+ * while a long job holds the pool; it leaves nothing on disk. /ready probes compute through that lane.
  */
 import { readdir } from 'node:fs/promises';
 import { expect, it } from 'vitest';
-import { checkNpyHeader, decodeFloat32LE, expectJsonMatchesFixture, expectMatrixMatchesFixture, mlpRequest, rawBody, useApp } from './api-helpers.js';
+import { checkNpyHeader, decodeFloat32LE, expectJsonMatchesFixture, expectMatrixMatchesFixture, mlpRequest, rawBody, startApp, useApp } from './api-helpers.js';
 import { fixtures } from './helpers.js';
 
 const cases = fixtures();
@@ -60,6 +60,28 @@ it('a bad small request is still a 400 or 422 naming the problem', async () => {
   const numerical = await t.http().post('/v1/hessian').send(overflow);
   expect(numerical.status).toBe(422);
   expect(numerical.body.message).toMatch(/the loss is/);
+});
+
+it('a tiny request is computed inline (meta.backend js, float64 rounded to float32); INLINE_MAX_FLOPS 0 or a larger one goes to the lane', async () => {
+  const inline = await t.http().post('/v1/hessian').send(seed.request);
+  expect(inline.status).toBe(200);
+  expectJsonMatchesFixture(inline.body, seed);
+  expect(inline.body.meta).toMatchObject({ backend: 'js', method: 'rOperator' });
+  const binary = await t.http().post('/v1/hessian').set('accept', 'application/octet-stream').buffer(true).parse(rawBody).send(seed.request);
+  expect(binary.headers['x-hessian-backend']).toBe('js');
+  expectMatrixMatchesFixture(decodeFloat32LE(binary.body), seed);
+  const larger = await t.http().post('/v1/hessian').send(mlpRequest([3, 8, 2], 64)); // about 1.3e6 operations inline: over the default 1e5
+  expect(larger.status).toBe(200);
+  expect(larger.body.meta.backend).toBe(t.config.SMALL_LANE_BACKEND);
+  const noInline = await startApp({ INLINE_MAX_FLOPS: 0, WORKERS: 1 });
+  try {
+    const lane = await noInline.http().post('/v1/hessian').send(seed.request);
+    expect(lane.status).toBe(200);
+    expectJsonMatchesFixture(lane.body, seed);
+    expect(lane.body.meta.backend).toBe(noInline.config.SMALL_LANE_BACKEND);
+  } finally {
+    await noInline.close();
+  }
 });
 
 it('/ready probes compute; once draining it says unavailable, and small requests get 503', async () => {

@@ -12,6 +12,7 @@ export { estimateCost, type CostEstimate, type CostShape } from './cost.js';
 export { StructuredAssembly } from './assembly/index.js';
 export { SpecError, NumericalError, type FieldIssue } from './errors.js';
 export { PreparedModel } from './model.js';
+export { inlineHessian, inlineModel, type InlineResult } from './inline/index.js';
 export { allParameters, selectParameters, totalSize, type ParameterTensor } from './parameters.js';
 export { denseStack, engineRequest, firstNonDense, normalizeLoss, type DenseLayerSpec, type DenseRequest } from './dense/request.js';
 export type { EngineRequest, GraphModel } from './spec.js';

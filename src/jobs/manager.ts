@@ -10,7 +10,6 @@ import {
   type HessianMethod,
   type PlacedTensor,
   type RequestPlan,
-  type Span,
 } from '../compute/index.js';
 import { MessageChannel } from 'node:worker_threads';
 import { queryBytes, type CurvatureQuery } from '../compute/quantities/query.js';
@@ -18,6 +17,10 @@ import { curvatureDocumentText, type CurvatureHead } from './curvature-results.j
 import type { ComputePool } from './pool.js';
 import { isFailure, needsRequest, type CurvatureAnswer, type Summary, type WorkerFailure } from './protocol.js';
 import { isFinished, matrixBytes, resultBytes, StorageError, type JobRecord, type ResultStore } from './store.js';
+import { SymmetricFill } from './symmetric-fill.js';
+
+/** Memory the symmetric fill of the running job may hold when none is given (the service passes SYMMETRIC_FILL_MEMORY_MB). */
+export const DEFAULT_FILL_MEMORY_BYTES = 512 * 2 ** 20;
 
 export class QueueFullError extends Error {
   constructor(readonly limit: number) {
@@ -143,6 +146,8 @@ export class JobManager {
       maxQueuedBytes?: number;
       timeoutSeconds?: number;
       maxPerClient?: number;
+      /** Memory the running job's symmetric fill may hold (see SymmetricFill); 0: every value from the file. */
+      fillMemoryBytes?: number;
       /** Bytes held on disk under MAX_RESULTS_BYTES besides the results (the stored models). */
       otherStoredBytes?: () => number;
     },
@@ -483,7 +488,7 @@ export class JobManager {
     // of computed (see symmetricColumns).
     const order = blocks.map((_, i) => i).sort((a, b) => layerOf(a) - layerOf(b) || a - b);
     const done = new Array<boolean>(blocks.length).fill(false);
-    const pendingRows = (spans: Span[]) => blocks.some((b, i) => !done[i] && spans.some((s) => b.row < s.offset + s.count && s.offset < b.row + b.count));
+    const fill = new SymmetricFill(blocks, (block) => symmetricColumns(parameters, block, job.method), record.size, this.options.fillMemoryBytes ?? DEFAULT_FILL_MEMORY_BYTES);
     let next = 0;
     let firstPending = 0;
     let failure: WorkerFailure['error'] | null = null;
@@ -495,16 +500,17 @@ export class JobManager {
       while (next < order.length && !job.cancelled && !failure) {
         const index = order[next++];
         const block = blocks[index];
-        const spans = symmetricColumns(parameters, block, job.method);
         try {
           const task = { kind: 'rows' as const, jobId: record.id, method: job.method, batchChunk: job.batchChunk, block, upperOnly: true, backend: backend.backend };
           let rows = await this.pool.run(task, signal);
           if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request }, signal);
           if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request
           if (isFailure(rows)) return fail(rows.error);
-          while (pendingRows(spans) && !job.cancelled && !failure) await this.changed(job);
+          await fill.keep(index, rows as Float32Array);
+          this.notify(job); // wakes loops waiting for these rows
+          while (!fill.ready(index, (source) => done[source]) && !job.cancelled && !failure) await this.changed(job);
           if (job.cancelled || failure) return;
-          for (const span of spans) {
+          for (const span of await fill.fill(index, rows as Float32Array)) {
             await this.store.copyTransposedStrip(record.id, record.size, span.offset, span.count, block.row, block.count, rows as Float32Array, !span.partial);
           }
           await this.store.writeRows(record.id, record.size, block.row, rows as Float32Array);

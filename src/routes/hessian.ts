@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { planRequest, productCost, type CostEstimate, type EngineRequest, type PlacedTensor, type ProductMethod, type RequestPlan } from '../compute/index.js';
+import { inlineHessian, inlineModel, planRequest, productCost, type InlineResult, type CostEstimate, type EngineRequest, type PlacedTensor, type ProductMethod, type RequestPlan } from '../compute/index.js';
 import type { Config } from '../config.js';
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
@@ -124,13 +124,29 @@ export const SMALL_LANE_MAX_SIZE = 1024;
 
 /**
  * The small lane: a synchronous request estimated at most SMALL_JOB_FLOPS (and P <= SMALL_LANE_MAX_SIZE)
- * is computed whole by one task in the lane's own thread and answered from memory: no job record, no
- * file, one round trip to one thread, and never queued behind a job's row blocks.
+ * is computed whole and answered from memory: no job record, no file, and never queued behind a job's
+ * row blocks. A tiny one (INLINE_MAX_FLOPS) right here in float64 (compute/inline), else by one task
+ * in the lane's own thread.
  */
 const takesSmallLane = (plan: RequestPlan, config: Config) => plan.size <= SMALL_LANE_MAX_SIZE && plan.flops <= config.SMALL_JOB_FLOPS;
 
-async function answerSmall(ctx: ServiceContext, request: EngineRequest, plan: RequestPlan, reply: FastifyReply, format: ResultFormat) {
-  if (!ctx.manager.acceptingWork) throw new ShuttingDownError();
+/**
+ * The inline answer, or null when the request is not one (too costly, or a layer or loss without a
+ * float64 form) or its answer is not finite (the lane then answers it, with the engine's error).
+ */
+function answerInline(request: EngineRequest, config: Config, reply: FastifyReply): InlineResult | null {
+  if (config.INLINE_MAX_FLOPS <= 0) return null;
+  try {
+    const model = inlineModel(request, config.INLINE_MAX_FLOPS);
+    return model && inlineHessian(model);
+  } catch (error) {
+    // A defect of the inline path must not cost the client its answer: the lane computes it instead.
+    reply.log.error({ err: error }, 'the inline path failed; the small lane computes this request');
+    return null;
+  }
+}
+
+async function answerFromLane(ctx: ServiceContext, request: EngineRequest, plan: RequestPlan): Promise<HessianAnswer> {
   if (ctx.smallLane.queued >= ctx.config.MAX_QUEUED_JOBS) throw new QueueFullError(ctx.config.MAX_QUEUED_JOBS);
   let answer;
   try {
@@ -139,7 +155,12 @@ async function answerSmall(ctx: ServiceContext, request: EngineRequest, plan: Re
     throw new ApiError('internal', (error as Error).message); // the lane's thread failed (and was replaced)
   }
   if (isFailure(answer)) throw computeFailure(answer.error);
-  const { parameters, size, loss, gradient, hessian, meta } = answer as HessianAnswer;
+  return answer as HessianAnswer;
+}
+
+async function answerSmall(ctx: ServiceContext, request: EngineRequest, plan: RequestPlan, reply: FastifyReply, format: ResultFormat) {
+  if (!ctx.manager.acceptingWork) throw new ShuttingDownError();
+  const { parameters, size, loss, gradient, hessian, meta } = answerInline(request, ctx.config, reply) ?? (await answerFromLane(ctx, request, plan));
   ctx.metrics.rows.inc(size);
   const now = new Date().toISOString();
   const record: JobRecord = {

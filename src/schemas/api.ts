@@ -13,7 +13,9 @@ export const ParameterEntry = z
   .describe('Rows offset .. offset+size-1 of the matrix belong to this tensor, flattened row-major');
 
 export const ResultMeta = z.object({
-  backend: z.enum(['tensorflow', 'wasm', 'cpu']),
+  backend: z
+    .enum(['tensorflow', 'wasm', 'cpu', 'js'])
+    .describe('Where the matrix was computed: a TF.js backend on a worker thread, or `js`: plain JavaScript in float64 on the HTTP thread, for tiny synchronous requests (INLINE_MAX_FLOPS)'),
   dtype: z.literal('float32'),
   elapsedMs: z.number(),
   method: z

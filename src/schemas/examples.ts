@@ -11,19 +11,19 @@ export const EXAMPLE_REQUEST = {
   data: { x: [[1, 2], [3, -1], [0.5, 0.5]], y: [[1, 0], [0, 1], [1, 1]] },
 } as const;
 
-/** What EXAMPLE_REQUEST answers (float32, as the wasm backend computes it). */
+/** What EXAMPLE_REQUEST answers: computed inline (plain JavaScript float64, rounded to float32; see compute/inline). */
 export const EXAMPLE_RESPONSE = {
   parameters: [{ name: 'dense_1/kernel', shape: [2, 2], offset: 0, size: 4 }],
   size: 4,
   loss: 23.666666,
-  gradient: [2.1666667, 4.666667, 4.1666665, 6.666667],
+  gradient: [2.1666668, 4.6666665, 4.1666665, 6.6666665],
   hessian: [
-    [3.4166665, 0, -0.24999997, 0],
-    [0, 3.4166665, 0, -0.24999997],
-    [-0.24999997, 0, 1.7500001, 0],
-    [0, -0.24999997, 0, 1.7500001],
+    [3.4166668, 0, -0.25, 0],
+    [0, 3.4166668, 0, -0.25],
+    [-0.25, 0, 1.75, 0],
+    [0, -0.25, 0, 1.75],
   ],
-  meta: { backend: 'wasm' as const, dtype: 'float32' as const, elapsedMs: 12.3, method: 'structured' as const },
+  meta: { backend: 'js' as const, dtype: 'float32' as const, elapsedMs: 0.05, method: 'rOperator' as const },
 };
 
 /**

@@ -12,9 +12,17 @@ export const eluFactors = (z: Tensor2D, alpha: number) => {
   };
 };
 
+/** eluFactors on one float64 number: [value, f', f'']. */
+export const eluScalar = (z: number, alpha: number): [number, number, number] => {
+  if (z > 0) return [z, 1, 0];
+  const alphaExp = alpha * Math.exp(z);
+  return [alpha * Math.expm1(z), alphaExp, alphaExp];
+};
+
 export const elu = elementwise({
   name: 'elu',
   value: (z, p) => eluFactors(z, p.alpha ?? 1).value,
   d1: (z, _a, p) => eluFactors(z, p.alpha ?? 1).d1,
   d2: (z, _a, p) => eluFactors(z, p.alpha ?? 1).d2,
+  scalar: (z, p) => eluScalar(z, p.alpha ?? 1),
 });

@@ -1,6 +1,7 @@
 import { tf, type Tensor2D } from '../tf.js';
 import { elementwise } from './rule.js';
-import { tanhSlope } from './tanh.js';
+import { sigmoid64 } from './sigmoid.js';
+import { tanhSlope, tanhSlope64 } from './tanh.js';
 
 /**
  * The tanh form 0.5 z (1 + tanh(u)), u = c (z + 0.044715 z^3), c = sqrt(2/pi).
@@ -22,6 +23,18 @@ function parts(z: Tensor2D) {
   return { t, half1PlusT, dt, ddt };
 }
 
+/** parts() in float64, for the inline path: [value, f', f'']. */
+function scalarParts(z: number): [number, number, number] {
+  const u = C * (z + K * z ** 3);
+  const t = Math.tanh(u);
+  const du = C * (1 + 3 * K * z * z);
+  const sech2 = tanhSlope64(u);
+  const dt = sech2 * du;
+  const ddt = -2 * t * dt * du + sech2 * 6 * K * C * z;
+  const half1PlusT = sigmoid64(2 * u);
+  return [z * half1PlusT, half1PlusT + 0.5 * z * dt, dt + 0.5 * z * ddt];
+}
+
 export const geluApproximate = elementwise({
   name: 'geluApproximate',
   aliases: ['gelu_approximate'],
@@ -34,4 +47,5 @@ export const geluApproximate = elementwise({
     const { dt, ddt } = parts(z);
     return tf.add(dt, tf.mul(tf.mul(z, 0.5), ddt));
   },
+  scalar: scalarParts,
 });

@@ -9,4 +9,8 @@ export const leakyRelu = elementwise({
   value: (z, p) => tf.leakyRelu(z, p.alpha ?? DEFAULT_LEAKY_ALPHA),
   d1: (z, _a, p) => tf.where(tf.greater(z, 0), tf.onesLike(z), tf.fill(z.shape, p.alpha ?? DEFAULT_LEAKY_ALPHA)),
   d2: null,
+  scalar: (z, p) => {
+    const alpha = p.alpha ?? DEFAULT_LEAKY_ALPHA;
+    return z > 0 ? [z, 1, 0] : [alpha * z, alpha, 0];
+  },
 });

@@ -4,6 +4,7 @@ import type { ActivationRule } from './rule.js';
 export const linear: ActivationRule = {
   name: 'linear',
   aliases: [],
+  scalar: (z) => [z, 1, 0],
   apply: (z) => ({
     output: z,
     backward: (g) => g,

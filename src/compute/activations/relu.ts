@@ -7,4 +7,5 @@ export const relu = elementwise({
   value: (z) => tf.relu(z),
   d1: (z) => tf.step(z, 0),
   d2: null,
+  scalar: (z) => (z > 0 ? [z, 1, 0] : [0, 0, 0]),
 });

@@ -34,11 +34,19 @@ export interface ActivationState {
   curvatureDiagonal?(): Tensor2D | null;
 }
 
+/**
+ * An element-wise activation on one float64 number: [f(z), f'(z), f''(z)]. The inline path
+ * (compute/inline) computes tiny requests with it, without TF.js.
+ */
+export type ScalarActivation = (z: number, params: ActivationParams) => [value: number, d1: number, d2: number];
+
 export interface ActivationRule {
   name: string;
   /** Other accepted spellings (Keras snake_case). */
   aliases: string[];
   apply(z: Tensor2D, params: ActivationParams, keep: Keep): ActivationState;
+  /** The same function on one float64 number, when it is element-wise and has one (inline path). */
+  scalar?: ScalarActivation;
 }
 
 /** Rules of an activation applied element by element: its value and first and second derivatives. */
@@ -50,6 +58,8 @@ export interface ElementwiseDefinition {
   d1(z: Tensor2D, a: Tensor2D, p: ActivationParams): Tensor;
   /** f''(z), or null when it is zero wherever it is defined (piecewise-linear activations). */
   d2: ((z: Tensor2D, a: Tensor2D, p: ActivationParams) => Tensor) | null;
+  /** The same value and derivatives on one float64 number (see ScalarActivation). */
+  scalar?: ScalarActivation;
 }
 
 /** [B, m] -> [B, 1, m], to broadcast over the K directions of [B, K, m]. */
@@ -60,6 +70,7 @@ export function elementwise(def: ElementwiseDefinition): ActivationRule {
   return {
     name: def.name,
     aliases: def.aliases ?? [],
+    ...(def.scalar ? { scalar: def.scalar } : {}),
     apply(z, params, keep) {
       const output = keep(def.value(z, params) as Tensor2D);
       const d1 = def.d1(z, output, params);

@@ -1,5 +1,5 @@
 import { tf } from '../tf.js';
-import { eluFactors } from './elu.js';
+import { eluFactors, eluScalar } from './elu.js';
 import { elementwise } from './rule.js';
 
 /** scale * elu(z, alpha) with the fixed self-normalising constants. */
@@ -10,4 +10,5 @@ export const selu = elementwise({
   value: (z) => tf.mul(eluFactors(z, ALPHA).value, SCALE),
   d1: (z) => tf.mul(eluFactors(z, ALPHA).d1, SCALE),
   d2: (z) => tf.mul(eluFactors(z, ALPHA).d2, SCALE),
+  scalar: (z) => eluScalar(z, ALPHA).map((v) => v * SCALE) as [number, number, number],
 });

@@ -1,6 +1,6 @@
 import { tf } from '../tf.js';
 import { elementwise } from './rule.js';
-import { sigmoidSlope } from './sigmoid.js';
+import { sigmoid64, sigmoidSlope, sigmoidSlope64 } from './sigmoid.js';
 
 /**
  * z sigmoid(z): f' = s + z s (1 - s), f'' = s (1 - s) (2 + z (1 - 2 s)), with s (1 - s) from
@@ -12,4 +12,9 @@ export const swish = elementwise({
   value: (z) => tf.mul(z, tf.sigmoid(z)),
   d1: (z) => tf.add(tf.sigmoid(z), tf.mul(z, sigmoidSlope(z))),
   d2: (z) => tf.mul(sigmoidSlope(z), tf.add(2, tf.mul(z, tf.sub(tf.sigmoid(tf.neg(z)), tf.sigmoid(z))))),
+  scalar: (z) => {
+    const s = sigmoid64(z);
+    const slope = sigmoidSlope64(z);
+    return [z * s, s + z * slope, slope * (2 + z * (sigmoid64(-z) - s))];
+  },
 });

@@ -1,4 +1,5 @@
-import { sigmoidSlope } from '../activations/sigmoid.js';
+import { sigmoid64, sigmoidSlope, sigmoidSlope64 } from '../activations/sigmoid.js';
+import { softplus64 } from '../activations/softplus.js';
 import { tf } from '../tf.js';
 import { meanOverElements } from './rule.js';
 
@@ -32,5 +33,9 @@ export const binaryCrossentropy = meanOverElements({
       first: tf.sub(tf.div(oneMinusY, oneMinusA), tf.div(y, a)),
       second: tf.add(tf.div(y, tf.square(a)), tf.div(oneMinusY, tf.square(oneMinusA))),
     };
+  },
+  scalar: (a, y, params) => {
+    if (params.fromLogits) return [y * softplus64(-a) + (1 - y) * softplus64(a), (1 - y) * sigmoid64(a) - y * sigmoid64(-a), sigmoidSlope64(a)];
+    return [-(y * Math.log(a) + (1 - y) * Math.log(1 - a)), (1 - y) / (1 - a) - y / a, y / (a * a) + (1 - y) / (1 - a) ** 2];
   },
 });

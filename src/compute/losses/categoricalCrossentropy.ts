@@ -1,6 +1,6 @@
 import { perDirection } from '../activations/rule.js';
 import { tf, type Tensor, type Tensor2D, type Tensor3D } from '../tf.js';
-import type { LossRule } from './rule.js';
+import type { ExampleLoss, LossRule } from './rule.js';
 
 /**
  * sum_{j != i} t_j for every unit i (over the last axis), as exclusive prefix plus suffix sums: no
@@ -23,12 +23,55 @@ function sumOverOtherUnits<T extends Tensor>(t: T): T {
  * Hessian diag(y / a^2) - (Y / S^2) 1 1^T. A softmax output layer never reaches this form: the model
  * feeds its logits to the one above (see fusesWith).
  */
+/**
+ * The same loss on one example in float64 (inline path), in the forms above: from logits, with
+ * -log p_i = (max - a_i) + log(sum_j e^(a_j - max)) and 1 - p_i as the sum over the other units.
+ */
+const categoricalExample: ExampleLoss = (a, y, params, gradient, hessian) => {
+  const m = a.length;
+  let targetMass = 0;
+  for (let j = 0; j < m; j++) targetMass += y[j];
+  let value = 0;
+  if (params.fromLogits) {
+    let top = 0;
+    for (let j = 1; j < m; j++) if (a[j] > a[top]) top = j;
+    let others = 0; // sum over j != top of e^(a_j - a_top)
+    for (let j = 0; j < m; j++) if (j !== top) others += Math.exp(a[j] - a[top]);
+    const logSum = Math.log1p(others);
+    const p = new Float64Array(m);
+    for (let j = 0; j < m; j++) p[j] = Math.exp(a[j] - a[top] - logSum);
+    for (let i = 0; i < m; i++) {
+      let rest = 0; // 1 - p_i
+      let otherTargets = 0;
+      for (let j = 0; j < m; j++) {
+        if (j === i) continue;
+        rest += p[j];
+        otherTargets += y[j];
+      }
+      value += y[i] === 0 ? 0 : y[i] * (a[top] - a[i] + logSum);
+      gradient[i] = p[i] * otherTargets - y[i] * rest;
+      for (let j = 0; j < m; j++) hessian[i * m + j] = targetMass * (i === j ? p[i] * rest : -p[i] * p[j]);
+    }
+    return value;
+  }
+  let total = 0;
+  for (let j = 0; j < m; j++) total += a[j];
+  value = targetMass * Math.log(total);
+  for (let i = 0; i < m; i++) {
+    if (y[i] !== 0) value -= y[i] * Math.log(a[i]);
+    gradient[i] = targetMass / total - y[i] / a[i];
+    for (let j = 0; j < m; j++) hessian[i * m + j] = (i === j ? y[i] / (a[i] * a[i]) : 0) - targetMass / (total * total);
+  }
+  return value;
+};
+
 export const categoricalCrossentropy: LossRule = {
   name: 'categoricalCrossentropy',
   aliases: ['categorical_crossentropy'],
   targets: 'dense',
   takesLogits: true,
   fusesWith: 'softmax',
+  example: categoricalExample,
   apply(a, y, params, keep) {
     const batch = a.shape[0];
     const targetMass = tf.sum(y, 1, true); // Y, [B, 1]

@@ -17,4 +17,10 @@ export const huber = meanOverElements({
       second: tf.cast(inside, 'float32'),
     };
   },
+  scalar: (a, y, params) => {
+    const delta = params.delta ?? 1;
+    const error = a - y;
+    const absError = Math.abs(error);
+    return absError <= delta ? [0.5 * error * error, error, 1] : [delta * absError - 0.5 * delta * delta, Math.sign(error) * delta, 0];
+  },
 });

@@ -10,4 +10,5 @@ export const meanAbsoluteError = meanOverElements({
     const error = tf.sub(a, y);
     return { value: tf.abs(error), first: tf.sign(error), second: null };
   },
+  scalar: (a, y) => [Math.abs(a - y), Math.sign(a - y), 0],
 });

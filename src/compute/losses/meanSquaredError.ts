@@ -10,4 +10,5 @@ export const meanSquaredError = meanOverElements({
     const error = tf.sub(a, y);
     return { value: tf.square(error), first: tf.mul(error, 2), second: 2 };
   },
+  scalar: (a, y) => [(a - y) ** 2, 2 * (a - y), 2],
 });

@@ -22,6 +22,14 @@ export interface LossState {
   hvp(ra: Tensor3D): Tensor3D;
 }
 
+/**
+ * One example's loss on float64 numbers, for the inline path (compute/inline): `a` the output [m],
+ * `y` its targets [m] (labels one-hot). Writes that example's gradient [m] and Hessian [m x m]
+ * (row-major) in a into `gradient` and `hessian`, and returns its value; the mean over the batch is
+ * the caller's.
+ */
+export type ExampleLoss = (a: Float64Array, y: Float64Array, params: LossParams, gradient: Float64Array, hessian: Float64Array) => number;
+
 export interface LossRule {
   name: string;
   aliases: string[];
@@ -35,6 +43,8 @@ export interface LossRule {
    */
   fusesWith?: string;
   apply(output: Tensor2D, y: Tensor2D, params: LossParams, keep: Keep): LossState;
+  /** The same loss on one example in float64, when it has that form (inline path). */
+  example?: ExampleLoss;
 }
 
 /** A loss that is the mean over all B*m elements of a per-element function of (a, y). */
@@ -45,6 +55,24 @@ export interface ElementwiseLossDefinition {
   fusesWith?: string;
   /** Per element: the value, its first derivative in a, and its second (a constant, or null for 0). */
   terms(a: Tensor2D, y: Tensor2D, params: LossParams): { value: Tensor; first: Tensor; second: Tensor | number | null };
+  /** The same terms on one float64 element: [value, first, second] (inline path). */
+  scalar?: (a: number, y: number, params: LossParams) => [value: number, first: number, second: number];
+}
+
+/** An element-wise loss's ExampleLoss: the mean over the example's m units of its scalar terms. */
+function exampleOfElements(scalar: NonNullable<ElementwiseLossDefinition['scalar']>): ExampleLoss {
+  return (a, y, params, gradient, hessian) => {
+    const m = a.length;
+    hessian.fill(0);
+    let value = 0;
+    for (let j = 0; j < m; j++) {
+      const [v, first, second] = scalar(a[j], y[j], params);
+      value += v;
+      gradient[j] = first / m;
+      hessian[j * m + j] = second / m;
+    }
+    return value / m;
+  };
 }
 
 export function meanOverElements(def: ElementwiseLossDefinition): LossRule {
@@ -54,6 +82,7 @@ export function meanOverElements(def: ElementwiseLossDefinition): LossRule {
     targets: 'dense',
     takesLogits: def.takesLogits,
     fusesWith: def.fusesWith,
+    ...(def.scalar ? { example: exampleOfElements(def.scalar) } : {}),
     apply(a, y, params, keep) {
       const count = a.size;
       const { value, first, second } = def.terms(a, y, params);

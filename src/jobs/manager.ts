@@ -496,34 +496,53 @@ export class JobManager {
       failure ??= error;
       this.notify(job); // wakes loops waiting for lower layers
     };
+    /** Keeps a block's transposes, waits for the rows its spans name, fills and writes it; failures fail the job. */
+    const finishBlock = async (index: number, rows: Float32Array) => {
+      const block = blocks[index];
+      try {
+        await fill.keep(index, rows);
+        this.notify(job); // wakes blocks waiting for these rows
+        while (!fill.ready(index, (source) => done[source]) && !job.cancelled && !failure) await this.changed(job);
+        if (job.cancelled || failure) return;
+        for (const span of await fill.fill(index, rows)) {
+          await this.store.copyTransposedStrip(record.id, record.size, span.offset, span.count, block.row, block.count, rows, !span.partial);
+        }
+        await this.store.writeRows(record.id, record.size, block.row, rows);
+        for (const listener of job.rowListeners) listener(block.row, rows);
+      } catch (error) {
+        // A write that failed (disk full): the job fails once every loop is back.
+        return fail({ kind: 'internal', message: (error as Error).message });
+      }
+      done[index] = true;
+      record.rowsDone += block.count;
+      while (firstPending < blocks.length && done[firstPending]) job.contiguousRows += blocks[firstPending++].count;
+      this.events.rowsComputed?.(block.count);
+      this.notify(job);
+    };
+    // One loop per thread, one block in flight each. A block's fill and write run while its thread
+    // computes the next one (the thread idled through them before); each loop finishes one block at a
+    // time, so that at most two blocks' rows per thread are held.
     const workerLoop = async () => {
-      while (next < order.length && !job.cancelled && !failure) {
-        const index = order[next++];
-        const block = blocks[index];
-        try {
-          const task = { kind: 'rows' as const, jobId: record.id, method: job.method, batchChunk: job.batchChunk, block, upperOnly: true, backend: backend.backend };
-          let rows = await this.pool.run(task, signal);
-          if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request }, signal);
+      let finishing: Promise<void> = Promise.resolve();
+      try {
+        while (next < order.length && !job.cancelled && !failure) {
+          const index = order[next++];
+          const task = { kind: 'rows' as const, jobId: record.id, method: job.method, batchChunk: job.batchChunk, block: blocks[index], upperOnly: true, backend: backend.backend };
+          let rows;
+          try {
+            rows = await this.pool.run(task, signal);
+            if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request }, signal);
+          } catch (error) {
+            // A worker that died: the job fails once every loop is back.
+            return fail({ kind: 'internal', message: (error as Error).message });
+          }
           if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request
           if (isFailure(rows)) return fail(rows.error);
-          await fill.keep(index, rows as Float32Array);
-          this.notify(job); // wakes loops waiting for these rows
-          while (!fill.ready(index, (source) => done[source]) && !job.cancelled && !failure) await this.changed(job);
-          if (job.cancelled || failure) return;
-          for (const span of await fill.fill(index, rows as Float32Array)) {
-            await this.store.copyTransposedStrip(record.id, record.size, span.offset, span.count, block.row, block.count, rows as Float32Array, !span.partial);
-          }
-          await this.store.writeRows(record.id, record.size, block.row, rows as Float32Array);
-          for (const listener of job.rowListeners) listener(block.row, rows as Float32Array);
-        } catch (error) {
-          // A worker that died or a write that failed (disk full): the job fails once every loop is back.
-          return fail({ kind: 'internal', message: (error as Error).message });
+          await finishing;
+          finishing = finishBlock(index, rows as Float32Array);
         }
-        done[index] = true;
-        record.rowsDone += block.count;
-        while (firstPending < blocks.length && done[firstPending]) job.contiguousRows += blocks[firstPending++].count;
-        this.events.rowsComputed?.(block.count);
-        this.notify(job);
+      } finally {
+        await finishing;
       }
     };
     await Promise.all(Array.from({ length: this.pool.threads }, workerLoop));

@@ -44,8 +44,8 @@ export const ConfigSchema = z.object({
   SMALL_JOB_FLOPS: z.coerce.number().min(0).default(1e8),
   /**
    * Small-lane requests whose inline estimate is at most this many operations are computed on the HTTP
-   * thread in plain JavaScript float64 (compute/inline; about 1 ns an operation, so the default holds the
-   * event loop some 0.1 ms at most); 0: never.
+   * thread in plain JavaScript float64 (compute/inline; measured 1.3-1.5 ns an operation near the bound, so
+   * the default holds the event loop some 0.15 ms at most); 0: never.
    */
   INLINE_MAX_FLOPS: z.coerce.number().min(0).default(1e5),
   HESSIAN_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),

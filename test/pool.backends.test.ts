@@ -9,6 +9,7 @@ import type { Worker } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JobManager, type Job } from '../src/jobs/manager.js';
+import { nativeLoadLockBuffer } from '../src/compute/backend.js';
 import { ComputePool } from '../src/jobs/pool.js';
 import type { WorkerTask } from '../src/jobs/protocol.js';
 import { ResultStore } from '../src/jobs/store.js';
@@ -107,6 +108,28 @@ describe.skipIf(!nativeInstalled)(`native TensorFlow in the worker pool${nativeI
       for (let i = 0; i < 300 && replaced < 3 * (round + 1); i++) await sleep(100);
       expect(replaced).toBe(3 * (round + 1));
     }
+  });
+});
+
+describe.skipIf(!nativeInstalled)(`libtensorflow's load lock${nativeInstalled ? '' : ` (SKIPPED: ${SKIPPED})`}`, () => {
+  it('a thread destroyed while it holds the lock (terminated mid-load) frees it: the next pool starts at once and computes', async () => {
+    const lock = new Int32Array(nativeLoadLockBuffer());
+    const early = new ComputePool(1, 'tensorflow');
+    expect((await early.backend()).backend).toBe('tensorflow');
+    expect(lock[0]).toBe(0);
+    // As if its thread were terminated between taking the lock and freeing it (its finally never runs).
+    Atomics.store(lock, 0, threadsOf(early)[0].threadId + 1);
+    await early.destroy();
+    expect(lock[0]).toBe(0);
+    const started = Date.now();
+    const next = new ComputePool(2, 'tensorflow');
+    pools.push(next);
+    expect((await next.backend()).backend).toBe('tensorflow');
+    // A lock still held would be taken over only after 20 s.
+    expect(Date.now() - started).toBeLessThan(15_000);
+    const { manager, store } = await managerOn(next);
+    await expectCorrectJob(manager, store, fixture, 'tensorflow');
+    expect(lock[0]).toBe(0);
   });
 });
 

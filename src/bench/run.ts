@@ -182,7 +182,8 @@ function runPeer(peer: string, python: string, request: ValidatedRequest, runs: 
 
 /**
  * The README's 2x2 request under autocannon on loopback: concurrency 10 for a bounded time; with the
- * backend that computed it (the small lane's, SMALL_LANE_BACKEND, whatever the pool's).
+ * backend that computed it (`js`: inline on the HTTP thread, see INLINE_MAX_FLOPS; else the small
+ * lane's, SMALL_LANE_BACKEND, whatever the pool's).
  */
 async function smallRequests(port: number, durationSeconds: number) {
   const body = JSON.stringify(EXAMPLE_REQUEST);
@@ -278,7 +279,7 @@ async function main() {
     }
     const lane = await smallRequests(port, options.smallSeconds);
     small.set(backend, lane);
-    console.log(`2x2 request, server on ${backend} (small lane on ${lane.laneBackend}), concurrency 10: ${lane.requestsPerSecond.toFixed(0)} req/s, p99 ${lane.p99} ms   load ${load()}`);
+    console.log(`2x2 request, server on ${backend} (computed on ${lane.laneBackend}), concurrency 10: ${lane.requestsPerSecond.toFixed(0)} req/s, p99 ${lane.p99} ms   load ${load()}`);
     rss.push(`${backend} HTTP server: ${((await ask(server.child, { kind: 'rss' })) as { maxRssMb: number }).maxRssMb.toFixed(0)} MB`);
     await stopChild(server.child);
   }
@@ -308,7 +309,7 @@ async function main() {
   console.log(`\npeak RSS: ${rss.join('; ')}`);
   for (const [backend, lane] of small) {
     console.log(
-      `\n2x2 request (README), autocannon, concurrency 10, ${options.smallSeconds} s, server on ${backend}, small lane on ${lane.laneBackend}: ${lane.requestsPerSecond.toFixed(0)} req/s, p50 ${lane.p50} ms, p99 ${lane.p99} ms, ${lane.total} requests, ${lane.errors} errors or non-2xx`,
+      `\n2x2 request (README), autocannon, concurrency 10, ${options.smallSeconds} s, server on ${backend}, computed on ${lane.laneBackend}: ${lane.requestsPerSecond.toFixed(0)} req/s, p50 ${lane.p50} ms, p99 ${lane.p99} ms, ${lane.total} requests, ${lane.errors} errors or non-2xx`,
     );
   }
   if (options.lenet) {

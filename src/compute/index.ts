@@ -6,7 +6,7 @@
 import type { z } from 'zod';
 import { SpecError } from './errors.js';
 
-export { initBackend, activeBackend, configureNativeRuntime, defaultIntraOpThreads, type BackendInfo, type BackendName } from './backend.js';
+export { initBackend, activeBackend, configureNativeRuntime, defaultIntraOpThreads, nativeLoadLockBuffer, releaseNativeLoadLockOf, shareNativeLoadLock, type BackendInfo, type BackendName } from './backend.js';
 export { hessianRows, hessianTimes, planRowBlocks, type RowBlock } from './curvature.js';
 export { estimateCost, type CostEstimate, type CostShape } from './cost.js';
 export { StructuredAssembly } from './assembly/index.js';

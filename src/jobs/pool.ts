@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { configureNativeRuntime, type BackendInfo } from '../compute/index.js';
+import { configureNativeRuntime, nativeLoadLockBuffer, releaseNativeLoadLockOf, type BackendInfo } from '../compute/index.js';
 import { isFailure, RETIRED_EXIT_CODE, type Retiring, type WorkerResult, type WorkerTask } from './protocol.js';
 
 /**
@@ -48,7 +48,7 @@ export class ComputePool {
       filename: workerFile(),
       minThreads: threads,
       maxThreads: threads,
-      workerData: { backend, recycleMb },
+      workerData: { backend, recycleMb, nativeLoadLock: nativeLoadLockBuffer() },
       // piscina's default parks an idle thread in a blocking Atomics.wait, where its timers never run; a
       // thread that retires for its memory must be able to end itself once idle (worker.ts).
       ...(recycleMb > 0 ? { atomics: 'disabled' as const } : {}),
@@ -61,6 +61,8 @@ export class ComputePool {
     this.piscina.on('message', (message: Retiring) => {
       if (message?.retiring) onRecycle?.(message.retiring.backendBytes);
     });
+    // A thread terminated while it loaded libtensorflow (e.g. the pool closed at once) never frees the lock itself.
+    this.piscina.on('workerDestroy', (worker: { id: number }) => releaseNativeLoadLockOf(worker.id));
     let created = 0;
     this.piscina.on('workerCreate', () => {
       if (++created > threads) onReplace?.();

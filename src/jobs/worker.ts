@@ -7,11 +7,12 @@
 import { MessagePort, parentPort, threadId } from 'node:worker_threads';
 import { move, workerData } from 'piscina';
 import { tf } from '../compute/tf.js';
-import { hessianOf, initBackend, NumericalError, prepareRequest, SpecError, type EngineRequest, type HessianMethod, type PreparedRequest } from '../compute/index.js';
+import { hessianOf, initBackend, NumericalError, prepareRequest, shareNativeLoadLock, SpecError, type EngineRequest, type HessianMethod, type PreparedRequest } from '../compute/index.js';
 import type { BackendInfo } from '../compute/index.js';
 import { computeQuantity, type CurvatureQuery } from '../compute/quantities/index.js';
 import { RETIRED_EXIT_CODE, WorkerCrash, type CurvatureAnswer, type Retiring, type HessianAnswer, type WorkerFailure, type WorkerResult, type WorkerTask } from './protocol.js';
 
+shareNativeLoadLock(workerData?.nativeLoadLock);
 const ready = initBackend(workerData?.backend ?? 'auto');
 let cached: { jobId: string; prepared: PreparedRequest } | null = null;
 

@@ -2,8 +2,9 @@
  * The inline path: the full Hessian of a tiny dense stack in plain JavaScript, float64, in the calling
  * thread, with no TF.js op, no worker and no copy of the request. For requests of a few thousand
  * operations (the README's 2x2 request is about 600) TF.js costs more in per-op overhead and the worker
- * round trip than the arithmetic itself; the HTTP route uses this path for requests whose estimate
- * (inlineCost) is within INLINE_MAX_FLOPS, so that it never holds the event loop noticeably.
+ * round trip than the arithmetic itself (its 2x2 answer takes about 5 µs here against some 0.4 ms of TF.js
+ * work in a worker); the HTTP route uses this path for requests whose estimate (inlineCost) is within
+ * INLINE_MAX_FLOPS, so that it never holds the event loop noticeably.
  *
  * It is the R-operator (Pearlmutter) with unit directions over the selected parameters, per example,
  * with the activations' and losses' float64 forms (ActivationRule.scalar, LossRule.example); the

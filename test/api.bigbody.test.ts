@@ -78,9 +78,12 @@ it('/health answers within 100 ms (p99) while a 32 MiB body is handled; queued b
     console.log(`RSS before the queued bodies ${before.rss.toFixed(0)} MiB; after 2 queued + 1 refused ${after.rss.toFixed(0)} MiB; process peak ${after.peak.toFixed(0)} MiB`);
     // Held: the queued typed arrays (<= MAX_QUEUED_BYTES). Transient: one body thread's parse (its heap
     // is capped at BODY_THREAD_HEAP_MB, and it ends with its body) and a body's raw bytes. The slack is
-    // for the long job's workers (their wasm heaps grow as it runs) and allocator noise.
-    expect(after.peak - before.rss).toBeLessThan(THREAD_HEAP_MB + QUEUED_BYTES / MiB + 32 + 384);
-    expect(after.rss - before.rss).toBeLessThan(QUEUED_BYTES / MiB + 384);
+    // for the long job, which goes on meanwhile: its workers' memory grows as it reaches other layers'
+    // blocks (wasm heaps, TensorFlow's allocator: 462 MiB seen on tensorflow once its blocks were
+    // pipelined), and allocator noise. Two queued bodies kept parsed would be some 900 MiB.
+    const JOB_SLACK_MB = 512;
+    expect(after.peak - before.rss).toBeLessThan(THREAD_HEAP_MB + QUEUED_BYTES / MiB + 32 + JOB_SLACK_MB);
+    expect(after.rss - before.rss).toBeLessThan(QUEUED_BYTES / MiB + JOB_SLACK_MB);
   }
   expect((await fetch(`${server.base}/health`)).status).toBe(200);
   await fetch(`${server.base}/v1/jobs/${long.id}`, { method: 'DELETE' });

@@ -5,8 +5,8 @@
  * in any order; and a real job on the worker pool whose matrix must be the same, to the bit, whatever
  * the fill's memory.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_MEMORY_BUDGET_BYTES, planRequest, planRowBlocks, symmetricColumns, type HessianMethod, type RowBlock } from '../src/compute/index.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_MEMORY_BUDGET_BYTES, planRequest, planRowBlocks, symmetricColumns, initBackend, transposedTiles, type HessianMethod, type RowBlock } from '../src/compute/index.js';
 import { selectParameters, type ModelLayout } from '../src/compute/parameters.js';
 import { computeHessian, parseEngineRequest } from '../src/hessian.js';
 import { JobManager } from '../src/jobs/manager.js';
@@ -36,7 +36,7 @@ async function runFill(method: HessianMethod, wrt: string[] | undefined, blockSi
   const h = symmetricMatrix(size);
   const blocks = planRowBlocks(parameters, blockSize, method === 'structured');
   const spansOf = (block: RowBlock) => symmetricColumns(parameters, block, method);
-  const fill = new SymmetricFill(blocks, spansOf, size, budgetBytes);
+  const fill = new SymmetricFill(blocks, spansOf, budgetBytes);
   const layerOf = (i: number) => parameters[blocks[i].tensor].layer;
   const order = blocks.map((_, i) => i).sort((a, b) => layerOf(a) - layerOf(b) || a - b);
   const written = new Float32Array(size * size).fill(NaN);
@@ -48,7 +48,7 @@ async function runFill(method: HessianMethod, wrt: string[] | undefined, blockSi
     const { row, count } = blocks[index];
     const rows = h.slice(row * size, (row + count) * size);
     for (const span of spansOf(blocks[index])) for (let d = 0; d < count; d++) rows.fill(0, d * size + span.offset, d * size + span.offset + span.count);
-    await fill.keep(index, rows);
+    fill.keep(index, transposedTiles(rows, row, size, fill.tilesOf(index))); // as the block's thread returns them
     peak = Math.max(peak, fill.bytes);
     expect(fill.bytes).toBeLessThanOrEqual(budgetBytes);
     waiting.push({ index, rows });
@@ -81,6 +81,10 @@ async function runFill(method: HessianMethod, wrt: string[] | undefined, blockSi
   expect(fill.empty).toBe(true);
   return { matrix: written, h, fromFile, peak };
 }
+
+beforeAll(async () => {
+  await initBackend(); // the tiles are transposed by the backend, as on a compute thread
+});
 
 describe('SymmetricFill', () => {
   for (const method of ['structured', 'rOperator'] as const) {

@@ -39,6 +39,7 @@ export {
   type RowSource,
   type Span,
 } from './pipeline.js';
+export { transposedTiles, type Tile } from './tiles.js';
 
 /** A zod failure as a SpecError whose issues name their fields ("model.layers[1].kernel"). */
 export const specError = (error: z.ZodError): SpecError =>

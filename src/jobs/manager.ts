@@ -15,10 +15,12 @@ import { MessageChannel } from 'node:worker_threads';
 import { queryBytes, type CurvatureQuery } from '../compute/quantities/query.js';
 import { curvatureDocumentText, type CurvatureHead } from './curvature-results.js';
 import type { ComputePool } from './pool.js';
-import { isFailure, needsRequest, type CurvatureAnswer, type Summary, type WorkerFailure } from './protocol.js';
+import { isFailure, needsRequest, type CurvatureAnswer, type RowsAnswer, type Summary, type WorkerFailure } from './protocol.js';
 import { isFinished, matrixBytes, resultBytes, StorageError, type JobRecord, type ResultStore } from './store.js';
 import { SymmetricFill } from './symmetric-fill.js';
 
+/** A thread's blocks back and waiting for their fill and write at most (see computeRows). */
+const FINISHING_PER_THREAD = 2;
 /** Memory the symmetric fill of the running job may hold when none is given (the service passes SYMMETRIC_FILL_MEMORY_MB). */
 export const DEFAULT_FILL_MEMORY_BYTES = 512 * 2 ** 20;
 
@@ -488,7 +490,7 @@ export class JobManager {
     // of computed (see symmetricColumns).
     const order = blocks.map((_, i) => i).sort((a, b) => layerOf(a) - layerOf(b) || a - b);
     const done = new Array<boolean>(blocks.length).fill(false);
-    const fill = new SymmetricFill(blocks, (block) => symmetricColumns(parameters, block, job.method), record.size, this.options.fillMemoryBytes ?? DEFAULT_FILL_MEMORY_BYTES);
+    const fill = new SymmetricFill(blocks, (block) => symmetricColumns(parameters, block, job.method), this.options.fillMemoryBytes ?? DEFAULT_FILL_MEMORY_BYTES);
     let next = 0;
     let firstPending = 0;
     let failure: WorkerFailure['error'] | null = null;
@@ -497,10 +499,10 @@ export class JobManager {
       this.notify(job); // wakes loops waiting for lower layers
     };
     /** Keeps a block's transposes, waits for the rows its spans name, fills and writes it; failures fail the job. */
-    const finishBlock = async (index: number, rows: Float32Array) => {
+    const finishBlock = async (index: number, { rows, tiles }: RowsAnswer) => {
       const block = blocks[index];
       try {
-        await fill.keep(index, rows);
+        fill.keep(index, tiles);
         this.notify(job); // wakes blocks waiting for these rows
         while (!fill.ready(index, (source) => done[source]) && !job.cancelled && !failure) await this.changed(job);
         if (job.cancelled || failure) return;
@@ -519,15 +521,17 @@ export class JobManager {
       this.events.rowsComputed?.(block.count);
       this.notify(job);
     };
-    // One loop per thread, one block in flight each. A block's fill and write run while its thread
-    // computes the next one (the thread idled through them before); each loop finishes one block at a
-    // time, so that at most two blocks' rows per thread are held.
+    // One loop per thread, one block in flight each. A thread is handed its next block as soon as its
+    // last one is back, while the main thread fills and writes that one: waiting for the fill first left
+    // each thread idle for a third of a P = 6154 job (a block's transposes hold the main thread tens of
+    // ms). Up to FINISHING_PER_THREAD of a thread's blocks wait for their fill and write, which bounds the
+    // rows held at that many blocks per thread, plus the one it computes.
     const workerLoop = async () => {
-      let finishing: Promise<void> = Promise.resolve();
+      const finishing: Promise<void>[] = [];
       try {
         while (next < order.length && !job.cancelled && !failure) {
           const index = order[next++];
-          const task = { kind: 'rows' as const, jobId: record.id, method: job.method, batchChunk: job.batchChunk, block: blocks[index], upperOnly: true, backend: backend.backend };
+          const task = { kind: 'rows' as const, jobId: record.id, method: job.method, batchChunk: job.batchChunk, block: blocks[index], upperOnly: true, backend: backend.backend, tiles: fill.tilesOf(index) };
           let rows;
           try {
             rows = await this.pool.run(task, signal);
@@ -538,11 +542,11 @@ export class JobManager {
           }
           if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request
           if (isFailure(rows)) return fail(rows.error);
-          await finishing;
-          finishing = finishBlock(index, rows as Float32Array);
+          while (finishing.length >= FINISHING_PER_THREAD) await finishing.shift();
+          finishing.push(finishBlock(index, rows as RowsAnswer));
         }
       } finally {
-        await finishing;
+        await Promise.all(finishing);
       }
     };
     await Promise.all(Array.from({ length: this.pool.threads }, workerLoop));

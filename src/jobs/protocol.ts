@@ -1,5 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
-import type { BackendInfo, BackendName, EngineRequest, HessianMethod, HessianResult, RowBlock } from '../compute/index.js';
+import type { BackendInfo, BackendName, EngineRequest, HessianMethod, HessianResult, RowBlock, Tile } from '../compute/index.js';
 import type { CurvatureQuery, QuantityResult } from '../compute/quantities/index.js';
 
 /** Messages between the job manager (main thread) and the compute workers. */
@@ -13,8 +13,9 @@ export type WorkerTask =
    * copying a large batch to a worker for every block would cost more than the block.
    * backend: the one the job's summary ran on; a worker on another one refuses the block, so that
    * a job never mixes backends (e.g. a replacement worker that fell back from tensorflow to wasm).
+   * tiles: the pieces of the rows' transpose to return with them, for the symmetric fill of later blocks.
    */
-  | { kind: 'rows'; jobId: string; request?: EngineRequest; method: HessianMethod; batchChunk?: number; block: RowBlock; upperOnly: boolean; backend: BackendName }
+  | { kind: 'rows'; jobId: string; request?: EngineRequest; method: HessianMethod; batchChunk?: number; block: RowBlock; upperOnly: boolean; backend: BackendName; tiles: Tile[] }
   /**
    * One curvature quantity (POST /v1/curvature, or a curvature job), computed whole in one worker.
    * progress: a job's port (transferred with the task), posted the count of each batch of operator
@@ -67,7 +68,13 @@ export interface Summary {
 /** The answer to a 'hessian' task (the matrix always present). */
 export type HessianAnswer = HessianResult & { hessian: Float32Array };
 
-export type WorkerResult = HessianAnswer | BackendInfo | Summary | Float32Array | WorkerFailure | NeedsRequest | CurvatureAnswer;
+/** The answer to a 'rows' task: the rows, and the tiles of their transpose it asked for, in its order. */
+export interface RowsAnswer {
+  rows: Float32Array;
+  tiles: Float32Array[];
+}
+
+export type WorkerResult = HessianAnswer | BackendInfo | Summary | RowsAnswer | WorkerFailure | NeedsRequest | CurvatureAnswer;
 
 export const isFailure = (r: unknown): r is WorkerFailure => typeof r === 'object' && r !== null && 'error' in r;
 export const needsRequest = (r: unknown): r is NeedsRequest => typeof r === 'object' && r !== null && 'needsRequest' in r;

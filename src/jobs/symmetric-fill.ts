@@ -1,32 +1,32 @@
-import type { RowBlock, Span } from '../compute/index.js';
+import type { RowBlock, Span, Tile } from '../compute/index.js';
 
 /** Jobs of more blocks keep no tiles (see SymmetricFill.tiled). */
 const MAX_TILED_BLOCKS = 512;
-/** Source rows transposed together (see keep). */
-const TRANSPOSE_STRIP = 16;
 
 /**
  * The symmetric fill of a running job from memory. A block's rows come back upper-only: the columns
  * its spans name (symmetricColumns) are 0 and equal, by symmetry, the same block's columns in rows
  * computed before. Instead of reading those back from the matrix file (one read per earlier row and
- * block: about a million reads at P = 19158, which held the main thread for seconds), the transposes of
- * every block's rows are kept, as soon as the block is back, in tiles for the later blocks that need
- * them, and dropped once those are filled. What is held at once is at most the values between the rows
- * done and the rows to come, about P²/4 floats (400 MB at P = 20000): within `budgetBytes` the tiles are
- * kept; a tile that would pass it is not, and its values are read from the file as before.
+ * block: about a million reads at P = 19158, which held the main thread for seconds), each block's
+ * thread returns, with its rows, their transposes cut into tiles for the later blocks that need them
+ * (see tiles() and the worker's transposedTiles), which fill() places and drops once those are filled.
+ * The transposes are made on the compute threads, not here: on the main thread they were the job's
+ * bottleneck at P = 6154, its threads waiting for them a third of the time. What is held at once is at
+ * most the values between the rows done and the rows to come, about P²/4 floats (400 MB at
+ * P = 20000): within `budgetBytes` the tiles are asked for; a tile that would pass it is not, and its
+ * values are read from the file as before.
  */
 export class SymmetricFill {
   /** needs[dest]: the source blocks whose rows dest's spans name, each with the rows [from, to) of it in the span. */
   private readonly needs: Need[][];
   /** The same, by source: the later blocks that need each block's rows. */
   private readonly neededBy: { dest: number; need: Need }[][];
+  /** The tiles asked of each source block with its rows (tiles()), in the order asked. */
+  private readonly asked: { dest: number; need: Need }[][];
   /** tiles[dest] by source: the source's rows [from, to) at dest's columns, transposed: [dest.count x (to - from)]. */
   private readonly tiles: Map<number, Float32Array>[];
-  /** Bytes of the tiles waiting for their dest. */
+  /** Bytes of the tiles asked for and not yet placed in their dest. */
   private heldBytes = 0;
-  /** Tiles already copied into their dest, by length, for reuse: allocating (and collecting) hundreds of MB of tiles cost the main thread about as much as copying them. */
-  private readonly spare = new Map<number, Float32Array[]>();
-  private spareBytes = 0;
 
   /** Each block's spans (symmetricColumns). */
   private readonly spans: Span[][];
@@ -42,7 +42,6 @@ export class SymmetricFill {
   constructor(
     private readonly blocks: readonly RowBlock[],
     spansOf: (block: RowBlock) => Span[],
-    private readonly size: number,
     private readonly budgetBytes: number,
   ) {
     this.spans = blocks.map(spansOf);
@@ -63,6 +62,7 @@ export class SymmetricFill {
     );
     this.neededBy = blocks.map(() => []);
     this.needs.forEach((needs, dest) => needs.forEach((need) => this.neededBy[need.source].push({ dest, need })));
+    this.asked = blocks.map(() => []);
     this.tiles = blocks.map(() => new Map());
   }
 
@@ -82,9 +82,9 @@ export class SymmetricFill {
     return found;
   }
 
-  /** Bytes held now: tiles waiting, and tiles kept for reuse (at most budgetBytes together). */
+  /** Bytes of the tiles asked for and not yet placed (at most budgetBytes). */
   get bytes(): number {
-    return this.heldBytes + this.spareBytes;
+    return this.heldBytes;
   }
 
   /** Whether no tile waits for its dest. */
@@ -92,48 +92,27 @@ export class SymmetricFill {
     return this.tiles.every((tiles) => tiles.size === 0);
   }
 
-  /** A tile of `length` floats, reused or new, or null when it would pass the budget. */
-  private tile(length: number): Float32Array | null {
-    const reused = this.spare.get(length)?.pop();
-    if (reused) {
-      this.spareBytes -= reused.byteLength;
-      return reused;
+  /**
+   * The tiles to ask of a source block's thread with its rows, as far as the budget allows (counted
+   * from now until placed): for each later block that needs its rows, that block's rows (columns of
+   * the source) and the source rows [from, to) it needs. Asked once per block.
+   */
+  tilesOf(source: number): Tile[] {
+    if (!this.tiled || this.asked[source].length) return [];
+    for (const { dest, need } of this.neededBy[source]) {
+      const bytes = 4 * this.blocks[dest].count * (need.to - need.from);
+      if (this.heldBytes + bytes > this.budgetBytes) continue;
+      this.heldBytes += bytes;
+      this.asked[source].push({ dest, need });
     }
-    if (this.heldBytes + this.spareBytes + 4 * length > this.budgetBytes) {
-      this.spare.clear(); // tiles of other lengths give their room
-      this.spareBytes = 0;
-    }
-    return this.heldBytes + 4 * length > this.budgetBytes ? null : new Float32Array(length);
+    return this.asked[source].map(({ dest, need }) => ({ row: this.blocks[dest].row, count: this.blocks[dest].count, from: need.from, to: need.to }));
   }
 
-  /**
-   * Keeps the transposes of a block's rows (just computed, upper-only) for the later blocks that need
-   * them, as far as the budget allows; a tile is ready for ready() once whole.
-   */
-  async keep(source: number, rows: Float32Array): Promise<void> {
-    if (!this.tiled) return;
-    const { size } = this;
-    const first = this.blocks[source].row;
-    const pace = new Pace();
-    for (const { dest, need } of this.neededBy[source]) {
-      const { row, count } = this.blocks[dest];
-      const width = need.to - need.from;
-      const tile = this.tile(count * width);
-      if (!tile) continue;
-      // In strips of TRANSPOSE_STRIP source rows: each tile row's piece of a strip is written whole
-      // (one element at a time down a column was 6 ns an element, mostly cache misses).
-      for (let s0 = 0; s0 < width; s0 += TRANSPOSE_STRIP) {
-        const s1 = Math.min(width, s0 + TRANSPOSE_STRIP);
-        const base = (need.from - first) * size + row;
-        for (let c = 0; c < count; c++) {
-          const to = c * width;
-          for (let s = s0; s < s1; s++) tile[to + s] = rows[base + s * size + c];
-        }
-      }
-      this.tiles[dest].set(source, tile);
-      this.heldBytes += tile.byteLength;
-      await pace.step(tile.length);
-    }
+  /** Keeps the tiles a source block's thread returned, in the order tilesOf() asked for them. */
+  keep(source: number, tiles: readonly Float32Array[]): void {
+    const asked = this.asked[source];
+    if (tiles.length !== asked.length) throw new Error(`block ${source} came back with ${tiles.length} tiles of its transpose, not the ${asked.length} asked for`);
+    asked.forEach(({ dest }, k) => this.tiles[dest].set(source, tiles[k]));
   }
 
   /** Whether dest's spans can be filled now: each source is kept in memory for it, or `written` (its rows are in the file). */
@@ -149,7 +128,7 @@ export class SymmetricFill {
    */
   async fill(dest: number, rows: Float32Array): Promise<Span[]> {
     if (!this.tiled) return this.spans[dest];
-    const { size } = this;
+    const size = rows.length / this.blocks[dest].count;
     const pace = new Pace();
     const { count } = this.blocks[dest];
     const fromFile: (Span & { span: number })[] = [];
@@ -165,17 +144,13 @@ export class SymmetricFill {
       for (let c = 0; c < count; c++) rows.set(tile.subarray(c * width, (c + 1) * width), c * size + need.from);
       this.heldBytes -= tile.byteLength;
       this.tiles[dest].delete(need.source);
-      const spares = this.spare.get(tile.length);
-      if (spares) spares.push(tile);
-      else this.spare.set(tile.length, [tile]);
-      this.spareBytes += tile.byteLength;
       await pace.step(tile.length);
     }
     return fromFile.map(({ offset, count, partial }) => ({ offset, count, partial }));
   }
 }
 
-/** Floats keep() and fill() copy between two turns of the event loop (a few ms: /health and the streams answer meanwhile). */
+/** Floats fill() copies between two turns of the event loop (a few ms: /health and the streams answer meanwhile). */
 const FLOATS_PER_TURN = 1 << 16;
 
 /** Yields to the event loop once FLOATS_PER_TURN floats were copied since the last time. */

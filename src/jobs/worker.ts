@@ -5,12 +5,12 @@
  * Float32Arrays.
  */
 import { MessagePort, parentPort, threadId } from 'node:worker_threads';
-import { move, workerData } from 'piscina';
+import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import { tf } from '../compute/tf.js';
-import { hessianOf, initBackend, NumericalError, prepareRequest, shareNativeLoadLock, SpecError, type EngineRequest, type HessianMethod, type PreparedRequest } from '../compute/index.js';
+import { hessianOf, initBackend, NumericalError, prepareRequest, shareNativeLoadLock, SpecError, transposedTiles, type EngineRequest, type HessianMethod, type PreparedRequest } from '../compute/index.js';
 import type { BackendInfo } from '../compute/index.js';
 import { computeQuantity, type CurvatureQuery } from '../compute/quantities/index.js';
-import { RETIRED_EXIT_CODE, WorkerCrash, type CurvatureAnswer, type Retiring, type HessianAnswer, type WorkerFailure, type WorkerResult, type WorkerTask } from './protocol.js';
+import { RETIRED_EXIT_CODE, WorkerCrash, type CurvatureAnswer, type Retiring, type HessianAnswer, type RowsAnswer, type WorkerFailure, type WorkerResult, type WorkerTask } from './protocol.js';
 
 shareNativeLoadLock(workerData?.nativeLoadLock);
 const ready = initBackend(workerData?.backend ?? 'auto');
@@ -52,7 +52,7 @@ async function compute(task: WorkerTask): Promise<WorkerResult> {
           throw new Error(`this worker runs on ${backend.backend} but the job started on ${task.backend}; a job never mixes backends`);
         }
         if (cached?.jobId !== task.jobId && !task.request) return { needsRequest: true };
-        return move(preparedFor(task.jobId, task.request, task.method, task.batchChunk).rows(task.block, task.upperOnly)) as Float32Array;
+        return rowsAnswer(task, preparedFor(task.jobId, task.request, task.method, task.batchChunk));
       case 'curvature':
         return curvature(task, backend);
       case 'hessian':
@@ -65,6 +65,14 @@ async function compute(task: WorkerTask): Promise<WorkerResult> {
     if (error instanceof NumericalError) return failure('numerical', error);
     return endThread(error);
   }
+}
+
+/** A block's rows and the tiles of their transpose the task asked for, all moved (not copied) to the main thread. */
+function rowsAnswer(task: Extract<WorkerTask, { kind: 'rows' }>, prepared: PreparedRequest): RowsAnswer {
+  const rows = prepared.rows(task.block, task.upperOnly);
+  const tiles = transposedTiles(rows, task.block.row, prepared.summary.size, task.tiles);
+  const answer = { rows, tiles };
+  return move({ [transferableSymbol]: [rows.buffer, ...tiles.map((t) => t.buffer)], [valueSymbol]: answer }) as unknown as RowsAnswer;
 }
 
 /** WORKER_RECYCLE_MB in bytes; 0: never. */

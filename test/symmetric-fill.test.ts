@@ -5,8 +5,8 @@
  * in any order; and a real job on the worker pool whose matrix must be the same, to the bit, whatever
  * the fill's memory.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_MEMORY_BUDGET_BYTES, planRequest, planRowBlocks, symmetricColumns, initBackend, transposedTiles, type HessianMethod, type RowBlock } from '../src/compute/index.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DEFAULT_MEMORY_BUDGET_BYTES, planRequest, planRowBlocks, symmetricColumns, transposedTiles, type HessianMethod, type RowBlock } from '../src/compute/index.js';
 import { selectParameters, type ModelLayout } from '../src/compute/parameters.js';
 import { computeHessian, parseEngineRequest } from '../src/hessian.js';
 import { JobManager } from '../src/jobs/manager.js';
@@ -81,10 +81,6 @@ async function runFill(method: HessianMethod, wrt: string[] | undefined, blockSi
   expect(fill.empty).toBe(true);
   return { matrix: written, h, fromFile, peak };
 }
-
-beforeAll(async () => {
-  await initBackend(); // the tiles are transposed by the backend, as on a compute thread
-});
 
 describe('SymmetricFill', () => {
   for (const method of ['structured', 'rOperator'] as const) {

@@ -256,6 +256,16 @@ export function mlpRequest(sizes: number[], batch: number, { seed = 7, dataSeed 
   };
 }
 
+/**
+ * An MLP request behind a flatten (the identity on its rank-1 input), which puts it on the graph engine:
+ * its rows come in many small blocks, so that a test can catch its job half way (on the structured
+ * path a tensor's rows may be one block, done all at once). Layers are named by their place, so its
+ * dense layers are dense_2 on.
+ */
+export function behindFlatten<R extends { model: { layers: object[] } }>(request: R): R {
+  return { ...request, model: { ...request.model, layers: [{ type: 'flatten' }, ...request.model.layers] } };
+}
+
 /** Number of parameters of a dense MLP with biases. */
 export const mlpSize = (sizes: number[]) => sizes.slice(1).reduce((sum, units, l) => sum + (sizes[l] + 1) * units, 0);
 

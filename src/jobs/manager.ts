@@ -473,12 +473,7 @@ export class JobManager {
   private async computeRows(job: Job, started: number): Promise<void> {
     const { record } = job;
     const { signal } = job.abort;
-    // Every thread prepares the job at once (its forward and backward pass and, on the structured path,
-    // its factors, which each needs before its first block): one after the other, a thread idled through
-    // the summary, then prepared on its first block (some 40 ms of a 0.3 s job at P = 6154).
-    const task = { kind: 'summary' as const, jobId: record.id, request: job.request!, method: job.method, batchChunk: job.batchChunk };
-    const summaries = await Promise.all(Array.from({ length: this.pool.threads }, () => this.pool.run(task, signal)));
-    const summary = summaries.find(isFailure) ?? summaries[0];
+    const summary = await this.pool.run({ kind: 'summary', jobId: record.id, request: job.request!, method: job.method, batchChunk: job.batchChunk }, signal);
     if (isFailure(summary)) return this.finish(job, 'failed', summary.error);
     // Cancelled while the summary ran: finish() has already cleaned up; create no matrix file.
     if (job.cancelled) return;

@@ -8,7 +8,8 @@ import { readdir } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeAll, expect, it, vi } from 'vitest';
-import { ResultStore } from '../src/jobs/store.js';
+import type { RowBlock } from '../src/compute/index.js';
+import { SymmetricFill } from '../src/jobs/symmetric-fill.js';
 import { checkNpyHeader, decodeFloat32LE, eventually, expectMatrixMatchesFixture, rawBody, TOLERANCE, useApp } from './api-helpers.js';
 import { fixtures, relativeError } from './helpers.js';
 
@@ -61,14 +62,16 @@ it('a streamed raw float32 answer and a streamed .npy equal the fixture, with th
 });
 
 it('a failure after the first rows ends the body short of Content-Length; what came is the first rows, exact', async () => {
-  // Row blocks after the first cannot be written (a disk that fails): held until the answer has begun, then failed.
-  const write = ResultStore.prototype.writeRows;
+  // Row blocks after the first fail (their fill, as if the file it reads had failed): held until the
+  // answer has begun, then failed. (Their writes cannot be made to fail: the rows the answer holds are
+  // not written.)
+  const fill = SymmetricFill.prototype.fill;
   let begun!: () => void;
   const answering = new Promise<void>((resolve) => (begun = resolve));
-  vi.spyOn(ResultStore.prototype, 'writeRows').mockImplementation(async function (this: ResultStore, id, size, firstRow, rows) {
-    if (firstRow === 0) return write.call(this, id, size, firstRow, rows);
+  vi.spyOn(SymmetricFill.prototype, 'fill').mockImplementation(async function (this: SymmetricFill, dest, rows) {
+    if ((this as unknown as { blocks: RowBlock[] }).blocks[dest].row === 0) return fill.call(this, dest, rows);
     await answering;
-    throw new Error('injected: the disk failed');
+    throw new Error('injected: the fill failed');
   });
   const { res, bytes, complete } = await postBinary(larger.request, () => begun());
   expect(res.statusCode).toBe(200);
@@ -86,20 +89,20 @@ it('a failure after the first rows ends the body short of Content-Length; what c
 });
 
 it('a failure before the first rows is an error status, not a short body', async () => {
-  vi.spyOn(ResultStore.prototype, 'writeRows').mockRejectedValue(new Error('injected: the disk failed'));
+  vi.spyOn(SymmetricFill.prototype, 'fill').mockRejectedValue(new Error('injected: the fill failed'));
   const res = await t.http().post('/v1/hessian').set('accept', 'application/octet-stream').send(larger.request);
   expect(res.status).toBe(500);
   expect(res.body.error).toBe('internal');
-  expect(res.body.message).toMatch(/injected: the disk failed/);
+  expect(res.body.message).toMatch(/injected: the fill failed/);
 });
 
 it('a client that leaves mid-answer cancels the job, which leaves nothing in RESULTS_DIR', async () => {
-  const write = ResultStore.prototype.writeRows;
+  const fill = SymmetricFill.prototype.fill;
   let left!: () => void;
   const gone = new Promise<void>((resolve) => (left = resolve));
-  vi.spyOn(ResultStore.prototype, 'writeRows').mockImplementation(async function (this: ResultStore, id, size, firstRow, rows) {
-    if (firstRow > 0) await gone; // the rest of the matrix comes only after the client has gone
-    return write.call(this, id, size, firstRow, rows);
+  vi.spyOn(SymmetricFill.prototype, 'fill').mockImplementation(async function (this: SymmetricFill, dest, rows) {
+    if ((this as unknown as { blocks: RowBlock[] }).blocks[dest].row > 0) await gone; // the rest of the matrix comes only after the client has gone
+    return fill.call(this, dest, rows);
   });
   const rowsComputed = async () => Number(/^hessian_rows_computed_total (\d+)/m.exec((await t.http().get('/metrics')).text)![1]);
   const rowsBefore = await rowsComputed();

@@ -145,4 +145,33 @@ describe('a job whose fill holds all, some or none of its tiles', () => {
       expect(relativeError(matrix, fixture.expected.hessian.flat())).toBeLessThan(1e-4);
     }
   });
+
+  it('a synchronous answer\'s rows that its stream holds skip the file, unless a later fill reads them back', async () => {
+    const request = parseEngineRequest(fixture.request);
+    const expected = (await computeHessian(fixture.request, { method: 'structured', blockSize: 24 })).hessian!;
+    const size = Math.sqrt(expected.length);
+    for (const [ephemeral, fillMemoryBytes, written] of [
+      [true, undefined, false], // every tile kept: nothing read back, nothing written
+      [true, 0, true], // the fill reads every block back from the file: every block written
+      [false, undefined, true], // a job's result is read from its file
+    ] as const) {
+      const dir = await freshDir();
+      dirs.push(dir);
+      const store = new ResultStore(dir);
+      const manager = new JobManager(store, pool, { maxQueued: 4, ttlSeconds: 600, fillMemoryBytes });
+      await manager.init();
+      const job = manager.submit(request, { ...planRequest(request, DEFAULT_MEMORY_BUDGET_BYTES, 'structured'), blockSize: 24 }, { ephemeral });
+      const held = new Float32Array(size * size).fill(NaN);
+      manager.onRows(job, (firstRow, rows) => {
+        held.set(rows, firstRow * size);
+        return true;
+      });
+      const record = await manager.finished(job);
+      expect(record.error ?? null).toBeNull();
+      expect(held).toEqual(expected);
+      const file = await store.readRows(record.id, size, 0, size);
+      if (written) expect(file).toEqual(expected);
+      else expect(file.every((value) => value === 0)).toBe(true);
+    }
+  });
 });

@@ -131,9 +131,10 @@ export async function rowStream(manager: JobManager, store: ResultStore, job: Jo
   const unsubscribe =
     format === 'binary'
       ? manager.onRows(job, (firstRow, values) => {
-          if (firstRow < sent || heldBytes + values.byteLength > HELD_BLOCK_BYTES) return;
+          if (firstRow < sent || heldBytes + values.byteLength > HELD_BLOCK_BYTES) return false;
           held.set(firstRow, values);
           heldBytes += values.byteLength;
+          return true;
         })
       : () => false;
   async function* rows(): AsyncGenerator<string | Buffer> {

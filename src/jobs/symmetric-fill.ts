@@ -108,6 +108,11 @@ export class SymmetricFill {
     return this.asked[source].map(({ dest, need }) => ({ row: this.blocks[dest].row, count: this.blocks[dest].count, from: need.from, to: need.to }));
   }
 
+  /** Whether a later block's fill may read this block's rows back from the matrix file (no tile kept for it). */
+  readBack(source: number): boolean {
+    return !this.tiled || this.asked[source].length < this.neededBy[source].length;
+  }
+
   /** Keeps the tiles a source block's thread returned, in the order tilesOf() asked for them. */
   keep(source: number, tiles: readonly Float32Array[]): void {
     const asked = this.asked[source];

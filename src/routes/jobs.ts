@@ -42,10 +42,13 @@ export const jobRoutes =
   (ctx: ServiceContext): FastifyPluginAsync =>
   async (app) => {
     const api = app.withTypeProvider<ZodTypeProvider>();
-    /** The job, if it exists and the caller may see it: another key's job is answered as not found. */
+    /**
+     * The job, if it exists and the caller may see it: another key's job is answered as not found, and so
+     * is a synchronous request's (it is its answer's alone, and the rows its stream held are not on disk).
+     */
     const find = (id: string, client: Submitter) => {
       const job = ctx.manager.get(id);
-      if (!job || job.record.owner !== client.owner) throw new ApiError('not_found', `no job ${id} (never created, deleted, or its result expired)`);
+      if (!job || job.ephemeral || job.record.owner !== client.owner) throw new ApiError('not_found', `no job ${id} (never created, deleted, or its result expired)`);
       return job;
     };
     /** What every route of one job can answer besides its own errors. */

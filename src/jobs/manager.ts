@@ -22,8 +22,6 @@ import { SymmetricFill } from './symmetric-fill.js';
 /** Takes a whole row block; true when it holds the rows to send them (then they need not be on disk for it). */
 export type RowListener = (firstRow: number, rows: Float32Array) => boolean;
 
-/** A thread's blocks back and waiting for their fill and write at most (see computeRows). */
-const FINISHING_PER_THREAD = 2;
 /** Memory the symmetric fill of the running job may hold when none is given (the service passes SYMMETRIC_FILL_MEMORY_MB). */
 export const DEFAULT_FILL_MEMORY_BYTES = 512 * 2 ** 20;
 
@@ -530,13 +528,12 @@ export class JobManager {
       this.events.rowsComputed?.(block.count);
       this.notify(job);
     };
-    // One loop per thread, one block in flight each. A thread is handed its next block as soon as its
-    // last one is back, while the main thread fills and writes that one: waiting for the fill first left
-    // each thread idle for a third of a P = 6154 job (a block's transposes hold the main thread tens of
-    // ms). Up to FINISHING_PER_THREAD of a thread's blocks wait for their fill and write, which bounds the
-    // rows held at that many blocks per thread, plus the one it computes.
+    // One loop per thread, one block in flight each. A block's fill and write run while its thread
+    // computes the next one; each loop finishes one block at a time, so that at most two blocks' rows per
+    // thread are held. (The fill used to make the block's transposes here, and the threads waited for it
+    // a third of a P = 6154 job: the threads make them now, see SymmetricFill.)
     const workerLoop = async () => {
-      const finishing: Promise<void>[] = [];
+      let finishing: Promise<void> = Promise.resolve();
       try {
         while (next < order.length && !job.cancelled && !failure) {
           const index = order[next++];
@@ -551,11 +548,11 @@ export class JobManager {
           }
           if (needsRequest(rows)) return; // the job finished (cancelled) meanwhile and dropped its request
           if (isFailure(rows)) return fail(rows.error);
-          while (finishing.length >= FINISHING_PER_THREAD) await finishing.shift();
-          finishing.push(finishBlock(index, rows as RowsAnswer));
+          await finishing;
+          finishing = finishBlock(index, rows as RowsAnswer);
         }
       } finally {
-        await Promise.all(finishing);
+        await finishing;
       }
     };
     await Promise.all(Array.from({ length: this.pool.threads }, workerLoop));

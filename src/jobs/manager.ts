@@ -23,7 +23,7 @@ import { SymmetricFill } from './symmetric-fill.js';
 export type RowListener = (firstRow: number, rows: Float32Array) => boolean;
 
 /** Memory the symmetric fill of the running job may hold when none is given (the service passes SYMMETRIC_FILL_MEMORY_MB). */
-export const DEFAULT_FILL_MEMORY_BYTES = 512 * 2 ** 20;
+const DEFAULT_FILL_MEMORY_BYTES = 512 * 2 ** 20;
 
 export class QueueFullError extends Error {
   constructor(readonly limit: number) {
@@ -519,7 +519,7 @@ export class JobManager {
         // 70 ms of CPU (151 MB into the page cache) on a 2-core machine.
         if (!held || !job.ephemeral || fill.readBack(index)) await this.store.writeRows(record.id, record.size, block.row, rows);
       } catch (error) {
-        // A write that failed (disk full): the job fails once every loop is back.
+        // A fill or write that failed (e.g. a disk full): the job fails once every loop is back.
         return fail({ kind: 'internal', message: (error as Error).message });
       }
       done[index] = true;

@@ -9,7 +9,7 @@ const MAX_TILED_BLOCKS = 512;
  * computed before. Instead of reading those back from the matrix file (one read per earlier row and
  * block: about a million reads at P = 19158, which held the main thread for seconds), each block's
  * thread returns, with its rows, their transposes cut into tiles for the later blocks that need them
- * (see tiles() and the worker's transposedTiles), which fill() places and drops once those are filled.
+ * (see tilesOf() and the worker's transposedTiles), which fill() places and drops once those are filled.
  * The transposes are made on the compute threads, not here: on the main thread they were the job's
  * bottleneck at P = 6154, its threads waiting for them a third of the time. What is held at once is at
  * most the values between the rows done and the rows to come, about P²/4 floats (400 MB at
@@ -21,7 +21,7 @@ export class SymmetricFill {
   private readonly needs: Need[][];
   /** The same, by source: the later blocks that need each block's rows. */
   private readonly neededBy: { dest: number; need: Need }[][];
-  /** The tiles asked of each source block with its rows (tiles()), in the order asked. */
+  /** The tiles asked of each source block with its rows (tilesOf()), in the order asked. */
   private readonly asked: { dest: number; need: Need }[][];
   /** tiles[dest] by source: the source's rows [from, to) at dest's columns, transposed: [dest.count x (to - from)]. */
   private readonly tiles: Map<number, Float32Array>[];

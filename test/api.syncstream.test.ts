@@ -61,6 +61,26 @@ it('a streamed raw float32 answer and a streamed .npy equal the fixture, with th
   await eventually(async () => (await readdir(t.dir)).length === before.length);
 });
 
+it('a synchronous answer\'s job is not a job resource: GET /v1/jobs/{id} answers 404 while its answer is open', async () => {
+  // Its id shows in the .npy filename; the rows its stream holds are not in its file.
+  const { res, opened } = await new Promise<{ res: IncomingMessage; opened: Promise<{ status: number }> }>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/v1/hessian', method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/x-npy' } }, (res) => {
+      res.pause(); // the answer stays open, and its job with it, until the GET below is answered
+      const id = /filename="hessian-(.+)\.npy"/.exec(String(res.headers['content-disposition']))![1];
+      resolve({ res, opened: t.http().get(`/v1/jobs/${id}`).then((r) => r) });
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(larger.request));
+  });
+  try {
+    expect(res.statusCode).toBe(200);
+    expect((await opened).status).toBe(404);
+  } finally {
+    res.resume(); // read to its end either way, so that the app can close
+    await new Promise((resolve) => res.once('end', resolve));
+  }
+});
+
 it('a failure after the first rows ends the body short of Content-Length; what came is the first rows, exact', async () => {
   // Row blocks after the first fail (their fill, as if the file it reads had failed): held until the
   // answer has begun, then failed. (Their writes cannot be made to fail: the rows the answer holds are

@@ -5,13 +5,14 @@
  * in any order; and a real job on the worker pool whose matrix must be the same, to the bit, whatever
  * the fill's memory.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_MEMORY_BUDGET_BYTES, planRequest, planRowBlocks, symmetricColumns, transposedTiles, type HessianMethod, type RowBlock } from '../src/compute/index.js';
 import { selectParameters, type ModelLayout } from '../src/compute/parameters.js';
 import { computeHessian, parseEngineRequest } from '../src/hessian.js';
 import { JobManager } from '../src/jobs/manager.js';
 import { ComputePool } from '../src/jobs/pool.js';
 import { ResultStore } from '../src/jobs/store.js';
+import { SpareBuffers } from '../src/jobs/spare-buffers.js';
 import { SymmetricFill } from '../src/jobs/symmetric-fill.js';
 import { freshDir, removeDir, sleep } from './api-helpers.js';
 import { fixtures, relativeError } from './helpers.js';
@@ -173,5 +174,83 @@ describe('a job whose fill holds all, some or none of its tiles', () => {
       if (written) expect(file).toEqual(expected);
       else expect(file.every((value) => value === 0)).toBe(true);
     }
+  });
+  it('jobs in a row write their rows and tiles into the buffers of earlier blocks, and never into rows a stream still holds', async () => {
+    const small = fixtures().find((c) => c.name === 'larger_5_12_12_4_tanh_cce_logits')!;
+    const dir = await freshDir();
+    dirs.push(dir);
+    const store = new ResultStore(dir);
+    const manager = new JobManager(store, pool, { maxQueued: 4, ttlSeconds: 600 });
+    await manager.init();
+    const take = vi.spyOn(SpareBuffers.prototype, 'take');
+    try {
+      // The same model at two block sizes (spares of other sizes), then held rows, then the first again.
+      const runs = [
+        { blockSize: 24, hold: false },
+        { blockSize: 36, hold: false },
+        { blockSize: 24, hold: true },
+        { blockSize: 24, hold: false },
+      ];
+      const heldRuns: { held: Float32Array[]; expected: Float32Array; size: number }[] = [];
+      for (const { blockSize, hold } of runs) {
+        const request = parseEngineRequest(small.request);
+        const expected = (await computeHessian(small.request, { method: 'structured', blockSize })).hessian!;
+        const size = Math.sqrt(expected.length);
+        const job = manager.submit(request, { ...planRequest(request, DEFAULT_MEMORY_BUDGET_BYTES, 'structured'), blockSize }, { ephemeral: hold });
+        const held: Float32Array[] = [];
+        if (hold) {
+          manager.onRows(job, (_, rows) => {
+            held.push(rows); // kept as they came (not copied): a later block or job must not write into them
+            return true;
+          });
+          heldRuns.push({ held, expected, size });
+        }
+        const record = await manager.finished(job);
+        expect(record.error ?? null).toBeNull();
+        if (!hold) expect(await store.readRows(record.id, size, 0, size)).toEqual(expected);
+      }
+      // Read after the last job ran on the spares.
+      for (const { held, expected, size } of heldRuns) {
+        const matrix = new Float32Array(size * size);
+        let row = 0;
+        for (const rows of held) {
+          matrix.set(rows, row * size);
+          row += rows.length / size;
+        }
+        expect(row).toBe(size);
+        expect(matrix).toEqual(expected);
+      }
+      expect(take.mock.results.filter((r) => r.value !== null).length).toBeGreaterThan(10);
+    } finally {
+      take.mockRestore();
+    }
+  });
+});
+
+describe('SpareBuffers', () => {
+  it('hands out the smallest buffer of the bytes asked to twice that, each once, and keeps at most its limit', () => {
+    const spares = new SpareBuffers(100);
+    const [a, b, c] = [new ArrayBuffer(40), new ArrayBuffer(24), new ArrayBuffer(32)];
+    for (const buffer of [a, b, c]) spares.give(buffer);
+    spares.give(new ArrayBuffer(8)); // 104 bytes: past the limit, not kept
+    expect(spares.take(20)).toBe(b);
+    expect(spares.take(20)).toBe(c);
+    expect(spares.take(19)).toBeNull(); // a (40 bytes) is more than twice 19: kept for a larger ask
+    expect(spares.take(16)).toBeNull();
+    expect(spares.take(21)).toBe(a);
+    expect(spares.take(1)).toBeNull();
+  });
+
+  it('keeps no moved (empty) or shared buffer, and drops all on clear()', () => {
+    const spares = new SpareBuffers(1024);
+    const moved = new ArrayBuffer(64);
+    structuredClone(moved, { transfer: [moved] });
+    expect(moved.byteLength).toBe(0);
+    spares.give(moved);
+    spares.give(new SharedArrayBuffer(64));
+    expect(spares.take(0)).toBeNull();
+    spares.give(new ArrayBuffer(64));
+    spares.clear();
+    expect(spares.take(64)).toBeNull();
   });
 });

@@ -131,8 +131,11 @@ export function symmetricColumns(parameters: readonly PlacedTensor[], block: Row
 /** Computes row blocks of one prepared model by one method; holds that method's state until dispose(). */
 export interface RowSource {
   readonly method: HessianMethod;
-  /** Rows [block.count x P]; with upperOnly the columns symmetricColumns names stay 0. */
-  rows(block: RowBlock, upperOnly: boolean): Float32Array;
+  /**
+   * Rows [block.count x P]; with upperOnly the columns symmetricColumns names stay 0. `into`: a spare
+   * buffer the structured path may write them to (a view of it is returned), instead of a new array.
+   */
+  rows(block: RowBlock, upperOnly: boolean, into?: ArrayBuffer): Float32Array;
   dispose(): void;
 }
 
@@ -143,7 +146,7 @@ export function rowSource(model: PreparedModel, method: DenseMethod, batchChunk?
   // while the others wait for it, and on P = 6154 the factors were 80% of it (33 of 40 ms).
   let assembly: StructuredAssembly | ChunkedAssembly | undefined;
   const assemble = () => (batchChunk && batchChunk < model.batch ? new ChunkedAssembly(model.request, batchChunk) : new StructuredAssembly(model));
-  return { method, rows: (block, upperOnly) => (assembly ??= assemble()).rows(block, upperOnly), dispose: () => assembly?.dispose() }; // rows() checks finiteness
+  return { method, rows: (block, upperOnly, into) => (assembly ??= assemble()).rows(block, upperOnly, into), dispose: () => assembly?.dispose() }; // rows() checks finiteness
 }
 
 export interface HessianSummary {
@@ -179,7 +182,7 @@ export function prepareRequest(request: EngineRequest, method: HessianMethod, ba
       model,
       summary: { parameters, size, loss, gradient },
       method: source.method,
-      rows: (block, upperOnly) => source.rows(block, upperOnly),
+      rows: (block, upperOnly, into) => source.rows(block, upperOnly, into),
       dispose: () => {
         source.dispose();
         model.dispose();

@@ -17,6 +17,7 @@ import { curvatureDocumentText, type CurvatureHead } from './curvature-results.j
 import type { ComputePool } from './pool.js';
 import { isFailure, needsRequest, type CurvatureAnswer, type RowsAnswer, type Summary, type WorkerFailure } from './protocol.js';
 import { isFinished, matrixBytes, resultBytes, StorageError, type JobRecord, type ResultStore } from './store.js';
+import { SpareBuffers } from './spare-buffers.js';
 import { SymmetricFill } from './symmetric-fill.js';
 
 /** Takes a whole row block; true when it holds the rows to send them (then they need not be on disk for it). */
@@ -24,6 +25,14 @@ export type RowListener = (firstRow: number, rows: Float32Array) => boolean;
 
 /** Memory the symmetric fill of the running job may hold when none is given (the service passes SYMMETRIC_FILL_MEMORY_MB). */
 const DEFAULT_FILL_MEMORY_BYTES = 512 * 2 ** 20;
+
+/**
+ * The spare buffers structured jobs keep for their threads (see SpareBuffers): a few blocks' worth in
+ * flight. They outlive a job by SPARE_BUFFER_KEEP_MS, for the blocks of the next one, which would
+ * otherwise start on new buffers: a job of 13 blocks on 2 threads found spares for only 5.
+ */
+const SPARE_BUFFER_BYTES = 48 * 2 ** 20;
+const SPARE_BUFFER_KEEP_MS = 2000;
 
 export class QueueFullError extends Error {
   constructor(readonly limit: number) {
@@ -134,6 +143,8 @@ export interface JobEvents {
 export class JobManager {
   private readonly jobs = new Map<string, Job>();
   private readonly queue: Job[] = [];
+  private readonly spareBuffers = new SpareBuffers(SPARE_BUFFER_BYTES);
+  private dropSpares?: NodeJS.Timeout;
   private running: Job | null = null;
   private accepting = true;
   private idle: Promise<void> = Promise.resolve();
@@ -495,6 +506,9 @@ export class JobManager {
     const order = blocks.map((_, i) => i).sort((a, b) => layerOf(a) - layerOf(b) || a - b);
     const done = new Array<boolean>(blocks.length).fill(false);
     const fill = new SymmetricFill(blocks, (block) => symmetricColumns(parameters, block, job.method), this.options.fillMemoryBytes ?? DEFAULT_FILL_MEMORY_BYTES);
+    // Only the structured path writes its rows into spares (the others make their own arrays).
+    const spares = job.method === 'structured' ? this.spareBuffers : null;
+    clearTimeout(this.dropSpares);
     let next = 0;
     let firstPending = 0;
     let failure: WorkerFailure['error'] | null = null;
@@ -510,7 +524,7 @@ export class JobManager {
         this.notify(job); // wakes blocks waiting for these rows
         while (!fill.ready(index, (source) => done[source]) && !job.cancelled && !failure) await this.changed(job);
         if (job.cancelled || failure) return;
-        for (const span of await fill.fill(index, rows)) {
+        for (const span of await fill.fill(index, rows, (tile) => spares?.give(tile.buffer))) {
           await this.store.copyTransposedStrip(record.id, record.size, span.offset, span.count, block.row, block.count, rows, !span.partial);
         }
         let held = false;
@@ -518,6 +532,7 @@ export class JobManager {
         // Writing the rows only to delete them after the answer cost a synchronous P = 6154 answer some
         // 70 ms of CPU (151 MB into the page cache) on a 2-core machine.
         if (!held || !job.ephemeral || fill.readBack(index)) await this.store.writeRows(record.id, record.size, block.row, rows);
+        if (!held) spares?.give(rows.buffer);
       } catch (error) {
         // A fill or write that failed (e.g. a disk full): the job fails once every loop is back.
         return fail({ kind: 'internal', message: (error as Error).message });
@@ -537,10 +552,15 @@ export class JobManager {
       try {
         while (next < order.length && !job.cancelled && !failure) {
           const index = order[next++];
-          const task = { kind: 'rows' as const, jobId: record.id, method: job.method, batchChunk: job.batchChunk, block: blocks[index], upperOnly: true, backend: backend.backend, tiles: fill.tilesOf(index) };
+          const block = blocks[index];
+          const tiles = fill.tilesOf(index);
+          const task = { kind: 'rows' as const, jobId: record.id, method: job.method, batchChunk: job.batchChunk, block, upperOnly: true, backend: backend.backend, tiles };
+          // Spares for the rows and each tile, moved to the thread (one that asks for the request has dropped them).
+          const given = spares ? [4 * block.count * record.size, ...tiles.map((t) => 4 * t.count * (t.to - t.from))].map((bytes) => spares.take(bytes)) : [];
+          const moved = given.filter((buffer): buffer is ArrayBuffer => buffer !== null);
           let rows;
           try {
-            rows = await this.pool.run(task, signal);
+            rows = await this.pool.run(moved.length ? { ...task, spares: given } : task, signal, moved.length ? moved : undefined);
             if (needsRequest(rows) && job.request) rows = await this.pool.run({ ...task, request: job.request }, signal);
           } catch (error) {
             // A worker that died: the job fails once every loop is back.
@@ -556,6 +576,7 @@ export class JobManager {
       }
     };
     await Promise.all(Array.from({ length: this.pool.threads }, workerLoop));
+    if (spares) this.dropSpares = setTimeout(() => spares.clear(), SPARE_BUFFER_KEEP_MS).unref();
     await this.store.closeMatrix(record.id);
     if (job.cancelled) return;
     if (failure) return this.finish(job, 'failed', failure);

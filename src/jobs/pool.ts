@@ -71,12 +71,12 @@ export class ComputePool {
 
   /**
    * Runs a task; aborting `signal` drops it from the queue, or ends the worker thread running it.
-   * transferList: objects the task holds that move to the thread (a MessagePort). A task handed to a
+   * transferList: objects the task holds that move to the thread (a MessagePort, spare buffers). A task handed to a
    * thread that then retired, unstarted, runs again (a few times at most: each retirement is a thread
    * replaced); one with a transferList cannot (what it held went with that thread), so a retiring
    * thread computes such a task instead (worker.ts).
    */
-  async run(task: WorkerTask, signal?: AbortSignal, transferList?: MessagePort[]): Promise<WorkerResult> {
+  async run(task: WorkerTask, signal?: AbortSignal, transferList?: (MessagePort | ArrayBuffer)[]): Promise<WorkerResult> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.piscina.run(task, { ...(signal ? { signal } : {}), ...(transferList ? { transferList } : {}) });

@@ -128,10 +128,10 @@ export class SymmetricFill {
 
   /**
    * Writes dest's span columns from the tiles kept for it into its rows ([count x size]) and drops the
-   * tiles; returns the parts of the spans not kept, to be read from the file (a whole span when none of
-   * it was kept, so that the file's strip windows are shared as before).
+   * tiles, each handed to `placed` once written; returns the parts of the spans not kept, to be read
+   * from the file (a whole span when none of it was kept, so that the file's strip windows are shared as before).
    */
-  async fill(dest: number, rows: Float32Array): Promise<Span[]> {
+  async fill(dest: number, rows: Float32Array, placed?: (tile: Float32Array) => void): Promise<Span[]> {
     if (!this.tiled) return this.spans[dest];
     const size = rows.length / this.blocks[dest].count;
     const pace = new Pace();
@@ -149,6 +149,7 @@ export class SymmetricFill {
       for (let c = 0; c < count; c++) rows.set(tile.subarray(c * width, (c + 1) * width), c * size + need.from);
       this.heldBytes -= tile.byteLength;
       this.tiles[dest].delete(need.source);
+      placed?.(tile);
       await pace.step(tile.length);
     }
     return fromFile.map(({ offset, count, partial }) => ({ offset, count, partial }));

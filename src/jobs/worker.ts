@@ -31,11 +31,14 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
   // pool runs that task again on another thread (ComputePool.run), except one holding a MessagePort,
   // which cannot be sent again: that one it computes, and retires after.
   const ownJob = task.kind === 'rows' && task.jobId === cached?.jobId;
-  if (retiring && !ownJob && !Object.values(task).some((value) => value instanceof MessagePort)) process.exit(RETIRED_EXIT_CODE);
+  if (retiring && !ownJob && !holdsMoved(task)) process.exit(RETIRED_EXIT_CODE);
   const result = await compute(task);
   retireIfLarge();
   return result;
 }
+
+/** Whether the task holds objects moved to this thread (a port, spare buffers): it cannot be sent again. */
+const holdsMoved = (task: WorkerTask) => Object.values(task).some((value) => value instanceof MessagePort) || (task.kind === 'rows' && !!task.spares?.some(Boolean));
 
 async function compute(task: WorkerTask): Promise<WorkerResult> {
   const backend = await ready;
@@ -69,8 +72,9 @@ async function compute(task: WorkerTask): Promise<WorkerResult> {
 
 /** A block's rows and the tiles of their transpose the task asked for, all moved (not copied) to the main thread. */
 function rowsAnswer(task: Extract<WorkerTask, { kind: 'rows' }>, prepared: PreparedRequest): RowsAnswer {
-  const rows = prepared.rows(task.block, task.upperOnly);
-  const tiles = transposedTiles(rows, task.block.row, prepared.summary.size, task.tiles);
+  const [rowsSpare, ...tileSpares] = task.spares ?? [];
+  const rows = prepared.rows(task.block, task.upperOnly, rowsSpare ?? undefined);
+  const tiles = transposedTiles(rows, task.block.row, prepared.summary.size, task.tiles, tileSpares);
   const answer = { rows, tiles };
   return move({ [transferableSymbol]: [rows.buffer, ...tiles.map((t) => t.buffer)], [valueSymbol]: answer }) as unknown as RowsAnswer;
 }

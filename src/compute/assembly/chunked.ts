@@ -29,7 +29,7 @@ export class ChunkedAssembly {
   }
 
   /** As StructuredAssembly.rows: the weighted sum of the chunks' rows (finite, as a convex combination of finite rows). */
-  rows(block: RowBlock, upperOnly = false): Float32Array {
+  rows(block: RowBlock, upperOnly = false, into?: ArrayBuffer): Float32Array {
     let out: Float32Array | null = null;
     for (const { weight, model } of this.chunks) {
       const layer = model.parameters[block.tensor].layer;
@@ -37,7 +37,7 @@ export class ChunkedAssembly {
       const lows = [...new Set(model.parameters.map((t) => t.layer))].filter((l) => (upperOnly ? l === layer : l <= layer));
       const assembly = new StructuredAssembly(model, lows);
       try {
-        const rows = assembly.rows(block, upperOnly);
+        const rows = assembly.rows(block, upperOnly, out ? undefined : into);
         if (!out) {
           out = rows;
           for (let i = 0; i < out.length; i++) out[i] *= weight;

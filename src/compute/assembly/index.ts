@@ -70,13 +70,14 @@ export class StructuredAssembly {
   /**
    * Rows [block.count x P] of the Hessian; with `upperOnly`, only the columns of the block's layer
    * and above, and of its own layer only from kernel row firstOwnRow() on (the rest stay 0).
+   * `into`: a buffer to write them to instead of a new one (at least their bytes; zeroed here).
    */
-  rows(block: RowBlock, upperOnly = false): Float32Array {
+  rows(block: RowBlock, upperOnly = false, into?: ArrayBuffer): Float32Array {
     const { model } = this;
     const width = model.size;
     const tensor = model.parameters[block.tensor];
     const rowLayer = model.layers[tensor.layer];
-    const out = new Float32Array(block.count * width);
+    const out = zeroedRows(block.count * width, into);
     // The augmented-kernel rows i0 .. i0+c-1 that cover the block, and where the block starts in them.
     const first = (tensor.kind === 'bias' ? rowLayer.inputs * rowLayer.units : 0) + block.start;
     const i0 = Math.floor(first / rowLayer.units);
@@ -207,6 +208,11 @@ export class StructuredAssembly {
     tf.dispose(this.kept);
     this.kept.length = 0;
   }
+}
+
+/** `length` zeros: a view of `into` (zeroed: memset is cheaper than a new buffer's pages) when it is large enough, else a new array. */
+export function zeroedRows(length: number, into?: ArrayBuffer): Float32Array {
+  return into && into.byteLength >= 4 * length ? new Float32Array(into, 0, length).fill(0) : new Float32Array(length);
 }
 
 /** Rows of u [a, B] times rows of v [b, B], example by example: [(a, b), B]. */

@@ -9,6 +9,9 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeAll, expect, it, vi } from 'vitest';
 import type { RowBlock } from '../src/compute/index.js';
+import { mlpRequest } from '../src/bench/cases.js';
+import { computeHessian } from '../src/hessian.js';
+import { SpareBuffers } from '../src/jobs/spare-buffers.js';
 import { SymmetricFill } from '../src/jobs/symmetric-fill.js';
 import { checkNpyHeader, decodeFloat32LE, eventually, expectMatrixMatchesFixture, rawBody, TOLERANCE, useApp } from './api-helpers.js';
 import { fixtures, relativeError } from './helpers.js';
@@ -25,13 +28,21 @@ beforeAll(async () => {
 });
 afterEach(() => vi.restoreAllMocks());
 
-/** POST /v1/hessian for raw float32 over a plain socket: the response and every byte it delivered, however it ended. */
-function postBinary(body: object, onResponse?: (res: IncomingMessage) => void): Promise<{ res: IncomingMessage; bytes: Buffer; complete: boolean }> {
+/**
+ * POST /v1/hessian for raw float32 over a plain socket: the response and every byte it delivered,
+ * however it ended. `pauseMs`: a slow client, pausing that long after each chunk it reads.
+ */
+function postBinary(body: object, onResponse?: (res: IncomingMessage) => void, pauseMs = 0): Promise<{ res: IncomingMessage; bytes: Buffer; complete: boolean }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, path: '/v1/hessian', method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/octet-stream' } }, (res) => {
       onResponse?.(res);
       const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        if (!pauseMs) return;
+        res.pause();
+        setTimeout(() => res.resume(), pauseMs);
+      });
       res.on('error', () => undefined); // "aborted": seen below as an incomplete message
       res.once('close', () => resolve({ res, bytes: Buffer.concat(chunks), complete: res.complete }));
     });
@@ -79,6 +90,30 @@ it('a synchronous answer\'s job is not a job resource: GET /v1/jobs/{id} answers
     res.resume(); // read to its end either way, so that the app can close
     await new Promise((resolve) => res.once('end', resolve));
   }
+});
+
+it('a slow client gets its answers exact while the row blocks it was sent are written again by later blocks and the next answer', async () => {
+  // P = 3850 in blocks of some 10 MB: the socket holds blocks while the threads compute more.
+  const request = mlpRequest([20, 48, 48, 10], 64);
+  const expected = (await computeHessian(request, { method: 'structured' })).hessian!;
+  const size = Math.sqrt(expected.length);
+  const given: number[] = []; // the byteLength of each buffer as it was given (moved away since)
+  const give = SpareBuffers.prototype.give;
+  vi.spyOn(SpareBuffers.prototype, 'give').mockImplementation(function (this: SpareBuffers, buffer) {
+    given.push(buffer.byteLength);
+    give.call(this, buffer);
+  });
+  for (let answer = 0; answer < 2; answer++) {
+    const { res, bytes, complete } = await postBinary(request, undefined, 1);
+    expect(res.statusCode).toBe(200);
+    expect(complete).toBe(true);
+    expect(bytes.length).toBe(size * size * 4);
+    expect(relativeError(decodeFloat32LE(bytes), expected)).toBeLessThan(1e-5);
+  }
+  // Every block was held for the socket (59 MB in all, within HELD_BLOCK_BYTES), so the buffers of whole
+  // rows (P floats each; a tile's rows are shorter) that became spares were let go of by the answers.
+  const released = given.filter((bytes) => bytes > 0 && bytes % (4 * size) === 0);
+  expect(released.length).toBeGreaterThan(2);
 });
 
 it('a failure after the first rows ends the body short of Content-Length; what came is the first rows, exact', async () => {

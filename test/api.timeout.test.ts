@@ -9,8 +9,9 @@ import { fixtures } from './helpers.js';
 
 const seed = fixtures().find((c) => c.name === 'seed_2x2_linear_mse')!;
 const t = useApp({ JOB_TIMEOUT_SECONDS: 2 });
-// P = 14210 at batch 256: far more than the 2 s limit on two cores.
-const long = mlpRequest([30, 100, 100, 10], 256);
+// P = 14210 at batch 2048: far more than the 2 s limit on two cores (at batch 256 the native backend
+// came close to it).
+const long = mlpRequest([30, 100, 100, 10], 2048);
 
 it('a job over the limit is failed with kind "timeout" within moments of the limit, not after its blocks', async () => {
   const job = await finishedJob(t, long);

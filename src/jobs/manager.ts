@@ -20,8 +20,13 @@ import { isFinished, matrixBytes, resultBytes, StorageError, type JobRecord, typ
 import { SpareBuffers } from './spare-buffers.js';
 import { SymmetricFill } from './symmetric-fill.js';
 
-/** Takes a whole row block; true when it holds the rows to send them (then they need not be on disk for it). */
-export type RowListener = (firstRow: number, rows: Float32Array) => boolean;
+/**
+ * Takes a whole row block; true when it holds the rows to send them (then they need not be on disk for
+ * it). A listener that holds them calls `release` once it is done with them (sent and let go by the
+ * socket), so that a later block may be written into their buffer; one that never calls it leaves
+ * them to the garbage collector.
+ */
+export type RowListener = (firstRow: number, rows: Float32Array, release: () => void) => boolean;
 
 /** Memory the symmetric fill of the running job may hold when none is given (the service passes SYMMETRIC_FILL_MEMORY_MB). */
 const DEFAULT_FILL_MEMORY_BYTES = 512 * 2 ** 20;
@@ -527,12 +532,29 @@ export class JobManager {
         for (const span of await fill.fill(index, rows, (tile) => spares?.give(tile.buffer))) {
           await this.store.copyTransposedStrip(record.id, record.size, span.offset, span.count, block.row, block.count, rows, !span.partial);
         }
-        let held = false;
-        for (const listener of job.rowListeners) held = listener(block.row, rows) || held;
+        // The rows' buffer becomes a spare once written (or not to be) and let go by every listener that held it.
+        let holders = 0;
+        let writing = true;
+        const recycle = () => {
+          if (holders === 0 && !writing) spares?.give(rows.buffer);
+        };
+        for (const listener of job.rowListeners) {
+          let released = false;
+          const release = () => {
+            if (released) return;
+            released = true;
+            holders--;
+            recycle();
+          };
+          holders++;
+          if (!listener(block.row, rows, release)) release();
+        }
+        const held = holders > 0;
         // Writing the rows only to delete them after the answer cost a synchronous P = 6154 answer some
         // 70 ms of CPU (151 MB into the page cache) on a 2-core machine.
         if (!held || !job.ephemeral || fill.readBack(index)) await this.store.writeRows(record.id, record.size, block.row, rows);
-        if (!held) spares?.give(rows.buffer);
+        writing = false;
+        recycle();
       } catch (error) {
         // A fill or write that failed (e.g. a disk full): the job fails once every loop is back.
         return fail({ kind: 'internal', message: (error as Error).message });

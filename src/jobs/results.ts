@@ -121,22 +121,35 @@ async function* jsonDocument(record: JobRecord, readRows: (first: number, count:
  * synchronous .npy answer's). A job that fails or is cancelled midway ends an NDJSON stream with an
  * {"error"} line and aborts a binary one.
  */
-export async function rowStream(manager: JobManager, store: ResultStore, job: Job, format: 'ndjson' | 'binary', header?: Buffer): Promise<Readable> {
+export async function rowStream(manager: JobManager, store: ResultStore, job: Job, format: 'ndjson' | 'binary', header?: Buffer, unsent?: () => number | null): Promise<Readable> {
   const { size, id } = job.record;
   let sent = 0;
   // Binary: row blocks handed over as they are computed, sent as they are instead of read back from
   // disk, up to HELD_BLOCK_BYTES waiting (a client slower than the computation gets the rest from disk).
-  const held = new Map<number, Float32Array>();
+  const held = new Map<number, { values: Float32Array; release: () => void }>();
   let heldBytes = 0;
   const unsubscribe =
     format === 'binary'
-      ? manager.onRows(job, (firstRow, values) => {
+      ? manager.onRows(job, (firstRow, values, release) => {
           if (firstRow < sent || heldBytes + values.byteLength > HELD_BLOCK_BYTES) return false;
-          held.set(firstRow, values);
+          held.set(firstRow, { values, release });
           heldBytes += values.byteLength;
+          releaseSent();
           return true;
         })
       : () => false;
+  // Held blocks yielded, each with the answer's byte where it ends: released (for a later block to be
+  // written into) once the response has let go of every byte up to there. `unsent`: the bytes the
+  // response still holds past this stream (null when unknown, e.g. compressed: then none is released).
+  const sending: { end: number; release: () => void }[] = [];
+  let yielded = header?.length ?? 0;
+  let body: Readable | undefined;
+  function releaseSent() {
+    const behind = body && unsent?.();
+    if (behind == null) return;
+    const flushed = yielded - body!.readableLength - behind;
+    while (sending.length && sending[0].end <= flushed) sending.shift()!.release();
+  }
   async function* rows(): AsyncGenerator<string | Buffer> {
     try {
       while (sent < size) {
@@ -153,11 +166,14 @@ export async function rowStream(manager: JobManager, store: ResultStore, job: Jo
           await manager.changed(job);
           continue;
         }
-        const block = held.get(sent);
+        releaseSent();
+        const block = held.get(sent)?.values;
         if (block) {
+          sending.push({ end: yielded + block.byteLength, release: held.get(sent)!.release });
           held.delete(sent);
           heldBytes -= block.byteLength;
           sent += block.length / size;
+          yielded += block.byteLength;
           yield Buffer.from(block.buffer, block.byteOffset, block.byteLength);
           continue;
         }
@@ -168,6 +184,7 @@ export async function rowStream(manager: JobManager, store: ResultStore, job: Jo
         const values = await store.readRows(id, size, sent, count);
         const at = sent;
         sent += count;
+        yielded += values.byteLength;
         if (format === 'binary') yield Buffer.from(values.buffer, values.byteOffset, values.byteLength);
         else yield `{"offset":${at},"rows":[${await formatRows(values, size, count)}]}\n`;
       }
@@ -190,5 +207,6 @@ export async function rowStream(manager: JobManager, store: ResultStore, job: Jo
       await chunks.return(undefined); // a stream ended before it got to `chunks` still lets go of the job's blocks
     }
   }
-  return fromChunks(primed());
+  body = fromChunks(primed());
+  return body;
 }

@@ -192,7 +192,9 @@ async function sendRowsAsComputed(ctx: ServiceContext, job: Job, reply: FastifyR
   const header = format === 'npy' ? npyHeader(size, size) : undefined;
   let body;
   try {
-    body = await rowStream(ctx.manager, ctx.store, job, 'binary', header);
+    // What the response still holds of the bytes this stream gave it (a compressed answer's encoder holds an unknown part).
+    const unsent = () => (reply.raw.destroyed || reply.raw.getHeader('content-encoding') ? null : reply.raw.writableLength);
+    body = await rowStream(ctx.manager, ctx.store, job, 'binary', header, unsent);
   } catch (error) {
     if (job.record.status === 'failed' || job.record.status === 'cancelled') throw failureOf(job);
     throw error;

@@ -36,7 +36,7 @@ const DEFAULT_FILL_MEMORY_BYTES = 512 * 2 ** 20;
  * flight. They outlive a job by SPARE_BUFFER_KEEP_MS, for the blocks of the next one, which would
  * otherwise start on new buffers: a job of 13 blocks on 2 threads found spares for only 5.
  */
-const SPARE_BUFFER_BYTES = 48 * 2 ** 20;
+const SPARE_BUFFER_BYTES = 32 * 2 ** 20;
 const SPARE_BUFFER_KEEP_MS = 2000;
 
 export class QueueFullError extends Error {

@@ -14,7 +14,7 @@ export type WorkerTask =
    * backend: the one the job's summary ran on; a worker on another one refuses the block, so that
    * a job never mixes backends (e.g. a replacement worker that fell back from tensorflow to wasm).
    * tiles: the pieces of the rows' transpose to return with them, for the symmetric fill of later blocks.
-   * spares: buffers of the job's earlier answers, moved back to be written again (see SpareBuffers):
+   * spares: buffers of earlier answers (this job's or the one before), moved back to be written again (see SpareBuffers):
    * spares[0] for the rows, spares[1 + k] for tile k, null where none fits.
    */
   | { kind: 'rows'; jobId: string; request?: EngineRequest; method: HessianMethod; batchChunk?: number; block: RowBlock; upperOnly: boolean; backend: BackendName; tiles: Tile[]; spares?: (ArrayBuffer | null)[] }

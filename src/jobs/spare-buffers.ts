@@ -1,6 +1,7 @@
 /**
- * Buffers of a running job's answers that are done with (row blocks written, tiles placed), kept to be
- * moved back to a compute thread with a later task and written again instead of new ones. A new
+ * Buffers of the compute threads' answers that are done with (row blocks written or sent, tiles placed),
+ * kept to be moved back to a thread with a later task, of the same job or the next, and written again
+ * instead of new ones. A new
  * buffer costs its pages, zeroed by the kernel on first touch, and once dropped a share of a full
  * garbage collection on the thread that dropped it (V8 collects after every 64 MB or so of new external
  * memory): a P = 6154 job's row blocks and tiles were some 230 MB of new buffers. Each buffer kept goes

@@ -10,6 +10,10 @@ export interface Tile {
   to: number;
 }
 
+/** A view of the first `length` floats of a spare buffer when it has room for them, else null. */
+export const spareView = (into: ArrayBuffer | null | undefined, length: number): Float32Array | null =>
+  into && into.byteLength >= 4 * length ? new Float32Array(into, 0, length) : null;
+
 /**
  * The tiles of the transpose of `rows` ([count x size], the block's first row `first`), each
  * [tile.count x (tile.to - tile.from)] row-major: tile[c, s] = rows[tile.from - first + s, tile.row + c].
@@ -20,8 +24,7 @@ export interface Tile {
 export function transposedTiles(rows: Float32Array, first: number, size: number, tiles: readonly Tile[], into: readonly (ArrayBuffer | null)[] = []): Float32Array[] {
   return tiles.map(({ row, count, from, to }, k) => {
     const width = to - from;
-    const spare = into[k];
-    const tile = spare && spare.byteLength >= 4 * count * width ? new Float32Array(spare, 0, count * width) : new Float32Array(count * width);
+    const tile = spareView(into[k], count * width) ?? new Float32Array(count * width);
     const base = (from - first) * size + row;
     // In strips of 8 source rows, each tile row's piece of a strip written whole from 8 loads held in
     // locals (1.0 ns an element; the same strips as an inner loop of 16 were 1.5 ns, and one element at

@@ -167,9 +167,10 @@ export async function rowStream(manager: JobManager, store: ResultStore, job: Jo
           continue;
         }
         releaseSent();
-        const block = held.get(sent)?.values;
-        if (block) {
-          sending.push({ end: yielded + block.byteLength, release: held.get(sent)!.release });
+        const entry = held.get(sent);
+        if (entry) {
+          const block = entry.values;
+          sending.push({ end: yielded + block.byteLength, release: entry.release });
           held.delete(sent);
           heldBytes -= block.byteLength;
           sent += block.length / size;

@@ -2,6 +2,7 @@ import { finiteRows, type RowBlock } from '../curvature.js';
 import type { DenseLayer } from '../layers/dense.js';
 import type { PreparedModel } from '../model.js';
 import type { ParameterTensor } from '../parameters.js';
+import { spareView } from '../tiles.js';
 import { tf, type Tensor, type Tensor2D } from '../tf.js';
 import { key, pairFactors, type PairFactors } from './factors.js';
 
@@ -211,8 +212,8 @@ export class StructuredAssembly {
 }
 
 /** `length` zeros: a view of `into` (zeroed: memset is cheaper than a new buffer's pages) when it is large enough, else a new array. */
-export function zeroedRows(length: number, into?: ArrayBuffer): Float32Array {
-  return into && into.byteLength >= 4 * length ? new Float32Array(into, 0, length).fill(0) : new Float32Array(length);
+function zeroedRows(length: number, into?: ArrayBuffer): Float32Array {
+  return spareView(into, length)?.fill(0) ?? new Float32Array(length);
 }
 
 /** Rows of u [a, B] times rows of v [b, B], example by example: [(a, b), B]. */
